@@ -1,0 +1,1 @@
+"""Local LLM engines behind one interface. Knows nothing of Django."""

@@ -1,0 +1,42 @@
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationParams:
+    """Backend-neutral sampling settings; each backend maps them in one place."""
+
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 40
+    max_tokens: int = 2048
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delta:
+    """One piece of a streamed answer. The last delta of a stream carries `usage` and no text."""
+
+    text: str = ""
+    channel: Literal["answer", "thinking"] = "answer"
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    model: str
+    backend: str
+    context_length: int
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class EngineError(RuntimeError):
+    """The engine could not produce an answer; the message is safe to show to a user."""

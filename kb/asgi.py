@@ -1,0 +1,17 @@
+import os
+
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
+django_application = get_asgi_application()
+# The embedded deployment serves its few static files itself; behind a reverse proxy set KB_SERVE_STATIC=false.
+application = ASGIStaticFilesHandler(django_application) if settings.KB_SERVE_STATIC else django_application
+
+# Load the LLM and the embedding model at start-up, not on the first user's question.
+from kb.chat.engine import answer_engine  # noqa: E402
+from kb.search.embeddings import embed_query  # noqa: E402
+
+answer_engine()
+embed_query("warm-up")

@@ -1,0 +1,65 @@
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One state change by someone, written in the same transaction as the change."""
+
+    class Kind(models.TextChoices):
+        DEPARTMENT_CREATED = "department.created"
+        MEMBERSHIP_CREATED = "membership.created"
+        USER_CREATED = "user.created"
+        COLLECTION_CREATED = "collection.created"
+        DOCUMENT_UPLOADED = "document.uploaded"
+        DOCUMENT_INGESTED = "document.ingested"
+        DOCUMENT_FAILED = "document.failed"
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=64, choices=Kind.choices)
+    subject_type = models.CharField(max_length=64)
+    subject_id = models.CharField(max_length=64)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class QueryRecord(models.Model):
+    """What one question was, what the user was shown and how long it took."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="query_records")
+    department_names = models.JSONField(default=list)
+    channel = models.CharField(max_length=16, default="web")
+    question = models.TextField()
+    answer = models.TextField(blank=True)
+    model = models.CharField(max_length=200)
+    backend = models.CharField(max_length=32)
+    generation_params = models.JSONField(default=dict)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    retrieval_ms = models.PositiveIntegerField()
+    first_token_ms = models.PositiveIntegerField(null=True)
+    total_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class QueryPassage(models.Model):
+    """A retrieved passage as the user received it; kept even after its chunk is deleted."""
+
+    query = models.ForeignKey(QueryRecord, on_delete=models.CASCADE, related_name="passages")
+    rank = models.PositiveSmallIntegerField()
+    chunk_id = models.BigIntegerField()
+    document_id = models.BigIntegerField()
+    score = models.FloatField()
+    sent_to_model = models.BooleanField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["query_id", "rank"]
+        constraints = [models.UniqueConstraint(fields=["query", "rank"], name="query_passage_unique_rank")]

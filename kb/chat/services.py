@@ -1,0 +1,130 @@
+"""Answering a question: retrieve what the user may read, prompt the local LLM, stream, record."""
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from inference.chat_template import ChatMessage
+from inference.engine import Engine
+from inference.types import EngineError, Usage
+from kb.accounts.models import User
+from kb.audit.models import QueryRecord
+from kb.audit.services import RecordedPassage, query_record_create
+from kb.chat.engine import answer_engine, answer_generation_params
+from kb.search.embeddings import embed_query
+from kb.search.selectors import PassageHit, chunks_search_for_user
+
+SYSTEM_PROMPT = (
+    "You are the company knowledge base assistant. Answer the question using only the numbered passages. "
+    "Cite the passages you use as [1], [2]. If the passages do not contain the answer, say that you do not know."
+)
+_MIN_PASSAGE_TOKENS = 40
+
+
+@dataclass(frozen=True)
+class PromptPassage:
+    number: int
+    hit: PassageHit
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    kind: Literal["sources", "token", "done"]
+    text: str = ""
+    passages: tuple[PromptPassage, ...] = ()
+    record: QueryRecord | None = None
+
+
+def passages_within_budget(*, hits: list[PassageHit], engine: Engine, budget_tokens: int) -> list[PromptPassage]:
+    """Fill the prompt's passage budget in rank order; the last passage that fits only partly is shortened."""
+    chosen: list[PromptPassage] = []
+    remaining = budget_tokens
+    for hit in hits:
+        if remaining < _MIN_PASSAGE_TOKENS:
+            break
+        tokens = engine.count_tokens(hit.text)
+        text = hit.text if tokens <= remaining else hit.text[: len(hit.text) * remaining // tokens]
+        remaining -= min(tokens, remaining)
+        chosen.append(PromptPassage(number=len(chosen) + 1, hit=hit, text=text))
+    return chosen
+
+
+def answer_messages(*, question: str, passages: list[PromptPassage]) -> list[ChatMessage]:
+    context = "\n\n".join(
+        f"[{p.number}] {p.hit.document_title} — {p.hit.heading}\n{p.text}" for p in passages
+    ) or "(no passages)"
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
+    ]
+
+
+def _elapsed_ms(since: float) -> int:
+    return round((time.perf_counter() - since) * 1000)
+
+
+async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEvent]:
+    started = time.perf_counter()
+    query_vector = await sync_to_async(embed_query)(question)
+    hits = await sync_to_async(chunks_search_for_user)(
+        user=user, query_vector=query_vector, k=settings.KB_RETRIEVAL_TOP_K
+    )
+    retrieval_ms = _elapsed_ms(started)
+    engine = answer_engine()
+    passages = passages_within_budget(hits=hits, engine=engine, budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS)
+    yield AnswerEvent(kind="sources", passages=tuple(passages))
+
+    params = answer_generation_params()
+    prompt = engine.chat_template.render(answer_messages(question=question, passages=passages), enable_thinking=False)
+    answer_parts: list[str] = []
+    first_token_ms: int | None = None
+    usage = Usage(prompt_tokens=engine.count_tokens(prompt), completion_tokens=0)
+    error = ""
+    try:
+        async for delta in engine.stream(prompt, params):
+            if delta.usage is not None:
+                usage = delta.usage
+                continue
+            if first_token_ms is None:
+                first_token_ms = _elapsed_ms(started)
+            answer_parts.append(delta.text)
+            yield AnswerEvent(kind="token", text=delta.text)
+    except EngineError as failure:
+        error = str(failure)
+    except (asyncio.CancelledError, GeneratorExit):
+        error = "the client went away before the answer was complete"
+        raise
+    finally:
+        sent_ids = {p.hit.chunk_id for p in passages}
+        record = await sync_to_async(query_record_create)(
+            user=user,
+            question=question,
+            answer="".join(answer_parts),
+            passages=[
+                RecordedPassage(
+                    chunk_id=hit.chunk_id,
+                    document_id=hit.document_id,
+                    score=hit.score,
+                    sent_to_model=hit.chunk_id in sent_ids,
+                    text=hit.text,
+                )
+                for hit in hits
+            ],
+            model=engine.info.model,
+            backend=engine.info.backend,
+            generation_params=dataclasses.asdict(params),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            retrieval_ms=retrieval_ms,
+            first_token_ms=first_token_ms,
+            total_ms=_elapsed_ms(started),
+            error=error,
+        )
+    yield AnswerEvent(kind="done", text="".join(answer_parts), passages=tuple(passages), record=record)

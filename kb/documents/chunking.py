@@ -1,0 +1,102 @@
+"""Split a parsed document into passages sized in the embedding model's own tokens.
+
+A chunk never runs past a section boundary once it is at least half full, so passages follow the document's
+structure; a section longer than one chunk is cut at the last sentence end in the window, with overlap.
+"""
+
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+
+from kb.documents.parsing import ParsedDocument
+
+_SENTENCE_ENDS = (".", "!", "?", ":", ";")
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    heading: str
+    text: str
+    char_start: int
+    char_end: int
+    token_count: int
+
+
+def chunk_document(
+    *, document: ParsedDocument, tokenizer: Tokenizer, max_tokens: int, overlap_tokens: int
+) -> list[ChunkDraft]:
+    if not 0 <= overlap_tokens < max_tokens // 2:
+        raise ValueError("overlap must be smaller than half the chunk size")
+    offsets = [span for span in tokenizer.encode(document.text, add_special_tokens=False).offsets if span[1] > span[0]]
+    section_starts = sorted({section.start for section in document.sections})
+    boundary_tokens = _first_token_at_or_after(offsets, section_starts)
+
+    drafts: list[ChunkDraft] = []
+    start = 0
+    while start < len(offsets):
+        hard_end = min(start + max_tokens, len(offsets))
+        end = _structural_end(start, hard_end, boundary_tokens, max_tokens)
+        cut_inside_section = end == hard_end and hard_end < len(offsets) and hard_end not in boundary_tokens
+        if cut_inside_section:
+            end = _sentence_end(document.text, offsets, start, end, max_tokens)
+        char_start, char_end = offsets[start][0], offsets[end - 1][1]
+        drafts.append(
+            ChunkDraft(
+                heading=_heading_at(document, char_start),
+                text=document.text[char_start:char_end],
+                char_start=char_start,
+                char_end=char_end,
+                token_count=end - start,
+            )
+        )
+        start = _overlap_start(document.text, offsets, end, overlap_tokens, start) if cut_inside_section else end
+    return drafts
+
+
+def _ends_sentence(text: str, offsets: list[tuple[int, int]], token: int) -> bool:
+    token_text = text[offsets[token][0]:offsets[token][1]]
+    next_char = text[offsets[token][1]:offsets[token][1] + 1]
+    return token_text.endswith(_SENTENCE_ENDS) and (not next_char or next_char.isspace())
+
+
+def _overlap_start(text: str, offsets: list[tuple[int, int]], end: int, overlap_tokens: int, start: int) -> int:
+    """Repeat up to `overlap_tokens` of the previous chunk, starting at a sentence start where there is one."""
+    earliest = max(end - overlap_tokens, start + 1)
+    for token in range(earliest - 1, end - 1):
+        if _ends_sentence(text, offsets, token):
+            return token + 1
+    return earliest
+
+
+def _first_token_at_or_after(offsets: list[tuple[int, int]], char_positions: list[int]) -> set[int]:
+    tokens, index = set(), 0
+    for position in char_positions:
+        while index < len(offsets) and offsets[index][0] < position:
+            index += 1
+        tokens.add(index)
+    return tokens
+
+
+def _structural_end(start: int, hard_end: int, boundary_tokens: set[int], max_tokens: int) -> int:
+    for token in range(start + max_tokens // 2, hard_end):
+        if token in boundary_tokens:
+            return token
+    return hard_end
+
+
+def _sentence_end(text: str, offsets: list[tuple[int, int]], start: int, end: int, max_tokens: int) -> int:
+    earliest = start + (max_tokens * 2) // 3
+    for token in range(end - 1, earliest, -1):
+        if _ends_sentence(text, offsets, token):
+            return token + 1
+    return end
+
+
+def _heading_at(document: ParsedDocument, char_position: int) -> str:
+    heading = document.title
+    for section in document.sections:
+        if section.start <= char_position:
+            heading = section.heading
+        else:
+            break
+    return heading

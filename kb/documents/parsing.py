@@ -1,0 +1,117 @@
+"""Turn an uploaded file into plain text split into titled sections.
+
+Markdown and plain text keep their text as written; HTML keeps the visible text of its main content, one block per
+line. Sections are contiguous spans of that text, so chunk offsets point straight into it.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bs4 import BeautifulSoup, Tag
+
+SUPPORTED_EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+                        ".html": "html", ".htm": "html"}
+_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "pre", "li", "dt", "dd", "th", "td", "caption",
+                "blockquote", "figcaption"]
+_HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+class DocumentRejected(ValueError):
+    """The file cannot be ingested; the message is shown to the admin as the reason."""
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str
+    text: str
+    sections: list[Section]
+
+
+def file_kind(filename: str) -> str:
+    extension = Path(filename).suffix.lower()
+    if extension not in SUPPORTED_EXTENSIONS:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise DocumentRejected(f"'{extension or filename}' files are not supported yet (supported: {supported})")
+    return SUPPORTED_EXTENSIONS[extension]
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise DocumentRejected("the file looks binary (it contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DocumentRejected(f"the file is not valid UTF-8 text (byte {error.start})") from error
+
+
+def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
+    kind = file_kind(filename)
+    text = _decode(data)
+    fallback_title = Path(filename).stem
+    if kind == "html":
+        parsed = _parse_html(text, fallback_title)
+    elif kind == "markdown":
+        parsed = _parse_markdown(text, fallback_title)
+    else:
+        parsed = ParsedDocument(title=fallback_title, text=text, sections=[Section(fallback_title, 0, len(text))])
+    if not parsed.text.strip():
+        raise DocumentRejected("the file contains no text")
+    return parsed
+
+
+def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
+    headings = list(_MARKDOWN_HEADING.finditer(text))
+    sections: list[Section] = []
+    if not headings or headings[0].start() > 0:
+        sections.append(Section(fallback_title, 0, headings[0].start() if headings else len(text)))
+    for index, match in enumerate(headings):
+        end = headings[index + 1].start() if index + 1 < len(headings) else len(text)
+        sections.append(Section(match.group(2), match.start(), end))
+    title = next((m.group(2) for m in headings if len(m.group(1)) == 1), fallback_title)
+    return ParsedDocument(title=title, text=text, sections=[s for s in sections if s.end > s.start])
+
+
+def _innermost_blocks(root: Tag) -> list[Tag]:
+    # A block that holds other blocks (a list item with paragraphs) is represented by those inner blocks.
+    return [element for element in root.find_all(_HTML_BLOCKS) if not element.find(_HTML_BLOCKS)]
+
+
+def _parse_html(markup: str, fallback_title: str) -> ParsedDocument:
+    soup = BeautifulSoup(markup, "html.parser")
+    for hidden in soup.select("script, style, nav, header, footer, noscript, a.headerlink, div.sphinxsidebar, "
+                              "div.related, div.footer"):
+        hidden.decompose()
+    root = soup.select_one("[role=main]") or soup.body or soup
+    title_tag = soup.find("title")
+    first_heading = root.find("h1")
+    title = (first_heading.get_text(" ", strip=True) if first_heading else "") or (
+        title_tag.get_text(" ", strip=True) if title_tag else "") or fallback_title
+
+    lines: list[str] = []
+    sections: list[Section] = []
+    position = 0
+    current_heading, current_start = title, 0
+    for block in _innermost_blocks(root):
+        keep_layout = block.name == "pre"
+        block_text = block.get_text() if keep_layout else " ".join(block.get_text(" ").split())
+        if not block_text.strip():
+            continue
+        if block.name in _HTML_HEADINGS:
+            if position > current_start:
+                sections.append(Section(current_heading, current_start, position))
+            current_heading, current_start = block_text, position
+        lines.append(block_text)
+        position += len(block_text) + 1
+    text = "\n".join(lines)
+    if len(text) > current_start:
+        sections.append(Section(current_heading, current_start, len(text)))
+    return ParsedDocument(title=title, text=text, sections=sections)

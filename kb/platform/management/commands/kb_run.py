@@ -1,0 +1,92 @@
+"""Start everything the app needs in one terminal; Ctrl-C stops it all."""
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from kb.platform.embedded_pg import server_stop
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo organisation, then run the ASGI web server (with the LLM) and a Celery worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.KB_HOST)
+        parser.add_argument("--port", type=int, default=settings.KB_PORT)
+        parser.add_argument("--no-demo", action="store_true", help="do not create the demo organisation")
+
+    def step(self, message: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"[{time.strftime('%H:%M:%S')}] {message}"))
+
+    def handle(self, *args, host: str, port: int, no_demo: bool, **options):
+        if not settings.DATABASE_URL_FROM_ENV:
+            self.step(f"PostgreSQL 18 + pgvector (embedded) is running, data in {settings.EMBEDDED_PG_DIR}")
+        self.step("applying database migrations")
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_demo:
+            self.step("checking the demo organisation")
+            call_command("kb_seed_demo")
+        if settings.SECRET_KEY.startswith("insecure-"):
+            self.stdout.write(self.style.WARNING("DJANGO_SECRET_KEY is not set: fine for a demo, not for production"))
+
+        children: list[subprocess.Popen] = []
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            self.step("starting the Celery worker (ingestion)")
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
+                 "--hostname=ingest@%h"],
+                start_new_session=True,
+            ))
+            self.step("starting the web server with the LLM engine (loads the models)")
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", host, "--port", str(port),
+                 "--timeout-graceful-shutdown", "5"],
+                start_new_session=True,
+            ))
+            url = f"http://{host}:{port}/"
+            while not stopping and not self._answers(url + "accounts/login/"):
+                if any(child.poll() is not None for child in children):
+                    raise SystemExit("a service exited during start-up; see its output above")
+                time.sleep(0.5)
+            if not stopping:
+                self.stdout.write(self.style.SUCCESS(f"\nThe knowledge base is ready at {url}  (Ctrl-C stops it)\n"))
+            while not stopping:
+                if any(child.poll() is not None for child in children):
+                    self.stdout.write(self.style.ERROR("a service stopped unexpectedly; shutting down"))
+                    break
+                time.sleep(0.5)
+        finally:
+            self.step("stopping")
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if not settings.DATABASE_URL_FROM_ENV:
+                server_stop(settings.EMBEDDED_PG_DIR)
+            self.step("stopped cleanly")
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False

@@ -1,0 +1,76 @@
+"""Create a small demo organisation with real text from Debian's python3.11-doc, once."""
+
+import secrets
+from pathlib import Path
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from kb.accounts.models import Membership, User
+from kb.accounts.services import department_create, membership_create, user_create
+from kb.documents.models import Collection
+from kb.documents.services import collection_create, document_upload
+
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+DEMO = {
+    "Engineering": {
+        "collection": "Python FAQ",
+        "pages": ["faq/general.html", "faq/design.html"],
+        "admin": "eng-admin",
+        "employee": "alice",
+    },
+    "Operations": {
+        "collection": "Python HOWTOs",
+        "pages": ["howto/logging.html", "howto/sorting.html"],
+        "admin": "ops-admin",
+        "employee": "bob",
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo departments, users (passwords printed once) and collections if they do not exist."
+
+    def handle(self, *args, **options):
+        if User.objects.filter(username="admin").exists():
+            self.stdout.write("demo organisation present (passwords were printed when it was created; "
+                              "`manage.py changepassword NAME` sets a new one)")
+            return
+        passwords = self._create_organisation()
+        self.stdout.write(self.style.SUCCESS("Demo users (these passwords are shown only this once):"))
+        for username, (password, what) in passwords.items():
+            self.stdout.write(f"    {username:<10} {password:<16} {what}")
+
+    @transaction.atomic
+    def _create_organisation(self) -> dict[str, tuple[str, str]]:
+        passwords: dict[str, tuple[str, str]] = {}
+
+        def new_user(username: str, what: str, **kwargs) -> User:
+            password = secrets.token_urlsafe(9)
+            passwords[username] = (password, what)
+            return user_create(acting_user=None, username=username, password=password, **kwargs)
+
+        admin = new_user("admin", "superuser", is_superuser=True)
+        new_user("auditor", "compliance auditor", role=User.Role.AUDITOR)
+        missing_docs = not PYTHON_DOCS.is_dir()
+        for department_name, spec in DEMO.items():
+            department = department_create(acting_user=admin, name=department_name)
+            department_admin = new_user(spec["admin"], f"admin of {department_name}")
+            membership_create(acting_user=admin, user=department_admin, department=department,
+                              role=Membership.Role.ADMIN)
+            employee = new_user(spec["employee"], f"employee in {department_name}")
+            membership_create(acting_user=admin, user=employee, department=department)
+            collection = collection_create(acting_user=department_admin, name=spec["collection"], owner=department,
+                                           visibility=Collection.Visibility.DEPARTMENT)
+            if missing_docs:
+                continue
+            for page in spec["pages"]:
+                path = PYTHON_DOCS / page
+                upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/html")
+                document_upload(acting_user=department_admin, collection=collection, upload=upload)
+                self.stdout.write(f"    queued {page} into {collection.name} ({department_name})")
+        if missing_docs:
+            self.stdout.write(self.style.WARNING(
+                f"{PYTHON_DOCS} is missing (Debian package python3.11-doc): demo collections are empty"))
+        return passwords

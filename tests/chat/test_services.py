@@ -1,0 +1,74 @@
+"""Answering for real: embedding model, pgvector search, SmolLM2 through llama.cpp, the query record."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from kb.audit.models import QueryRecord
+from kb.chat.services import answer_stream
+from tests.factories import ingested_document, make_collection, make_department, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = "Why does Python use indentation for grouping of statements?"
+
+
+def _answer(user, question):
+    async def run():
+        events = [event async for event in answer_stream(user=user, question=question)]
+        await sync_to_async(connections.close_all)()  # the ORM's worker thread keeps its own connection
+        return events
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def engineering(python_docs):
+    department = make_department("Engineering")
+    collection = make_collection(owner=department)
+    document = ingested_document(collection=collection, name="design.html",
+                                 content=(python_docs / "faq" / "design.html").read_bytes())
+    return department, document
+
+
+def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineering):
+    department, document = engineering
+    alice = make_user(department=department)
+
+    events = _answer(alice, QUESTION)
+
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done"
+    assert kinds.count("token") >= 5
+    sources = events[0].passages
+    assert sources and sources[0].number == 1
+    assert sources[0].hit.heading == QUESTION
+    done = events[-1]
+    assert done.text == "".join(event.text for event in events if event.kind == "token")
+
+    record = QueryRecord.objects.get()
+    assert done.record.pk == record.pk
+    assert (record.user, record.question, record.answer) == (alice, QUESTION, done.text)
+    assert record.department_names == ["Engineering"]
+    assert record.model == "SmolLM2-135M-Instruct.Q4_1" and record.backend == "llama_cpp"
+    assert record.completion_tokens > 0 and record.prompt_tokens > 100
+    assert 0 < record.retrieval_ms <= record.first_token_ms <= record.total_ms
+    passages = list(record.passages.all())
+    assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
+    assert passages[0].chunk_id == sources[0].hit.chunk_id
+    assert passages[0].document_id == document.pk
+    assert passages[0].score == pytest.approx(sources[0].hit.score)
+    assert {p.chunk_id for p in passages if p.sent_to_model} == {s.hit.chunk_id for s in sources}
+
+
+def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(engineering):
+    bob = make_user(department=make_department("Sales"))
+
+    events = _answer(bob, QUESTION)
+
+    assert events[0].kind == "sources" and events[0].passages == ()
+    record = QueryRecord.objects.get(user=bob)
+    assert record.passages.count() == 0
+    assert events[-1].kind == "done"

@@ -1,0 +1,45 @@
+"""Real rows made through the services, the way the app makes them."""
+
+import itertools
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from kb.accounts.models import Department, Membership, User
+from kb.accounts.services import department_create, membership_create, user_create
+from kb.documents.models import Collection, Document
+from kb.documents.services import collection_create, document_ingest, document_upload
+
+PASSWORD = "correct-horse-battery"
+_sequence = itertools.count(1)
+
+
+def make_department(name: str | None = None) -> Department:
+    return department_create(acting_user=None, name=name or f"Department {next(_sequence)}")
+
+
+def make_user(*, department: Department | None = None, admin: bool = False, username: str | None = None) -> User:
+    user = user_create(acting_user=None, username=username or f"user{next(_sequence)}", password=PASSWORD)
+    if department is not None:
+        role = Membership.Role.ADMIN if admin else Membership.Role.MEMBER
+        membership_create(acting_user=None, user=user, department=department, role=role)
+    return user
+
+
+def make_collection(
+    *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT
+) -> Collection:
+    return collection_create(acting_user=None, name=f"Collection {next(_sequence)}", owner=owner,
+                             visibility=visibility)
+
+
+def upload(*, user: User, collection: Collection, name: str, content: bytes) -> Document:
+    return document_upload(acting_user=user, collection=collection, upload=SimpleUploadedFile(name, content))
+
+
+def ingested_document(*, collection: Collection, name: str, content: bytes) -> Document:
+    """Upload as the owning department's admin and ingest in this process (no worker involved)."""
+    admin = make_user(department=collection.owner, admin=True)
+    document = upload(user=admin, collection=collection, name=name, content=content)
+    document_ingest(document_id=document.pk)
+    document.refresh_from_db()
+    return document

@@ -1,0 +1,69 @@
+import pytest
+from django.db import connection
+
+from kb.documents.models import Collection
+from kb.documents.selectors import chunk_get_for_user
+from kb.search.embeddings import embed_query
+from kb.search.selectors import chunks_search_for_user
+from tests.factories import ingested_document, make_collection, make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+QUESTION = "Why does Python use indentation for grouping of statements?"
+
+
+@pytest.fixture
+def organisation(python_docs):
+    engineering, finance = make_department("Engineering"), make_department("Finance")
+    faq = make_collection(owner=engineering)
+    design = ingested_document(collection=faq, name="design.html",
+                               content=(python_docs / "faq" / "design.html").read_bytes())
+    return {"engineering": engineering, "finance": finance, "collection": faq, "document": design}
+
+
+def test_members_find_their_department_passages_first(organisation):
+    alice = make_user(department=organisation["engineering"])
+
+    hits = chunks_search_for_user(user=alice, query_vector=embed_query(QUESTION), k=4)
+
+    assert len(hits) == 4
+    assert hits[0].heading == QUESTION
+    assert hits[0].document_id == organisation["document"].pk
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_other_departments_get_nothing_from_a_department_collection(organisation):
+    bob = make_user(department=organisation["finance"])
+    nobody = make_user()
+
+    for user in (bob, nobody):
+        assert chunks_search_for_user(user=user, query_vector=embed_query(QUESTION), k=4) == []
+        chunk_id = organisation["document"].chunks.first().pk
+        with pytest.raises(Exception, match="No such passage"):
+            chunk_get_for_user(user=user, chunk_id=chunk_id)
+
+
+def test_company_wide_collections_are_readable_by_everyone(organisation):
+    bob = make_user(department=organisation["finance"])
+    Collection.objects.filter(pk=organisation["collection"].pk).update(visibility=Collection.Visibility.COMPANY)
+
+    hits = chunks_search_for_user(user=bob, query_vector=embed_query(QUESTION), k=4)
+
+    assert hits and hits[0].heading == QUESTION
+
+
+def test_filtered_search_still_returns_k_rows_when_the_readable_rows_are_few(organisation, python_docs):
+    # Many unreadable chunks lie nearer to the question than the readable ones. With the HNSW index forced and
+    # without iterative index scans, the candidate list is used up by rows the permission filter throws away.
+    finance_faq = make_collection(owner=organisation["finance"])
+    ingested_document(collection=finance_faq, name="general.html",
+                      content=(python_docs / "faq" / "general.html").read_bytes())
+    bob = make_user(department=organisation["finance"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL hnsw.ef_search = 10")
+
+    hits = chunks_search_for_user(user=bob, query_vector=embed_query(QUESTION), k=10)
+
+    assert len(hits) == 10
+    assert {hit.collection_name for hit in hits} == {finance_faq.name}
