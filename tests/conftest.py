@@ -52,12 +52,14 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         database = connection.settings_dict
+    # The embedded server is reached through its socket directory, which the URL carries as `host`.
+    host = database["HOST"] or database.get("OPTIONS", {}).get("host", "")
     media_root = tmp_path_factory.mktemp("live-media")
     port = _free_port()
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{database['USER']}@/{database['NAME']}?host={database['HOST']}",
+        "DATABASE_URL": f"postgres://{database['USER']}@/{database['NAME']}?host={host}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "KB_MEDIA_ROOT": str(media_root),
         "LOG_LEVEL": "WARNING",

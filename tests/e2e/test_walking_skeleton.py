@@ -1,0 +1,100 @@
+"""The whole path in a real browser: upload → Celery ingestion → ask → streamed, cited answer → permissions."""
+
+import os
+import re
+
+import pytest
+from django.db import connections
+
+from kb.audit.models import QueryRecord
+from kb.documents.models import Document
+from tests.factories import PASSWORD, make_collection, make_department, make_user
+
+# Playwright's synchronous API keeps an event loop in this thread; the ORM calls between its steps are still sync.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+QUESTION = "Why does Python use indentation for grouping of statements?"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        # While Playwright's loop runs, the ORM keeps this test's connection in a context-local slot that
+        # pytest-django does not close; left open, it blocks dropping the test database.
+        connections.close_all()
+
+
+def _log_in(browser, base_url: str, username: str):
+    page = browser.new_context(base_url=base_url).new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    return page
+
+
+def _ask(page, question: str):
+    page.goto("/")
+    page.fill("input[name=question]", question)
+    page.click("form.ask button[type=submit]")
+
+
+def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_stack, browser, python_docs, tmp_path):
+    engineering, sales = make_department("Engineering"), make_department("Sales")
+    collection = make_collection(owner=engineering)
+    make_user(department=engineering, admin=True, username="eng-admin")
+    make_user(department=engineering, username="alice")
+    make_user(department=sales, username="bob")
+    corrupt = tmp_path / "corrupt.txt"
+    corrupt.write_bytes(b"\x00\x01\x02binary junk\xff")
+
+    admin_page = _log_in(browser, live_stack["url"], "eng-admin")
+    admin_page.goto("/documents/")
+    admin_page.select_option("select[name=collection]", str(collection.pk))
+    admin_page.set_input_files("input[name=files]", [str(python_docs / "faq" / "design.html"), str(corrupt)])
+    admin_page.click("#workspace button[type=submit]")
+    design_row = admin_page.locator("tr", has_text="design.html")
+    corrupt_row = admin_page.locator("tr", has_text="corrupt.txt")
+    # The rows poll with htmx until the Celery worker has finished with each file.
+    sync_api.expect(design_row.locator(".status")).to_have_text(re.compile("Ready"), timeout=120_000)
+    sync_api.expect(corrupt_row.locator(".status")).to_contain_text("binary", timeout=60_000)
+    design = Document.objects.get(original_name="design.html")
+    assert design.status == Document.Status.READY and design.chunk_count > 10
+
+    alice_page = _log_in(browser, live_stack["url"], "alice")
+    _ask(alice_page, QUESTION)
+    streaming_text = alice_page.locator(".exchange.streaming .answer-text")
+    sync_api.expect(streaming_text).not_to_be_empty(timeout=60_000)  # tokens arrive before the answer is done
+    sync_api.expect(alice_page.locator(".exchange.done")).to_be_visible(timeout=120_000)
+    answer = alice_page.locator(".exchange.done .answer-text").inner_text()
+    assert len(answer.split()) >= 5
+    first_citation = alice_page.locator(".exchange.done .source-list a.citation").first
+    sync_api.expect(first_citation).to_have_text("[1]")
+    assert "Why does Python use indentation" in alice_page.locator(".source-list li").first.inner_text()
+    passage_url = first_citation.get_attribute("href")
+    first_citation.click()
+    sync_api.expect(alice_page.locator("#passage-panel .passage-text")).to_contain_text("indentation")
+    sync_api.expect(alice_page.locator("#passage-panel")).to_contain_text("Design and History FAQ")
+
+    bob_page = _log_in(browser, live_stack["url"], "bob")
+    _ask(bob_page, QUESTION)
+    sync_api.expect(bob_page.locator(".exchange.done")).to_be_visible(timeout=120_000)
+    sync_api.expect(bob_page.locator(".exchange.done")).to_contain_text("No passage you can read matches")
+    assert bob_page.locator("a.citation").count() == 0
+    assert bob_page.goto(passage_url).status == 404
+
+    alice_record = QueryRecord.objects.get(user__username="alice")
+    assert alice_record.question == QUESTION
+    assert alice_record.answer.strip() and alice_record.first_token_ms is not None
+    assert alice_record.passages.filter(document_id=design.pk, rank=1).exists()
+    bob_record = QueryRecord.objects.get(user__username="bob")
+    assert bob_record.passages.count() == 0
