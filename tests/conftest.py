@@ -45,51 +45,68 @@ def _wait_until_answering(url: str, processes: list[subprocess.Popen], timeout: 
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """The real web server (ASGI, with the LLM) and a real Celery worker, on the test database and broker."""
+def database_url_for_app_processes() -> str:
+    """The test database as a URL for the app's own processes (the embedded server's socket directory is `host`)."""
     from django.db import connection
 
-    with django_db_blocker.unblock():
-        database = connection.settings_dict
-    # The embedded server is reached through its socket directory, which the URL carries as `host`.
+    database = connection.settings_dict
     host = database["HOST"] or database.get("OPTIONS", {}).get("host", "")
-    media_root = tmp_path_factory.mktemp("live-media")
-    port = _free_port()
-    environment = {
+    return f"postgres://{database['USER']}@/{database['NAME']}?host={host}"
+
+
+def app_process_environment(*, database_url: str, broker_url: str, media_root: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{database['USER']}@/{database['NAME']}?host={host}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
         "KB_MEDIA_ROOT": str(media_root),
         "LOG_LEVEL": "WARNING",
     }
+
+
+def start_worker(environment: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
+             "--hostname=test@%h", "--without-mingle", "--without-gossip"],
+            cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def stop_processes(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The real web server (ASGI, with the LLM) and a real Celery worker, on the test database and broker."""
     from kb.celery import app
 
+    with django_db_blocker.unblock():
+        database_url = database_url_for_app_processes()
+    media_root = tmp_path_factory.mktemp("live-media")
+    environment = app_process_environment(
+        database_url=database_url, broker_url=settings.CELERY_BROKER_URL, media_root=media_root
+    )
     app.control.purge()  # messages left by an interrupted earlier run name rows that no longer exist
     logs = tmp_path_factory.mktemp("live-logs")
-    worker_log = open(logs / "worker.log", "wb")
-    web_log = open(logs / "web.log", "wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
-         "--hostname=test@%h", "--without-mingle", "--without-gossip"],
-        cwd=PROJECT_ROOT, env=environment, stdout=worker_log, stderr=subprocess.STDOUT,
-    )
-    web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=environment, stdout=web_log, stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(environment, logs / "worker.log")
+    port = _free_port()
+    with open(logs / "web.log", "wb") as web_log:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=environment, stdout=web_log, stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_answering(f"{base_url}/accounts/login/", [worker, web], timeout=180)
         yield {"url": base_url, "media_root": media_root, "worker": worker, "logs": logs}
     finally:
-        for process in (web, worker):
-            process.terminate()
-        for process in (web, worker):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        worker_log.close()
-        web_log.close()
+        stop_processes(web, worker)
