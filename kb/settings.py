@@ -124,6 +124,8 @@ KB_EMBEDDING_DIMENSIONS = 384
 KB_EMBEDDING_BATCH_SIZE = env.int("KB_EMBEDDING_BATCH_SIZE", default=32)
 KB_CHUNK_TOKENS = env.int("KB_CHUNK_TOKENS", default=200)
 KB_CHUNK_OVERLAP_TOKENS = env.int("KB_CHUNK_OVERLAP_TOKENS", default=30)
+# A job whose worker has not reported for this long is shown as stalled and re-queued when a worker starts.
+KB_INGEST_STALL_SECONDS = env.int("KB_INGEST_STALL_SECONDS", default=120)
 
 # Retrieval and answering
 KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)

@@ -6,8 +6,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kb.accounts.models import Department, Membership, User
 from kb.accounts.services import department_create, membership_create, user_create
-from kb.documents.models import Collection, Document
-from kb.documents.services import collection_create, document_ingest, document_upload
+from kb.documents.models import Collection, Document, DocumentVersion
+from kb.documents.services import collection_create, document_upload, document_version_ingest
 
 PASSWORD = "correct-horse-battery"
 _sequence = itertools.count(1)
@@ -32,14 +32,13 @@ def make_collection(
                              visibility=visibility)
 
 
-def upload(*, user: User, collection: Collection, name: str, content: bytes) -> Document:
+def upload(*, user: User, collection: Collection, name: str, content: bytes) -> DocumentVersion:
     return document_upload(acting_user=user, collection=collection, upload=SimpleUploadedFile(name, content))
 
 
 def ingested_document(*, collection: Collection, name: str, content: bytes) -> Document:
     """Upload as the owning department's admin and ingest in this process (no worker involved)."""
     admin = make_user(department=collection.owner, admin=True)
-    document = upload(user=admin, collection=collection, name=name, content=content)
-    document_ingest(document_id=document.pk)
-    document.refresh_from_db()
-    return document
+    version = upload(user=admin, collection=collection, name=name, content=content)
+    document_version_ingest(version_id=version.pk)
+    return Document.objects.select_related("current_version").get(pk=version.document_id)

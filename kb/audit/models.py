@@ -13,6 +13,10 @@ class AuditEvent(models.Model):
         DOCUMENT_UPLOADED = "document.uploaded"
         DOCUMENT_INGESTED = "document.ingested"
         DOCUMENT_FAILED = "document.failed"
+        DOCUMENT_RETRIED = "document.retried"
+        DOCUMENT_REQUEUED = "document.requeued"
+        DOCUMENT_DELETED = "document.deleted"
+        COLLECTION_DELETED = "collection.deleted"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=64, choices=Kind.choices)
@@ -56,6 +60,7 @@ class QueryPassage(models.Model):
     rank = models.PositiveSmallIntegerField()
     chunk_id = models.BigIntegerField()
     document_id = models.BigIntegerField()
+    version_id = models.BigIntegerField()
     score = models.FloatField()
     sent_to_model = models.BooleanField()
     text = models.TextField()

@@ -33,6 +33,7 @@ def audit_record(
 class RecordedPassage:
     chunk_id: int
     document_id: int
+    version_id: int
     score: float
     sent_to_model: bool
     text: str
@@ -78,6 +79,7 @@ def query_record_create(
             rank=rank,
             chunk_id=passage.chunk_id,
             document_id=passage.document_id,
+            version_id=passage.version_id,
             score=passage.score,
             sent_to_model=passage.sent_to_model,
             text=passage.text,

@@ -111,6 +111,7 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
                 RecordedPassage(
                     chunk_id=hit.chunk_id,
                     document_id=hit.document_id,
+                    version_id=hit.version_id,
                     score=hit.score,
                     sent_to_model=hit.chunk_id in sent_ids,
                     text=hit.text,

@@ -23,11 +23,33 @@ class Collection(models.Model):
         return self.name
 
 
-def _upload_path(document: "Document", filename: str) -> str:
-    return f"collections/{document.collection_id}/{document.content_hash[:16]}/{filename}"
+def _upload_path(version: "DocumentVersion", filename: str) -> str:
+    return f"collections/{version.document.collection_id}/{version.content_hash[:16]}/{filename}"
 
 
 class Document(models.Model):
+    """A file in a collection, known by its name there; its content lives in versions."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    original_name = models.CharField(max_length=255)
+    # The version whose chunks are searchable; it changes in the same transaction that swaps the chunks.
+    current_version = models.OneToOneField(
+        "DocumentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "original_name"], name="document_unique_name_per_collection")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class DocumentVersion(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         PARSING = "parsing", "Parsing"
@@ -35,27 +57,35 @@ class Document(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
-    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
-    title = models.CharField(max_length=300)
-    original_name = models.CharField(max_length=255)
+    IN_PROGRESS = (Status.PARSING, Status.EMBEDDING)
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
     file = models.FileField(upload_to=_upload_path, max_length=500)
     content_hash = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     failure_reason = models.TextField(blank=True)
     chunk_count = models.PositiveIntegerField(default=0)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Live progress and liveness: the worker moves these while it works, so a stalled job is visible and recoverable.
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["document_id", "-number"]
         constraints = [
-            models.UniqueConstraint(fields=["collection", "content_hash"], name="document_unique_content_per_collection")
+            models.UniqueConstraint(fields=["document", "number"], name="version_unique_number"),
+            models.UniqueConstraint(fields=["document", "content_hash"], name="version_unique_content"),
         ]
 
     def __str__(self) -> str:
-        return self.title
+        return f"{self.document} v{self.number}"
 
     @property
     def is_finished(self) -> bool:
@@ -64,18 +94,19 @@ class Document(models.Model):
 
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
     ordinal = models.PositiveIntegerField()
     heading = models.CharField(max_length=500, blank=True)
     text = models.TextField()
-    # Offsets into the document's extracted text, so that the UI can point at the passage.
+    # Offsets into the version's extracted text, so that the UI can point at the passage.
     char_start = models.PositiveIntegerField()
     char_end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=settings.KB_EMBEDDING_DIMENSIONS)
 
     class Meta:
-        ordering = ["document_id", "ordinal"]
-        constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal")]
+        ordering = ["version_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="chunk_unique_ordinal")]
         indexes = [
             HnswIndex(
                 name="chunk_embedding_hnsw",

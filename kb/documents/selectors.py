@@ -1,11 +1,11 @@
 """The one place that knows which collections, documents and chunks a user may read."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_administered_by, departments_of_user
-from kb.documents.models import Chunk, Collection, Document
+from kb.documents.models import Chunk, Collection, Document, DocumentVersion
 
 
 def collections_readable_by(*, user: User) -> QuerySet[Collection]:
@@ -24,27 +24,35 @@ def collections_manageable_by(*, user: User) -> QuerySet[Collection]:
     return Collection.objects.filter(owner__in=departments_administered_by(user=user))
 
 
-def documents_readable_by(*, user: User) -> QuerySet[Document]:
-    return Document.objects.filter(collection__in=collections_readable_by(user=user)).select_related("collection")
-
-
-def document_get_for_user(*, user: User, document_id: int) -> Document:
-    try:
-        return documents_readable_by(user=user).get(pk=document_id)
-    except Document.DoesNotExist:
-        raise Http404("No such document") from None
-
-
-def documents_in_manageable_collections(*, user: User) -> QuerySet[Document]:
-    return Document.objects.filter(collection__in=collections_manageable_by(user=user)).select_related("collection")
+def chunks_readable_by(*, user: User) -> QuerySet[Chunk]:
+    """Chunks of the serving version of documents in collections the user may read."""
+    return Chunk.objects.filter(
+        document__collection__in=collections_readable_by(user=user), document__current_version=F("version")
+    )
 
 
 def chunk_get_for_user(*, user: User, chunk_id: int) -> Chunk:
     try:
-        return (
-            Chunk.objects.filter(document__collection__in=collections_readable_by(user=user))
-            .select_related("document__collection")
-            .get(pk=chunk_id)
-        )
+        return chunks_readable_by(user=user).select_related("document__collection", "version").get(pk=chunk_id)
     except Chunk.DoesNotExist:
         raise Http404("No such passage") from None
+
+
+def document_versions_manageable_by(*, user: User) -> QuerySet[DocumentVersion]:
+    return DocumentVersion.objects.filter(
+        document__collection__in=collections_manageable_by(user=user)
+    ).select_related("document__collection", "document__current_version").order_by("-created_at")
+
+
+def document_version_get_for_manager(*, user: User, version_id: int) -> DocumentVersion:
+    try:
+        return document_versions_manageable_by(user=user).get(pk=version_id)
+    except DocumentVersion.DoesNotExist:
+        raise Http404("No such document") from None
+
+
+def document_get_for_manager(*, user: User, document_id: int) -> Document:
+    try:
+        return Document.objects.filter(collection__in=collections_manageable_by(user=user)).get(pk=document_id)
+    except Document.DoesNotExist:
+        raise Http404("No such document") from None

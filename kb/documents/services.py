@@ -1,18 +1,22 @@
 import hashlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Max
+from django.utils import timezone
 
 from kb.accounts.models import Department, User
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
-from kb.documents.chunking import chunk_document
-from kb.documents.models import Chunk, Collection, Document
+from kb.documents.chunking import ChunkDraft, chunk_document
+from kb.documents.models import Chunk, Collection, Document, DocumentVersion
 from kb.documents.parsing import DocumentRejected, file_kind, parse_document
 from kb.documents.selectors import collections_manageable_by
 from kb.search.embeddings import embed_passages, embedding_tokenizer
@@ -20,8 +24,23 @@ from kb.search.embeddings import embed_passages, embedding_tokenizer
 logger = logging.getLogger(__name__)
 
 
+# Errors worth another attempt later (the database restarting, a dropped connection); the task retries these.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
 class UploadRejected(ValueError):
     """The upload of one file was refused; the message says why and is shown to the admin."""
+
+
+def _require_manager(user: User, collection: Collection) -> None:
+    if not collections_manageable_by(user=user).filter(pk=collection.pk).exists():
+        raise PermissionDenied(f"you may not change {collection.name}")
+
+
+def _enqueue_ingest(version_id: int) -> None:
+    from kb.documents.tasks import ingest_document_version
+
+    transaction.on_commit(lambda: ingest_document_version.delay(version_id))
 
 
 @transaction.atomic
@@ -45,9 +64,21 @@ def collection_create(
 
 
 @transaction.atomic
-def document_upload(*, acting_user: User, collection: Collection, upload: UploadedFile) -> Document:
-    if not collections_manageable_by(user=acting_user).filter(pk=collection.pk).exists():
-        raise PermissionDenied(f"you may not upload into {collection.name}")
+def collection_delete(*, acting_user: User, collection: Collection) -> None:
+    """Remove a collection with its documents, chunks and vectors in one transaction; files go after commit."""
+    _require_manager(acting_user, collection)
+    versions = DocumentVersion.objects.filter(document__collection=collection)
+    before = {"name": collection.name, "documents": collection.documents.count(),
+              "chunks": Chunk.objects.filter(document__collection=collection).count()}
+    _delete_files_after_commit(list(versions.values_list("file", flat=True)))
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.COLLECTION_DELETED, subject=collection, before=before)
+    collection.delete()
+
+
+@transaction.atomic
+def document_upload(*, acting_user: User, collection: Collection, upload: UploadedFile) -> DocumentVersion:
+    """Add a file to a collection: a new document, or a new version of the document of that name."""
+    _require_manager(acting_user, collection)
     filename = Path(upload.name or "").name
     try:
         file_kind(filename)
@@ -61,101 +92,181 @@ def document_upload(*, acting_user: User, collection: Collection, upload: Upload
     if not data.strip():
         raise UploadRejected(f"{filename}: the file is empty")
     content_hash = hashlib.sha256(data).hexdigest()
-    existing = Document.objects.filter(collection=collection, content_hash=content_hash).first()
-    if existing:
-        raise UploadRejected(f"{filename}: identical content is already in {collection.name} as '{existing.title}'")
+    same_content = DocumentVersion.objects.filter(document__collection=collection, content_hash=content_hash)
+    if duplicate := same_content.select_related("document").first():
+        raise UploadRejected(
+            f"{filename}: unchanged — identical content is already in {collection.name} as "
+            f"'{duplicate.document.original_name}' (version {duplicate.number}); nothing was added"
+        )
 
-    document = Document(
-        collection=collection,
-        title=Path(filename).stem,
-        original_name=filename,
-        content_hash=content_hash,
-        size_bytes=len(data),
-        uploaded_by=acting_user,
+    document, created = Document.objects.select_for_update().get_or_create(
+        collection=collection, original_name=filename, defaults={"title": Path(filename).stem}
     )
-    document.file.save(filename, ContentFile(data), save=False)
-    document.full_clean()
-    document.save()
+    number = (document.versions.aggregate(Max("number"))["number__max"] or 0) + 1
+    version = DocumentVersion(document=document, number=number, content_hash=content_hash, size_bytes=len(data),
+                              uploaded_by=acting_user)
+    version.file.save(filename, ContentFile(data), save=False)
+    version.full_clean()
+    version.save()
     audit_record(
         actor=acting_user,
         kind=AuditEvent.Kind.DOCUMENT_UPLOADED,
-        subject=document,
-        after={"collection": collection.pk, "filename": filename, "sha256": content_hash, "bytes": len(data)},
+        subject=version,
+        after={"collection": collection.pk, "document": document.pk, "version": number, "filename": filename,
+               "sha256": content_hash, "bytes": len(data)},
     )
-    from kb.documents.tasks import ingest_document
-
-    transaction.on_commit(lambda: ingest_document.delay(document.pk))
-    return document
+    _enqueue_ingest(version.pk)
+    return version
 
 
-def _document_set_status(*, document_id: int, status: Document.Status) -> None:
-    Document.objects.filter(pk=document_id).update(status=status, failure_reason="")
+@transaction.atomic
+def document_delete(*, acting_user: User, document: Document) -> None:
+    """Remove a document, all its versions, chunks and vectors in one transaction; files go after commit."""
+    _require_manager(acting_user, document.collection)
+    versions = document.versions.all()
+    before = {"title": document.title, "collection": document.collection_id,
+              "versions": versions.count(), "chunks": document.chunks.count()}
+    _delete_files_after_commit(list(versions.values_list("file", flat=True)))
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.DOCUMENT_DELETED, subject=document, before=before)
+    document.delete()
 
 
-def document_ingest(*, document_id: int) -> None:
-    """Parse, chunk and embed one document, then swap its chunks in one transaction (re-runs are harmless)."""
-    document = Document.objects.get(pk=document_id)
+def _delete_files_after_commit(names: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+@transaction.atomic
+def document_version_retry(*, acting_user: User, version: DocumentVersion) -> DocumentVersion:
+    _require_manager(acting_user, version.document.collection)
+    version = DocumentVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != DocumentVersion.Status.FAILED:
+        raise UploadRejected(f"{version} has not failed; there is nothing to retry")
+    before = {"status": version.status, "reason": version.failure_reason}
+    version.status = DocumentVersion.Status.QUEUED
+    version.failure_reason = ""
+    version.save(update_fields=["status", "failure_reason", "updated_at"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.DOCUMENT_RETRIED, subject=version, before=before,
+                 after={"status": version.status})
+    _enqueue_ingest(version.pk)
+    return version
+
+
+def _version_update(version_id: int, **fields) -> None:
+    DocumentVersion.objects.filter(pk=version_id).update(heartbeat_at=timezone.now(), updated_at=timezone.now(),
+                                                         **fields)
+
+
+def document_version_ingest(*, version_id: int) -> None:
+    """Parse, chunk and embed one version, then make it the searchable one in a single transaction.
+
+    Safe to run again at any point: nothing is visible until the final swap, which replaces whatever was there.
+    """
+    version = DocumentVersion.objects.select_related("document").filter(pk=version_id).first()
+    if version is None:
+        logger.info("document version %s was deleted before ingestion", version_id)
+        return
+    _version_update(version_id, status=DocumentVersion.Status.PARSING, failure_reason="", progress_done=0,
+                    progress_total=0, attempts=version.attempts + 1)
     try:
-        _document_set_status(document_id=document_id, status=Document.Status.PARSING)
-        with document.file.open("rb") as stored:
-            parsed = parse_document(data=stored.read(), filename=document.original_name)
+        with version.file.open("rb") as stored:
+            parsed = parse_document(data=stored.read(), filename=version.document.original_name)
         drafts = chunk_document(
             document=parsed,
             tokenizer=embedding_tokenizer(),
             max_tokens=settings.KB_CHUNK_TOKENS,
             overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS,
         )
-        _document_set_status(document_id=document_id, status=Document.Status.EMBEDDING)
-        vectors = embed_passages([f"{draft.heading}\n{draft.text}" for draft in drafts])
+        _version_update(version_id, status=DocumentVersion.Status.EMBEDDING, progress_total=len(drafts))
+        vectors = _embed_with_progress(version_id, drafts)
+        _version_publish(version_id=version_id, title=parsed.title, drafts=drafts, vectors=vectors)
     except DocumentRejected as error:
-        document_mark_failed(document_id=document_id, reason=str(error))
-        return
-    except Exception as error:
-        document_mark_failed(document_id=document_id, reason=f"internal error while ingesting: {error}")
+        document_version_mark_failed(version_id=version_id, reason=str(error))
+    except TRANSIENT_ERRORS:
         raise
-    _document_replace_chunks(document_id=document_id, title=parsed.title, drafts=drafts, vectors=vectors)
+    except Exception as error:
+        document_version_mark_failed(version_id=version_id, reason=f"internal error while ingesting: {error}")
+        raise
+
+
+def _embed_with_progress(version_id: int, drafts: list[ChunkDraft]) -> np.ndarray:
+    texts = [f"{draft.heading}\n{draft.text}" for draft in drafts]
+    step = settings.KB_EMBEDDING_BATCH_SIZE * 4
+    parts = []
+    for start in range(0, len(texts), step):
+        parts.append(embed_passages(texts[start:start + step]))
+        _version_update(version_id, progress_done=min(start + step, len(texts)))
+    return np.concatenate(parts) if parts else np.empty((0, settings.KB_EMBEDDING_DIMENSIONS))
 
 
 @transaction.atomic
-def _document_replace_chunks(*, document_id: int, title: str, drafts, vectors) -> None:
-    document = Document.objects.select_for_update().get(pk=document_id)
-    Chunk.objects.filter(document=document).delete()
-    Chunk.objects.bulk_create(
-        Chunk(
-            document=document,
-            ordinal=ordinal,
-            heading=draft.heading[:500],
-            text=draft.text,
-            char_start=draft.char_start,
-            char_end=draft.char_end,
-            token_count=draft.token_count,
-            embedding=vector,
+def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], vectors: np.ndarray) -> None:
+    version = DocumentVersion.objects.select_for_update().select_related("document").get(pk=version_id)
+    document = Document.objects.select_for_update().get(pk=version.document_id)
+    serving = document.current_version
+    is_newest = serving is None or serving.number <= version.number
+    Chunk.objects.filter(version=version).delete()
+    if is_newest:
+        Chunk.objects.bulk_create(
+            Chunk(document=document, version=version, ordinal=ordinal, heading=draft.heading[:500],
+                  text=draft.text, char_start=draft.char_start, char_end=draft.char_end,
+                  token_count=draft.token_count, embedding=vector)
+            for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
         )
-        for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
-    )
-    before = {"status": document.status, "chunks": document.chunk_count}
-    document.title = title[:300]
-    document.status = Document.Status.READY
-    document.failure_reason = ""
-    document.chunk_count = len(drafts)
-    document.save(update_fields=["title", "status", "failure_reason", "chunk_count", "updated_at"])
+        # The old version's chunks go in the same transaction: searches see the old set or the new, never both.
+        Chunk.objects.filter(document=document).exclude(version=version).delete()
+        document.current_version = version
+        document.title = title[:300]
+        document.save(update_fields=["current_version", "title"])
+    before = {"status": version.status, "serving_version": serving.number if serving else None}
+    version.status = DocumentVersion.Status.READY
+    version.chunk_count = len(drafts)
+    version.progress_done = version.progress_total = len(drafts)
+    version.heartbeat_at = timezone.now()
+    version.save(update_fields=["status", "chunk_count", "progress_done", "progress_total", "heartbeat_at",
+                                "updated_at"])
     audit_record(
         actor=None,
         kind=AuditEvent.Kind.DOCUMENT_INGESTED,
-        subject=document,
+        subject=version,
         before=before,
-        after={"status": document.status, "chunks": len(drafts)},
+        after={"status": version.status, "chunks": len(drafts),
+               "serving_version": version.number if is_newest else serving.number},
     )
 
 
 @transaction.atomic
-def document_mark_failed(*, document_id: int, reason: str) -> None:
-    document = Document.objects.select_for_update().get(pk=document_id)
-    before = {"status": document.status}
-    document.status = Document.Status.FAILED
-    document.failure_reason = reason
-    document.save(update_fields=["status", "failure_reason", "updated_at"])
-    logger.warning("document %s failed: %s", document_id, reason)
-    audit_record(
-        actor=None, kind=AuditEvent.Kind.DOCUMENT_FAILED, subject=document, before=before, after={"reason": reason}
+def document_version_mark_failed(*, version_id: int, reason: str) -> None:
+    version = DocumentVersion.objects.select_for_update().get(pk=version_id)
+    before = {"status": version.status}
+    version.status = DocumentVersion.Status.FAILED
+    version.failure_reason = reason
+    version.save(update_fields=["status", "failure_reason", "updated_at"])
+    logger.warning("document version %s failed: %s", version_id, reason)
+    audit_record(actor=None, kind=AuditEvent.Kind.DOCUMENT_FAILED, subject=version, before=before,
+                 after={"reason": reason})
+
+
+def stalled_cutoff() -> timezone.datetime:
+    return timezone.now() - timedelta(seconds=settings.KB_INGEST_STALL_SECONDS)
+
+
+@transaction.atomic
+def document_versions_requeue_stalled() -> list[int]:
+    """Queue again the versions whose worker stopped reporting (killed, out of memory, machine restarted)."""
+    stalled = list(
+        DocumentVersion.objects.select_for_update(skip_locked=True)
+        .filter(status__in=DocumentVersion.IN_PROGRESS, heartbeat_at__lt=stalled_cutoff())
     )
+    for version in stalled:
+        before = {"status": version.status, "heartbeat_at": version.heartbeat_at.isoformat()}
+        version.status = DocumentVersion.Status.QUEUED
+        version.save(update_fields=["status", "updated_at"])
+        audit_record(actor=None, kind=AuditEvent.Kind.DOCUMENT_REQUEUED, subject=version, before=before,
+                     after={"status": version.status})
+        _enqueue_ingest(version.pk)
+    if stalled:
+        logger.warning("re-queued stalled document versions %s", [v.pk for v in stalled])
+    return [version.pk for version in stalled]
+

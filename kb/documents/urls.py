@@ -6,5 +6,7 @@ app_name = "documents"
 urlpatterns = [
     path("", views.documents_page, name="page"),
     path("upload/", views.documents_upload, name="upload"),
-    path("<int:document_id>/row/", views.document_row, name="row"),
+    path("versions/<int:version_id>/row/", views.document_version_row, name="version-row"),
+    path("versions/<int:version_id>/retry/", views.document_version_retry_view, name="version-retry"),
+    path("<int:document_id>/delete/", views.document_delete_view, name="delete"),
 ]

@@ -1,39 +1,52 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from kb.documents.selectors import collections_manageable_by, documents_in_manageable_collections
-from kb.documents.services import UploadRejected, document_upload
+from kb.documents.selectors import (
+    collections_manageable_by,
+    document_get_for_manager,
+    document_version_get_for_manager,
+    document_versions_manageable_by,
+)
+from kb.documents.services import (
+    UploadRejected,
+    document_delete,
+    document_upload,
+    document_version_retry,
+    stalled_cutoff,
+)
 
 
-def _require_some_collection(request: HttpRequest):
+def _manageable_collections(request: HttpRequest):
     collections = collections_manageable_by(user=request.user)
     if not collections.exists():
         raise PermissionDenied("Only department admins can upload documents.")
     return collections
 
 
-def _page_context(request: HttpRequest, **extra) -> dict:
-    return {
-        "collections": _require_some_collection(request),
-        "documents": documents_in_manageable_collections(user=request.user)[:200],
+def _render_workspace(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
+    context = {
+        "collections": _manageable_collections(request),
+        "versions": document_versions_manageable_by(user=request.user)[:200],
+        "stalled_before": stalled_cutoff(),
         **extra,
     }
+    template = "documents/documents.html#workspace" if request.htmx else "documents/documents.html"
+    return render(request, template, context, status=status)
 
 
 @login_required
 @require_GET
 def documents_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "documents/documents.html", _page_context(request))
+    return _render_workspace(request)
 
 
 @login_required
 @require_POST
 def documents_upload(request: HttpRequest) -> HttpResponse:
-    collections = _require_some_collection(request)
-    collection = collections.filter(pk=request.POST.get("collection") or None).first()
+    collection = _manageable_collections(request).filter(pk=request.POST.get("collection") or None).first()
     uploads = request.FILES.getlist("files")
     accepted, rejected = [], []
     if collection is None:
@@ -47,15 +60,33 @@ def documents_upload(request: HttpRequest) -> HttpResponse:
                 accepted.append(document_upload(acting_user=request.user, collection=collection, upload=upload))
             except UploadRejected as error:
                 rejected.append(str(error))
-    template = "documents/documents.html#workspace" if request.htmx else "documents/documents.html"
-    status = 200 if accepted or not rejected else 400
-    return render(request, template, _page_context(request, accepted=accepted, rejected=rejected), status=status)
+    return _render_workspace(request, status=200 if accepted or not rejected else 400,
+                             accepted=accepted, rejected=rejected)
 
 
 @login_required
 @require_GET
-def document_row(request: HttpRequest, document_id: int) -> HttpResponse:
-    document = documents_in_manageable_collections(user=request.user).filter(pk=document_id).first()
-    if document is None:
-        raise Http404("No such document")
-    return render(request, "documents/documents.html#row", {"document": document})
+def document_version_row(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = document_version_get_for_manager(user=request.user, version_id=version_id)
+    return render(request, "documents/documents.html#row",
+                  {"version": version, "stalled_before": stalled_cutoff()})
+
+
+@login_required
+@require_POST
+def document_version_retry_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = document_version_get_for_manager(user=request.user, version_id=version_id)
+    try:
+        version = document_version_retry(acting_user=request.user, version=version)
+    except UploadRejected as error:
+        return _render_workspace(request, status=400, rejected=[str(error)])
+    return render(request, "documents/documents.html#row", {"version": version, "stalled_before": stalled_cutoff()})
+
+
+@login_required
+@require_POST
+def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = document_get_for_manager(user=request.user, document_id=document_id)
+    name = document.original_name
+    document_delete(acting_user=request.user, document=document)
+    return _render_workspace(request, deleted=name)

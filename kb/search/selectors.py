@@ -5,14 +5,14 @@ from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from kb.accounts.models import User
-from kb.documents.models import Chunk, Document
-from kb.documents.selectors import collections_readable_by
+from kb.documents.selectors import chunks_readable_by
 
 
 @dataclass(frozen=True)
 class PassageHit:
     chunk_id: int
     document_id: int
+    version_id: int
     document_title: str
     collection_name: str
     heading: str
@@ -22,9 +22,7 @@ class PassageHit:
 
 def chunks_search_for_user(*, user: User, query_vector: np.ndarray, k: int) -> list[PassageHit]:
     """The k passages nearest to the query among those the user may read, permission filter inside the SQL."""
-    readable_chunks = Chunk.objects.filter(
-        document__collection__in=collections_readable_by(user=user), document__status=Document.Status.READY
-    )
+    readable_chunks = chunks_readable_by(user=user)
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Without iterative scans an HNSW search filters its first ef_search candidates only and can return
@@ -33,7 +31,7 @@ def chunks_search_for_user(*, user: User, query_vector: np.ndarray, k: int) -> l
         rows = list(
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
-            .values("id", "document_id", "document__title", "document__collection__name", "heading", "text",
+            .values("id", "document_id", "version_id", "document__title", "document__collection__name", "heading", "text",
                     "distance")[:k]
         )
     # relaxed_order may return neighbours slightly out of order.
@@ -42,6 +40,7 @@ def chunks_search_for_user(*, user: User, query_vector: np.ndarray, k: int) -> l
         PassageHit(
             chunk_id=row["id"],
             document_id=row["document_id"],
+            version_id=row["version_id"],
             document_title=row["document__title"],
             collection_name=row["document__collection__name"],
             heading=row["heading"],

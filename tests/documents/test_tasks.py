@@ -1,14 +1,24 @@
 """Ingestion jobs travel through a real broker to a real Celery worker process."""
 
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import psycopg
 import pytest
 
-from kb.documents.models import Document
-from tests.conftest import PROJECT_ROOT, app_process_environment, start_worker, stop_processes, database_url_for_app_processes
+from kb.audit.models import AuditEvent
+from kb.documents.models import Chunk, Document, DocumentVersion
+from tests.conftest import (
+    PROJECT_ROOT,
+    app_process_environment,
+    database_url_for_app_processes,
+    start_worker,
+    stop_processes,
+)
 from tests.factories import make_collection, make_department, make_user, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,14 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def _wait_for_status(document: Document, timeout: float) -> Document:
+def _wait_until_finished(version: DocumentVersion, timeout: float) -> DocumentVersion:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        document.refresh_from_db()
-        if document.is_finished:
-            return document
+        version.refresh_from_db()
+        if version.is_finished:
+            return version
         time.sleep(0.5)
-    raise AssertionError(f"document still {document.status} after {timeout} s")
+    raise AssertionError(f"{version} still {version.status} after {timeout} s")
 
 
 def test_upload_is_ingested_by_the_worker_through_the_embedded_broker(live_stack, settings):
@@ -31,25 +41,36 @@ def test_upload_is_ingested_by_the_worker_through_the_embedded_broker(live_stack
     department = make_department()
     admin = make_user(department=department, admin=True)
 
-    document = upload(user=admin, collection=make_collection(owner=department), name="leave.md",
-                      content=b"# Leave\nAnnual leave is 25 days. Carry-over needs approval.")
+    version = upload(user=admin, collection=make_collection(owner=department), name="leave.md",
+                     content=b"# Leave\nAnnual leave is 25 days. Carry-over needs approval.")
 
-    assert _wait_for_status(document, timeout=120).status == Document.Status.READY
-    assert document.chunk_count == 1
+    assert _wait_until_finished(version, timeout=120).status == DocumentVersion.Status.READY
+    assert version.chunk_count == 1
 
 
 _UPLOAD_IN_ANOTHER_PROCESS = """
 import django, sys
+from pathlib import Path
 django.setup()
 from django.core.files.uploadedfile import SimpleUploadedFile
 from kb.accounts.models import User
 from kb.documents.models import Collection
 from kb.documents.services import document_upload
-document = document_upload(acting_user=User.objects.get(pk=int(sys.argv[1])),
-                           collection=Collection.objects.get(pk=int(sys.argv[2])),
-                           upload=SimpleUploadedFile("leave.md", b"# Leave\\nAnnual leave is 25 days."))
-print(document.pk)
+path = Path(sys.argv[3])
+version = document_upload(acting_user=User.objects.get(pk=int(sys.argv[1])),
+                          collection=Collection.objects.get(pk=int(sys.argv[2])),
+                          upload=SimpleUploadedFile(path.name, path.read_bytes()))
+print(version.pk)
 """
+
+
+def _upload_in_app_process(environment: dict[str, str], *, user, collection, path: Path) -> DocumentVersion:
+    """Upload from a process configured like the app's (its broker URL included), as a deployment would."""
+    uploaded = subprocess.run(
+        [sys.executable, "-c", _UPLOAD_IN_ANOTHER_PROCESS, str(user.pk), str(collection.pk), str(path)],
+        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True,
+    )
+    return DocumentVersion.objects.get(pk=int(uploaded.stdout.strip().splitlines()[-1]))
 
 
 def test_redis_broker_carries_ingestion_when_configured(tmp_path):
@@ -65,12 +86,75 @@ def test_redis_broker_carries_ingestion_when_configured(tmp_path):
         database_url=database_url_for_app_processes(), broker_url=REDIS_URL, media_root=tmp_path / "media"
     )
     worker = start_worker(environment, tmp_path / "worker.log")
+    note = tmp_path / "leave.md"
+    note.write_bytes(b"# Leave\nAnnual leave is 25 days.")
     try:
-        uploaded = subprocess.run(
-            [sys.executable, "-c", _UPLOAD_IN_ANOTHER_PROCESS, str(admin.pk), str(collection.pk)],
-            cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True,
-        )
-        document = Document.objects.get(pk=int(uploaded.stdout.strip().splitlines()[-1]))
-        assert _wait_for_status(document, timeout=120).status == Document.Status.READY
+        version = _upload_in_app_process(environment, user=admin, collection=collection, path=note)
+        assert _wait_until_finished(version, timeout=120).status == DocumentVersion.Status.READY
     finally:
         stop_processes(worker)
+
+
+def _fresh_broker_database(name: str) -> str:
+    """A broker of this test's own, so that no other worker of the test session takes its jobs."""
+    from django.db import connection
+
+    host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
+        admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_connection.execute(f'CREATE DATABASE "{name}"')
+    return f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_reruns(tmp_path, python_docs):
+    department = make_department()
+    admin = make_user(department=department, admin=True)
+    collection = make_collection(owner=department)
+    environment = app_process_environment(
+        database_url=database_url_for_app_processes(),
+        broker_url=_fresh_broker_database("kb_test_crash_broker"),
+        media_root=tmp_path / "media",
+    )
+    # Small embedding batches report progress often; a short stall limit lets the replacement worker act at once.
+    environment.update({"KB_EMBEDDING_BATCH_SIZE": "4", "KB_INGEST_STALL_SECONDS": "2"})
+    first_worker = start_worker(environment, tmp_path / "first-worker.log")
+    try:
+        version = _upload_in_app_process(environment, user=admin, collection=collection,
+                                         path=python_docs / "faq" / "programming.html")
+
+        def embedding_under_way():
+            version.refresh_from_db()
+            return version.status == DocumentVersion.Status.EMBEDDING and version.progress_done > 0
+
+        _wait_for(embedding_under_way, timeout=120, what="the first worker to be embedding")
+        first_worker.send_signal(signal.SIGKILL)
+        first_worker.wait(timeout=10)
+    finally:
+        stop_processes(first_worker)
+
+    version.refresh_from_db()
+    assert version.status == DocumentVersion.Status.EMBEDDING and version.progress_done < version.progress_total
+    assert not Chunk.objects.filter(version=version).exists()
+    assert Document.objects.get(pk=version.document_id).current_version is None
+    time.sleep(2.5)  # the dead worker's heartbeat ages past the stall limit
+
+    second_worker = start_worker(environment, tmp_path / "second-worker.log")
+    try:
+        finished = _wait_until_finished(version, timeout=180)
+    finally:
+        stop_processes(second_worker)
+
+    assert finished.status == DocumentVersion.Status.READY and finished.attempts == 2
+    ordinals = list(Chunk.objects.filter(version=version).values_list("ordinal", flat=True))
+    assert sorted(ordinals) == list(range(finished.chunk_count)) and finished.chunk_count > 50
+    assert Document.objects.get(pk=version.document_id).current_version_id == version.pk
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.DOCUMENT_REQUEUED, subject_id=str(version.pk)).exists()

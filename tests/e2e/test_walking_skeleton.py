@@ -7,7 +7,7 @@ import pytest
 from django.db import connections
 
 from kb.audit.models import QueryRecord
-from kb.documents.models import Document
+from kb.documents.models import Document, DocumentVersion
 from tests.factories import PASSWORD, make_collection, make_department, make_user
 
 # Playwright's synchronous API keeps an event loop in this thread; the ORM calls between its steps are still sync.
@@ -67,8 +67,8 @@ def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_st
     # The rows poll with htmx until the Celery worker has finished with each file.
     sync_api.expect(design_row.locator(".status")).to_have_text(re.compile("Ready"), timeout=120_000)
     sync_api.expect(corrupt_row.locator(".status")).to_contain_text("binary", timeout=60_000)
-    design = Document.objects.get(original_name="design.html")
-    assert design.status == Document.Status.READY and design.chunk_count > 10
+    design = Document.objects.select_related("current_version").get(original_name="design.html")
+    assert design.current_version.status == DocumentVersion.Status.READY and design.current_version.chunk_count > 10
 
     alice_page = _log_in(browser, live_stack["url"], "alice")
     _ask(alice_page, QUESTION)

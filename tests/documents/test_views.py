@@ -1,0 +1,74 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from kb.documents.models import Document, DocumentVersion
+from kb.documents.services import document_version_ingest
+from tests.factories import PASSWORD, make_collection, make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(client):
+    department = make_department("Legal")
+    collection = make_collection(owner=department)
+    admin = make_user(department=department, admin=True)
+    client.login(username=admin.username, password=PASSWORD)
+    return collection
+
+
+def _upload(client, collection, *files, htmx=True):
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(reverse("documents:upload"), {"collection": collection.pk, "files": list(files)}, headers=headers)
+
+
+def test_a_batch_with_bad_files_queues_the_good_ones_and_lists_each_reason(client, setup):
+    response = _upload(
+        client, setup,
+        SimpleUploadedFile("contract.md", b"# Contract\nNotice period is three months."),
+        SimpleUploadedFile("empty.txt", b""),
+        SimpleUploadedFile("scan.pdf", b"%PDF-1.4"),
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Queued 1 file for ingestion." in page
+    assert "empty.txt: the file is empty" in page
+    assert "scan.pdf: &#x27;.pdf&#x27; files are not supported yet" in page
+    assert list(DocumentVersion.objects.values_list("document__original_name", flat=True)) == ["contract.md"]
+    assert 'hx-trigger="every 1s"' in page  # the queued row polls for progress
+
+
+def test_failed_versions_show_their_reason_and_can_be_retried_from_the_page(client, setup):
+    _upload(client, setup, SimpleUploadedFile("junk.txt", b"\x00\x01\x02junk"))
+    version = DocumentVersion.objects.get()
+    document_version_ingest(version_id=version.pk)
+
+    row = client.get(reverse("documents:version-row", args=[version.pk]), headers={"HX-Request": "true"})
+    assert "looks binary" in row.content.decode() and 'hx-trigger="every 1s"' not in row.content.decode()
+
+    retried = client.post(reverse("documents:version-retry", args=[version.pk]), headers={"HX-Request": "true"})
+    assert retried.status_code == 200 and "Queued" in retried.content.decode()
+    version.refresh_from_db()
+    assert version.status == DocumentVersion.Status.QUEUED
+
+
+def test_delete_from_the_page_removes_the_document(client, setup):
+    _upload(client, setup, SimpleUploadedFile("memo.txt", b"Office closes at 6."))
+    document = Document.objects.get()
+
+    response = client.post(reverse("documents:delete", args=[document.pk]), headers={"HX-Request": "true"})
+
+    assert "Deleted memo.txt" in response.content.decode()
+    assert not Document.objects.exists()
+
+
+def test_employees_cannot_reach_the_documents_workspace(client):
+    department = make_department()
+    employee = make_user(department=department)
+    make_collection(owner=department)
+    client.login(username=employee.username, password=PASSWORD)
+
+    assert client.get(reverse("documents:page")).status_code == 403
+    assert client.post(reverse("documents:upload"), {}).status_code == 403
