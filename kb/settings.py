@@ -107,6 +107,10 @@ MEDIA_ROOT = Path(env("KB_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 KB_UPLOAD_MAX_BYTES = env.int("KB_UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = KB_UPLOAD_MAX_BYTES
+# ZIP uploads: what an archive may expand to, and the compression ratio beyond which a member is a likely bomb.
+KB_ARCHIVE_MAX_TOTAL_BYTES = env.int("KB_ARCHIVE_MAX_TOTAL_BYTES", default=500 * 1024 * 1024)
+KB_ARCHIVE_MAX_RATIO = env.int("KB_ARCHIVE_MAX_RATIO", default=100)
+KB_ARCHIVE_MAX_FILES = env.int("KB_ARCHIVE_MAX_FILES", default=10_000)
 
 # Celery: the default broker lives in the embedded PostgreSQL, so no extra server is needed.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker_url)

@@ -2,8 +2,6 @@
 
 import itertools
 
-from django.core.files.uploadedfile import SimpleUploadedFile
-
 from kb.accounts.models import Department, Membership, User
 from kb.accounts.services import department_create, membership_create, user_create
 from kb.documents.models import Collection, Document, DocumentVersion
@@ -33,7 +31,7 @@ def make_collection(
 
 
 def upload(*, user: User, collection: Collection, name: str, content: bytes) -> DocumentVersion:
-    return document_upload(acting_user=user, collection=collection, upload=SimpleUploadedFile(name, content))
+    return document_upload(acting_user=user, collection=collection, name=name, data=content)
 
 
 def ingested_document(*, collection: Collection, name: str, content: bytes) -> Document:

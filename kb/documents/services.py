@@ -1,13 +1,15 @@
 import hashlib
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -15,6 +17,7 @@ from django.utils import timezone
 from kb.accounts.models import Department, User
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
+from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
 from kb.documents.chunking import ChunkDraft, chunk_document
 from kb.documents.models import Chunk, Collection, Document, DocumentVersion
 from kb.documents.parsing import DocumentRejected, file_kind, parse_document
@@ -75,20 +78,64 @@ def collection_delete(*, acting_user: User, collection: Collection) -> None:
     collection.delete()
 
 
+@dataclass
+class UploadBatchResult:
+    accepted: list[DocumentVersion] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+def _archive_limits() -> ArchiveLimits:
+    return ArchiveLimits(
+        max_total_bytes=settings.KB_ARCHIVE_MAX_TOTAL_BYTES,
+        max_member_bytes=settings.KB_UPLOAD_MAX_BYTES,
+        max_ratio=settings.KB_ARCHIVE_MAX_RATIO,
+        max_members=settings.KB_ARCHIVE_MAX_FILES,
+    )
+
+
+def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[File]) -> UploadBatchResult:
+    """Add many files (ZIP archives expanded); each file stands or fails alone with its reason."""
+    _require_manager(acting_user, collection)
+    result = UploadBatchResult()
+
+    def add(name: str, data: bytes) -> None:
+        try:
+            result.accepted.append(document_upload(acting_user=acting_user, collection=collection, name=name,
+                                                   data=data))
+        except UploadRejected as error:
+            result.rejected.append(str(error))
+
+    for file in files:
+        name = Path(file.name or "").name
+        if file.size > settings.KB_UPLOAD_MAX_BYTES:
+            result.rejected.append(
+                f"{name}: {file.size:,} bytes is over the limit of {settings.KB_UPLOAD_MAX_BYTES:,} bytes")
+            continue
+        data = b"".join(file.chunks())
+        if not is_archive(name):
+            add(name, data)
+            continue
+        for item in archive_members(archive_name=name, data=data, limits=_archive_limits()):
+            if isinstance(item, ArchiveProblem):
+                result.rejected.append(f"{item.name}: {item.reason}")
+            else:
+                add(item.name, item.data)
+    return result
+
+
 @transaction.atomic
-def document_upload(*, acting_user: User, collection: Collection, upload: UploadedFile) -> DocumentVersion:
+def document_upload(*, acting_user: User, collection: Collection, name: str, data: bytes) -> DocumentVersion:
     """Add a file to a collection: a new document, or a new version of the document of that name."""
     _require_manager(acting_user, collection)
-    filename = Path(upload.name or "").name
+    filename = name[-255:]
     try:
         file_kind(filename)
     except DocumentRejected as error:
         raise UploadRejected(f"{filename}: {error}") from error
-    if upload.size > settings.KB_UPLOAD_MAX_BYTES:
+    if len(data) > settings.KB_UPLOAD_MAX_BYTES:
         raise UploadRejected(
-            f"{filename}: {upload.size:,} bytes is over the limit of {settings.KB_UPLOAD_MAX_BYTES:,} bytes"
+            f"{filename}: {len(data):,} bytes is over the limit of {settings.KB_UPLOAD_MAX_BYTES:,} bytes"
         )
-    data = b"".join(upload.chunks())
     if not data.strip():
         raise UploadRejected(f"{filename}: the file is empty")
     content_hash = hashlib.sha256(data).hexdigest()
@@ -100,12 +147,13 @@ def document_upload(*, acting_user: User, collection: Collection, upload: Upload
         )
 
     document, created = Document.objects.select_for_update().get_or_create(
-        collection=collection, original_name=filename, defaults={"title": Path(filename).stem}
+        collection=collection, original_name=filename, defaults={"title": PurePosixPath(filename).stem}
     )
     number = (document.versions.aggregate(Max("number"))["number__max"] or 0) + 1
     version = DocumentVersion(document=document, number=number, content_hash=content_hash, size_bytes=len(data),
                               uploaded_by=acting_user)
-    version.file.save(filename, ContentFile(data), save=False)
+    # Stored under the base name only: the name inside an archive never becomes a path on disk.
+    version.file.save(PurePosixPath(filename).name, ContentFile(data), save=False)
     version.full_clean()
     version.save()
     audit_record(

@@ -13,9 +13,9 @@ from kb.documents.selectors import (
 from kb.documents.services import (
     UploadRejected,
     document_delete,
-    document_upload,
     document_version_retry,
     stalled_cutoff,
+    upload_batch,
 )
 
 
@@ -48,20 +48,12 @@ def documents_page(request: HttpRequest) -> HttpResponse:
 def documents_upload(request: HttpRequest) -> HttpResponse:
     collection = _manageable_collections(request).filter(pk=request.POST.get("collection") or None).first()
     uploads = request.FILES.getlist("files")
-    accepted, rejected = [], []
-    if collection is None:
-        rejected.append("Choose a collection you manage.")
-    elif not uploads:
-        rejected.append("Choose at least one file.")
-    else:
-        # Each file stands alone: one bad file is reported and the rest of the batch goes on.
-        for upload in uploads:
-            try:
-                accepted.append(document_upload(acting_user=request.user, collection=collection, upload=upload))
-            except UploadRejected as error:
-                rejected.append(str(error))
-    return _render_workspace(request, status=200 if accepted or not rejected else 400,
-                             accepted=accepted, rejected=rejected)
+    if collection is None or not uploads:
+        problem = "Choose a collection you manage." if collection is None else "Choose at least one file."
+        return _render_workspace(request, status=400, rejected=[problem])
+    result = upload_batch(acting_user=request.user, collection=collection, files=uploads)
+    return _render_workspace(request, status=200 if result.accepted or not result.rejected else 400,
+                             accepted=result.accepted, rejected=result.rejected)
 
 
 @login_required

@@ -64,7 +64,7 @@ def test_upload_is_queued_and_audited_in_the_same_transaction(collection, admin,
     ("name", "content", "reason"),
     [
         ("empty.txt", b"", "the file is empty"),
-        ("slides.pptx", b"PK\x03\x04", "not supported yet"),
+        ("setup.exe", b"MZ\x90\x00", "not supported"),
     ],
 )
 def test_unacceptable_uploads_are_refused_with_their_reason(collection, admin, name, content, reason):

@@ -52,14 +52,13 @@ _UPLOAD_IN_ANOTHER_PROCESS = """
 import django, sys
 from pathlib import Path
 django.setup()
-from django.core.files.uploadedfile import SimpleUploadedFile
 from kb.accounts.models import User
 from kb.documents.models import Collection
 from kb.documents.services import document_upload
 path = Path(sys.argv[3])
 version = document_upload(acting_user=User.objects.get(pk=int(sys.argv[1])),
                           collection=Collection.objects.get(pk=int(sys.argv[2])),
-                          upload=SimpleUploadedFile(path.name, path.read_bytes()))
+                          name=path.name, data=path.read_bytes())
 print(version.pk)
 """
 

@@ -28,14 +28,14 @@ def test_a_batch_with_bad_files_queues_the_good_ones_and_lists_each_reason(clien
         client, setup,
         SimpleUploadedFile("contract.md", b"# Contract\nNotice period is three months."),
         SimpleUploadedFile("empty.txt", b""),
-        SimpleUploadedFile("scan.pdf", b"%PDF-1.4"),
+        SimpleUploadedFile("setup.exe", b"MZ\x90\x00"),
     )
 
     assert response.status_code == 200
     page = response.content.decode()
     assert "Queued 1 file for ingestion." in page
     assert "empty.txt: the file is empty" in page
-    assert "scan.pdf: &#x27;.pdf&#x27; files are not supported yet" in page
+    assert "setup.exe: &#x27;.exe&#x27; files are not supported" in page
     assert list(DocumentVersion.objects.values_list("document__original_name", flat=True)) == ["contract.md"]
     assert 'hx-trigger="every 1s"' in page  # the queued row polls for progress
 

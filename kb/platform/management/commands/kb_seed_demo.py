@@ -3,7 +3,6 @@
 import secrets
 from pathlib import Path
 
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -67,8 +66,8 @@ class Command(BaseCommand):
                 continue
             for page in spec["pages"]:
                 path = PYTHON_DOCS / page
-                upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/html")
-                document_upload(acting_user=department_admin, collection=collection, upload=upload)
+                document_upload(acting_user=department_admin, collection=collection, name=path.name,
+                                data=path.read_bytes())
                 self.stdout.write(f"    queued {page} into {collection.name} ({department_name})")
         if missing_docs:
             self.stdout.write(self.style.WARNING(

@@ -1,0 +1,96 @@
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from kb.documents.models import DocumentVersion
+from kb.documents.services import upload_batch
+from tests.factories import make_collection, make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _zip(members: dict[str, bytes], *, encrypted: tuple[str, ...] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    raw = bytearray(buffer.getvalue())
+    # zipfile cannot encrypt; setting the "encrypted" flag in both headers is what a reader sees of encryption.
+    for name in encrypted:
+        raw[zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo(name).header_offset + 6] |= 0x1
+        position = raw.find(b"PK\x01\x02")
+        while position != -1:
+            name_length = int.from_bytes(raw[position + 28:position + 30], "little")
+            if raw[position + 46:position + 46 + name_length] == name.encode():
+                raw[position + 8] |= 0x1
+            position = raw.find(b"PK\x01\x02", position + 4)
+    return bytes(raw)
+
+
+@pytest.fixture
+def admin_and_collection():
+    department = make_department()
+    return make_user(department=department, admin=True), make_collection(owner=department)
+
+
+def _upload(admin_and_collection, name: str, data: bytes):
+    admin, collection = admin_and_collection
+    return upload_batch(acting_user=admin, collection=collection, files=[SimpleUploadedFile(name, data)])
+
+
+def test_archives_are_expanded_recursively_into_documents(admin_and_collection):
+    inner = _zip({"b.md": b"# B\nBravo."})
+    result = _upload(admin_and_collection, "bundle.zip",
+                     _zip({"docs/a.md": b"# A\nAlpha.", "inner.zip": inner, "docs/": b""}))
+
+    assert result.rejected == []
+    assert sorted(v.document.original_name for v in result.accepted) == ["bundle.zip/docs/a.md",
+                                                                         "bundle.zip/inner.zip/b.md"]
+    assert sorted(v.file.name.rsplit("/", 1)[-1] for v in result.accepted) == ["a.md", "b.md"]
+
+
+def test_unsafe_names_and_encrypted_members_are_refused_and_nothing_lands_outside_media(admin_and_collection,
+                                                                                        settings, tmp_path):
+    archive = _zip({"../../escape.md": b"# Evil", "/etc/cron.d/evil.md": b"# Evil", "locked.md": b"# Secret",
+                    "fine.md": b"# Fine\nOk."}, encrypted=("locked.md",))
+
+    result = _upload(admin_and_collection, "mixed.zip", archive)
+
+    assert [v.document.original_name for v in result.accepted] == ["mixed.zip/fine.md"]
+    assert sorted(result.rejected) == [
+        "mixed.zip/../../escape.md: unsafe path inside the archive (absolute or with '..'); skipped",
+        "mixed.zip//etc/cron.d/evil.md: unsafe path inside the archive (absolute or with '..'); skipped",
+        "mixed.zip/locked.md: the file is encrypted in the archive; skipped",
+    ]
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written and all(path.is_relative_to(settings.MEDIA_ROOT) for path in written)
+    assert not any(path.name in {"escape.md", "evil.md"} for path in written)
+
+
+def test_zip_bombs_are_refused_by_ratio_and_by_total_size(admin_and_collection, settings):
+    bomb = _zip({"zeros.txt": b"0" * 5_000_000, "note.md": b"# Note\nFine."})
+    result = _upload(admin_and_collection, "bomb.zip", bomb)
+    assert [v.document.original_name for v in result.accepted] == ["bomb.zip/note.md"]
+    assert result.rejected[0].startswith("bomb.zip/zeros.txt: compression ratio")
+    assert "over the limit of 100:1" in result.rejected[0]
+
+    settings.KB_ARCHIVE_MAX_TOTAL_BYTES = 1_000
+    result = _upload(admin_and_collection, "big.zip", _zip({"a.md": b"a" * 600, "b.md": b"b" * 600}))
+    assert result.accepted == []
+    assert result.rejected == ["big.zip: would expand to 1,200 bytes, over the limit of 1,000 (refused whole)"]
+
+
+def test_a_broken_archive_fails_alone_in_its_batch(admin_and_collection):
+    admin, collection = admin_and_collection
+    result = upload_batch(acting_user=admin, collection=collection, files=[
+        SimpleUploadedFile("broken.zip", b"PK\x03\x04 this is not really a zip"),
+        SimpleUploadedFile("ok.md", b"# OK\nStill here."),
+    ])
+
+    assert result.rejected == ["broken.zip: not a valid ZIP archive"]
+    assert [v.document.original_name for v in result.accepted] == ["ok.md"]
+    assert DocumentVersion.objects.count() == 1
