@@ -4,22 +4,30 @@ A chunk never runs past a section boundary once it is at least half full, so pas
 structure; a section longer than one chunk is cut at the last sentence end in the window, with overlap.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from tokenizers import Tokenizer
 
+from kb.documents.logs import log_windows, parse_log
 from kb.documents.parsing import ParsedDocument
 
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkDraft:
     heading: str
     text: str
     char_start: int
     char_end: int
     token_count: int
+    time_start: datetime | None = None
+    time_end: datetime | None = None
+    hosts: tuple[str, ...] = ()
+    programs: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()
+    severity_counts: dict[str, int] = field(default_factory=dict)
 
 
 def chunk_document(
@@ -100,3 +108,37 @@ def _heading_at(document: ParsedDocument, char_position: int) -> str:
         else:
             break
     return heading
+
+
+def chunk_log(*, text: str, log_format: str | None, title: str, tokenizer: Tokenizer, max_tokens: int) -> list[ChunkDraft]:
+    """Log files become time windows of records, each knowing its time range, hosts, programs and severities."""
+
+    def count_tokens(record_text: str) -> int:
+        return len(tokenizer.encode(record_text, add_special_tokens=False).ids)
+
+    windows = log_windows(parse_log(text, log_format=log_format), count_tokens=count_tokens, max_tokens=max_tokens)
+    return [
+        ChunkDraft(
+            heading=_window_heading(title, window.start, window.end, window.hosts),
+            text=window.text,
+            char_start=window.char_start,
+            char_end=window.char_end,
+            token_count=window.token_count,
+            time_start=window.start,
+            time_end=window.end,
+            hosts=window.hosts,
+            programs=window.programs,
+            peers=window.peers,
+            severity_counts=window.severity_counts,
+        )
+        for window in windows
+    ]
+
+
+def _window_heading(title: str, start: datetime | None, end: datetime | None, hosts: tuple[str, ...]) -> str:
+    parts = [title]
+    if start is not None:
+        parts.append(f"{start:%Y-%m-%d %H:%M:%S}" + (f" – {end:%H:%M:%S}" if end and end != start else ""))
+    if hosts:
+        parts.append(", ".join(hosts[:3]) + (" …" if len(hosts) > 3 else ""))
+    return " · ".join(parts)

@@ -2,17 +2,18 @@
 
 A record starts at a line that carries a record header (a timestamp, or a JSON object with one). In a file whose
 format was detected, any other line continues the record above it, so stack traces, Java's two-line records and
-pretty-printed bodies stay whole; indented lines always continue. Nothing is dropped: text before the first header,
-or in a file with no recognisable format, becomes records without a timestamp.
+pretty-printed bodies stay whole; indented lines and the lines of tracebacks always continue. Nothing is dropped:
+text before the first header, and lines of a file with no recognisable format, become records without a timestamp.
 
 Pure Python and free of Django, so scripts and benchmarks can use it directly.
 """
 
+import ipaddress
 import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ class LogRecord:
     char_start: int
     char_end: int
     line_number: int
+    # The remote party of the event (client address or hostname), as opposed to `host`, the machine that wrote it.
+    peer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class LogWindow:
     severity_counts: dict[str, int]
     record_count: int
     token_count: int
+    peers: tuple[str, ...] = ()  # distinct LogRecord.peer values, in order of appearance
 
 
 # --- severities -------------------------------------------------------------------------------------------------
@@ -60,10 +64,11 @@ _SEVERITY_WORDS = {
     "fine": "debug", "finer": "debug", "finest": "debug",
 }
 _WORDS = "|".join(sorted(_SEVERITY_WORDS, key=len, reverse=True))
-# Only words that read as a level: bracketed ([error], <warn>), upper case (ERROR, NOTICE[12]), a lead-in followed
-# by a colon (sshd's "error: ..."), or a level= key. A bare "failed" or "error" inside a sentence says nothing.
+# Only words that read as a level: bracketed ([error], [core:warn], <warn>), upper case (ERROR, NOTICE[12]), a
+# lead-in followed by a colon (sshd's "error: ..."), or a level= key. A bare "failed" or "error" in a sentence is
+# not a level, so most sshd and postfix lines have none.
 _LEVEL_TOKEN = re.compile(
-    rf"(?<![\w-])(?:[\[<(](?i:(?P<bracketed>{_WORDS}))\d?[\]>)]|(?P<upper>{_WORDS.upper()})(?![\w-])"
+    rf"(?<![\w-])(?:[\[<(](?:[\w-]*:)?(?i:(?P<bracketed>{_WORDS}))\d?[\]>)]|(?P<upper>{_WORDS.upper()})(?![\w-])"
     rf"|(?i:(?P<colon>{_WORDS})):\s|(?i:level|lvl|severity|levelname)=[\"']?(?i:(?P<keyed>{_WORDS}))\b)"
 )
 # pino/bunyan numeric levels
@@ -100,8 +105,9 @@ _MON = rf"(?P<b>{'|'.join(_MONTHS)})[a-z]*\.?"  # Jan, June, sept.
 _MM = r"(?P<m>0[1-9]|1[0-2])"
 _DD = r"(?P<d>0[1-9]|[12]\d|3[01])"
 _HMS = r"(?P<H>[01]?\d|2[0-3]):(?P<M>[0-5]\d):(?P<S>[0-5]\d|60)(?:[.,](?P<f>\d{1,9}))?"
-_ZONE = rf"\s?(?-i:(?P<z>Z|[+-]\d\d:?\d\d|{_ZONE_NAMES}))(?![\w:])"
-_ISO = rf"(?P<Y>\d{{4}})(?P<sep>[-/.:]){_MM}(?P=sep){_DD}(?:T|\s+|-){_HMS}(?:{_ZONE})?"
+_ZONE = rf"\s?(?-i:(?P<z>Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d|{_ZONE_NAMES}))(?!\w)"
+_DATE = rf"(?P<Y>\d{{4}})(?P<sep>[-/.:]){_MM}(?P=sep){_DD}"
+_ISO = rf"{_DATE}(?:T|\s+|-){_HMS}(?:{_ZONE})?"
 _CTIME = (
     rf"(?:(?-i:(?P<zp>{_ZONE_NAMES}))\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?{_MON}[ -]+"
     rf"(?P<d>[0-2]?\d|3[01])(?:,?\s+(?P<Y>\d{{4}}))?\s+{_HMS}(?:\s*(?P<p>[ap]m))?(?:\s+(?P<Y2>\d{{4}})(?![\d:]))?"
@@ -232,6 +238,78 @@ class _Clock:
         return moment
 
 
+# --- remote peers -----------------------------------------------------------------------------------------------
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|[01]?\d?\d)"  # leading zeros as written (192.030.0.6) are kept
+_IPV4 = rf"(?:::ffff:)?{_OCTET}(?:\.{_OCTET}){{3}}"  # IPv4-mapped IPv6 (::ffff:192.0.2.1) reads as IPv4
+_IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}"  # checked with ipaddress; may end in an unbracketed :port
+_HOSTNAME = r"(?:[A-Za-z0-9](?:[\w-]*[A-Za-z0-9])?\.)+[A-Za-z][\w-]*[A-Za-z0-9]|localhost"
+# One address as written: quoted, bracketed ([2001:db8::1]:22, [IPv6:2001:db8::1]), with a port (:22, or /5060
+# after a transport prefix as in "IPV4/UDP/192.0.2.1/5060"), and not part of a longer name or number.
+_ADDRESS = (
+    rf"['\"]?(?:IPV[46]/\w+/)?\[?(?:IPv6:)?(?:{_IPV4}|{_IPV6}|{_HOSTNAME})\]?(?:[:/]\d{{1,5}})?(?![\w.-]*\w)"
+)
+# Where a message names the remote party: after a key ("from", "client", "for '192.0.2.1'", "from IP 192.0.2.1",
+# "rhost=", "ip=", "relay=", "remote...=", 'user'@'host'), and a name or (HELO name) followed by the address it
+# came from ("unknown[192.0.2.1]", "mail.example.com (helo) [192.0.2.1]"), which then stands for the name. A key
+# right after "=" is a value ("ruser=rhost=..."), not a key.
+_PEER_KEYED = re.compile(
+    rf"(?:(?<![\w=-])(?:(?P<key>from|client|peer|for)(?:\s*[=:]\s*|\s+)(?:IP\s+)?"
+    rf"|(?P<field>remote[\w-]*|rhost|rip|ip|relay|host|addr|address|src)\s*[=:]\s*)|(?<=['\"])@)?"
+    rf"(?:(?<![\w.-])(?:(?:{_HOSTNAME}|unknown)(?:\s?\([^()\s]*\))?|\([^()\s]*\))\s?\[(?P<resolved>[^\]\s]+)\]"
+    rf"|(?<=[\s=:@])(?P<address>{_ADDRESS}))",
+    re.IGNORECASE,
+)
+# Failing that, the first IP address that is not a loopback or unspecified one (a server's own or bind address)
+# and not part of a version number, a path, a network (/24) or a hostname.
+_VERSION_LEAD = re.compile(r"\b(?:version|ver|release|rev|build|v)[\s:=]*$", re.IGNORECASE)
+_PEER_ANY = re.compile(rf"(?<![\w.:/-])\[?(?:IPv6:)?(?:{_IPV4}|{_IPV6})\]?(?::\d{{1,5}})?(?![\w.-]*\w|/\d)", re.I)
+
+
+def _address(text: str, *, hostnames: bool = True) -> str | None:
+    """The IP address (or, where `hostnames`, the hostname) written in `text`, without quotes, brackets, port."""
+    text = re.sub(r"^['\"]?(?:IPV[46]/\w+/)?\[?(?:IPv6:)?|\]?(?:/\d+)?['\"]?$", "", text, flags=re.IGNORECASE)
+    ipv4 = re.fullmatch(rf"(?:::ffff:)?({_OCTET}(?:\.{_OCTET}){{3}})\]?(?::\d{{1,5}})?", text, re.IGNORECASE)
+    if ipv4:
+        return ipv4[1]
+    for candidate in (text, re.sub(r"\]?:\d{1,5}$", "", text)):
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        return candidate
+    name = re.fullmatch(rf"({_HOSTNAME})(?::\d{{1,5}})?", text) if hostnames else None
+    return name[1] if name else None
+
+
+def _is_own_address(ip: str) -> bool:
+    if "." in ip:
+        ip = ".".join(str(int(octet)) for octet in ip.split("."))  # ipaddress refuses leading zeros
+    address = ipaddress.ip_address(ip)
+    return address.is_loopback or address.is_unspecified
+
+
+def _message_peer(message: str) -> str | None:
+    """The remote party a log message names (see _PEER_KEYED and _PEER_ANY), or None."""
+    for match in _PEER_KEYED.finditer(message):
+        if match["resolved"]:
+            peer = _address(match["resolved"], hostnames=False)
+        elif match["key"] or match["field"] or match[0].startswith("@"):  # a bare address is left to _PEER_ANY
+            peer = _address(match["address"], hostnames=(match["key"] or "").lower() != "for")
+        else:
+            continue
+        if peer:
+            return peer
+    for match in _PEER_ANY.finditer(message):
+        if _VERSION_LEAD.search(message, max(0, match.start() - 10), match.start()):
+            continue
+        peer = _address(match[0], hostnames=False)
+        # an IPv6 lookalike without a digit is a word such as "cafe::babe" (C++ scopes have no hex-only names)
+        if peer and any(c.isdigit() for c in peer) and not _is_own_address(peer):
+            return peer
+    return None
+
+
 # --- one parser per format --------------------------------------------------------------------------------------
 
 
@@ -243,6 +321,7 @@ class _Head(NamedTuple):
     program: str | None = None
     severity: str | None = None
     message: str = ""
+    peer: str | None = None  # where the format has a field for it: access logs' client, Apache's [client ...]
 
 
 def _nil(value: str | None) -> str | None:
@@ -254,23 +333,30 @@ _RFC5424 = re.compile(
     r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) \S+ \S+ "
     r"(?:-|(?:\[(?:[^\]\"\\]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: \ufeff?(?P<message>.*))?"
 )
-_SYSLOG_STAMPS = [re.compile(_PRI + _CTIME, re.IGNORECASE), re.compile(_PRI + _ISO.replace(r"(?:T|\s+|-)", "T"))]
-# After the timestamp: BSD syslogd -v/-vv "<4.3>"/"<auth.info>", the host, then "tag[pid]:" (the colon may be
-# missing after a pid, as proftpd writes it).
+_SYSLOG_STAMPS = [
+    re.compile(rf"{_PRI}{_MON}\s+(?P<d>[0-2]?\d|3[01])(?:\s+(?P<Y>\d{{4}}))?\s+{_HMS}", re.IGNORECASE),
+    re.compile(rf"{_PRI}{_DATE}T{_HMS}(?:{_ZONE})?"),  # rsyslog's high-precision file format
+]
+# After the timestamp: BSD syslogd -v/-vv "<4.3>"/"<auth.info>", the host (colons only inside, for IPv6), then
+# "tag[pid]:" (the colon may be missing after a pid, as proftpd writes it).
 _SYSLOG_TAIL = re.compile(
-    r"\s+(?:<(?P<facility>\w+)\.(?P<level>\w+)>\s+)?(?:(?P<host>[\w.:%-]+)\s+)?"
-    r"(?:\[?(?P<tag>[A-Za-z_][^\s\[\]:]*)\]?(?:\[(?P<pid>\d+)\]:?|:)(?:\s+|$))?(?P<message>.*)"
+    r"\s+(?:<\w+\.(?P<level>\w+)>\s+)?(?:(?P<host>(?:[\w.%-]|:(?!\s))+)\s+)?"
+    r"(?:\[?(?P<tag>[A-Za-z_][^\s\[\]:]*)\]?(?:\[\d+\]:?|:)(?:\s+|$))?(?P<message>.*)"
 )
 _JOURNAL_MARKER = re.compile(r"-- (?:Logs begin at|Journal begins at|Boot [0-9a-f]+|Reboot|No entries)\b.*--\s*$")
+# What journalctl's short-precise and short-iso write and rsyslog's traditional format never does.
+_JOURNAL_STAMP = re.compile(
+    r"[A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d\.\d+ |\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?[+-]\d{4} "
+)
 _APACHE_ERROR = re.compile(
     r"\[(?P<ts>[^\]]+)\] \[(?:(?P<module>[\w-]+):)?(?P<level>[a-z]+\d?)\](?: \[pid [^\]]*\])?"
-    r"(?: \[client [^\]]*\])? ?(?P<message>.*)"
+    r"(?: \[client (?P<client>\[[^\]]*\][^\]\s]*|[^\]]*)\])? ?(?P<message>.*)"
 )
-_ACCESS = re.compile(r"\S+\s+\S+\s+\S+(?:\s+\S+)?\s+\[(?P<ts>[^\]]+)\]\s*(?P<message>.*)")
+_ACCESS = re.compile(r"(?P<client>\S+)\s+\S+\s+\S+(?:\s+\S+)?\s+\[(?P<ts>[^\]]+)\]\s*(?P<message>.*)")
 _HTTP_STATUS = re.compile(r"\"\s+(?P<status>[1-5]\d\d)\b")
 
 _JSON_TIME_KEYS = ("timestamp", "@timestamp", "time", "ts", "datetime", "date", "t", "__REALTIME_TIMESTAMP")
-_JSON_HOST_KEYS = ("host", "hostname", "_HOSTNAME", "host.name")
+_JSON_HOST_KEYS = ("host", "hostname", "_HOSTNAME", "host.name", "host.hostname")
 _JSON_PROGRAM_KEYS = ("SYSLOG_IDENTIFIER", "_COMM", "program", "app", "service", "service.name", "logger", "name")
 _JSON_LEVEL_KEYS = ("level", "severity", "levelname", "log.level", "lvl", "PRIORITY")
 _JSON_MESSAGE_KEYS = ("message", "msg", "MESSAGE", "@message", "log")
@@ -282,41 +368,33 @@ def _syslog_pri_severity(pri: str | None) -> str | None:
 
 def _parse_rfc5424(line: str) -> _Head | None:
     match = _RFC5424.match(line)
-    stamp = _stamp_of_text(match["ts"]) if match and match["ts"] != "-" else None
-    if not match or (stamp is None and match["ts"] != "-"):
+    if not match:
+        return None
+    stamp = None if match["ts"] == "-" else _stamp_of_text(match["ts"])
+    if stamp is None and match["ts"] != "-":
         return None
     return _Head(stamp, _nil(match["host"]), _nil(match["app"]), _syslog_pri_severity(match["pri"]),
                  match["message"] or "")
 
 
-def _parse_syslog(line: str, *, journal: bool = False) -> _Head | None:
-    for index, pattern in enumerate(_SYSLOG_STAMPS):
-        stamp_match = pattern.match(line)
-        if not stamp_match:
-            continue
-        tail = _SYSLOG_TAIL.match(line, stamp_match.end())
-        iso = index == 1
-        if not tail or (iso and not tail["tag"]):  # an ISO timestamp alone is not enough to call it syslog
-            continue
-        # journalctl's short-precise and short-iso add what rsyslog's traditional format never writes.
-        if journal and not (stamp_match["f"] if not iso else re.fullmatch(r"[+-]\d{4}", stamp_match["z"] or "")):
-            return None
-        level = tail["level"]
-        severity = _syslog_pri_severity(stamp_match["pri"]) or (
-            _severity_number(int(level)) if level and level.isdigit() else _severity_word(level or "")
-        )
-        return _Head(_stamp(stamp_match.groupdict()), tail["host"], tail["tag"], severity, tail["message"])
-    return None
-
-
 def _parse_rfc3164(line: str) -> _Head | None:
-    return _parse_syslog(line)
+    for iso, pattern in enumerate(_SYSLOG_STAMPS):
+        stamp = pattern.match(line)
+        tail = _SYSLOG_TAIL.match(line, stamp.end()) if stamp else None
+        if not tail or (iso and not tail["tag"]):  # an ISO timestamp alone does not make a syslog line
+            continue
+        level = tail["level"] or ""
+        severity = _syslog_pri_severity(stamp["pri"]) or (
+            _severity_number(int(level)) if level.isdigit() else _severity_word(level)
+        )
+        return _Head(_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"])
+    return None
 
 
 def _parse_journal(line: str) -> _Head | None:
     if _JOURNAL_MARKER.match(line):
         return _Head(None, message=line)
-    return _parse_syslog(line, journal=True)
+    return _parse_rfc3164(line) if _JOURNAL_STAMP.match(line) else None
 
 
 def _parse_apache_error(line: str) -> _Head | None:
@@ -324,7 +402,10 @@ def _parse_apache_error(line: str) -> _Head | None:
     if not match or not _severity_word(match["level"]):
         return None
     stamp = _stamp_of_text(match["ts"])
-    return _Head(stamp, None, match["module"], _severity_word(match["level"]), match["message"]) if stamp else None
+    if stamp is None:
+        return None
+    return _Head(stamp, None, match["module"], _severity_word(match["level"]), match["message"],
+                 _address(match["client"] or ""))
 
 
 def _parse_access(line: str) -> _Head | None:
@@ -335,13 +416,13 @@ def _parse_access(line: str) -> _Head | None:
     status = _HTTP_STATUS.search(match["message"])
     code = int(status["status"]) if status else 0
     return _Head(stamp, severity="error" if code >= 500 else "warning" if code >= 400 else "info",
-                 message=match["message"])
+                 message=match["message"], peer=_address(match["client"]))
 
 
 def _json_stamp(value: object) -> _Stamp | None:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e20:
+    if isinstance(value, (int, float)) and 0 < value < 1e20:
         # seconds, milliseconds, microseconds (journald) or nanoseconds, told apart by magnitude
         scale = next(scale for scale in (1, 1e3, 1e6, 1e9) if value / scale < 1e11)
         moment = datetime.fromtimestamp(value / scale, UTC)
@@ -349,8 +430,19 @@ def _json_stamp(value: object) -> _Stamp | None:
     return _stamp_of_text(value) if isinstance(value, str) else None
 
 
-def _first_value(record: dict, keys: tuple[str, ...]) -> object:
-    return next((record[key] for key in keys if record.get(key) not in (None, "")), None)
+def _lookup(record: dict, key: str) -> object:
+    if key in record or "." not in key:
+        return record.get(key)
+    outer, _, inner = key.partition(".")  # ECS nests what others flatten: {"log": {"level": ...}}
+    return _lookup(record[outer], inner) if isinstance(record.get(outer), dict) else None
+
+
+def _first_value(record: dict, keys: tuple[str, ...]) -> str | int | float | None:
+    for key in keys:
+        value = _lookup(record, key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            return value
+    return None
 
 
 def _parse_jsonl(line: str) -> _Head | None:
@@ -373,7 +465,7 @@ def _parse_jsonl(line: str) -> _Head | None:
         host if isinstance(host, str) else None,
         program if isinstance(program, str) else None,
         _severity_number(level) if isinstance(level, int) else _severity_word(str(level)) if level else None,
-        message if isinstance(message, str) else line if message is None else json.dumps(message),
+        line if message is None else str(message),
     )
 
 
@@ -384,8 +476,8 @@ def _parse_timestamped(line: str) -> _Head | None:
     return _Head(_stamp(match.groupdict()), message=line[match.end():].lstrip(_MESSAGE_SEPARATORS))
 
 
-# Order matters twice: detection breaks ties in favour of the earlier (more specific) format, and parsing falls
-# back through the table so that a file mixing formats still gets every timestamp.
+# Detection breaks ties in favour of the earlier, more specific format. Parsing tries the detected format first,
+# then the other specific ones, then the generic one, so that a file mixing formats still gets every timestamp.
 _FORMATS: dict[str, Callable[[str], _Head | None]] = {
     "syslog-rfc5424": _parse_rfc5424,
     "journal": _parse_journal,
@@ -395,21 +487,34 @@ _FORMATS: dict[str, Callable[[str], _Head | None]] = {
     "jsonl": _parse_jsonl,
     "timestamped": _parse_timestamped,
 }
+# Lines that only ever continue a record: indented lines, the unindented lines of Python tracebacks and Java stack
+# traces, the level line of java.util.logging's two-line records, and closing brackets of pretty-printed bodies.
+_CONTINUATION = re.compile(
+    r"\s|Traceback \(most recent call last\)|Caused by: |During handling of the above exception"
+    r"|The above exception was the direct cause|(?:SEVERE|WARNING|INFO|CONFIG|FINE|FINER|FINEST): "
+    r"|(?:[\w$]+\.)*[\w$]*(?:Error|Exception|Throwable)(?::|$)|[\]})]+,?$"
+)
 _DETECTION_SAMPLE = 200
 _DETECTION_MAJORITY = 0.6
 
 
 def detect_log_format(text: str) -> str | None:
-    """Name of the format most sampled lines parse as, or None when no format covers a clear majority."""
-    sample = [line for line in text.splitlines() if line.strip() and not line[0].isspace()][:_DETECTION_SAMPLE]
+    """Name of the format that most sampled lines parse as, or None when no format covers a clear majority."""
+    lines = (line for line in text.splitlines() if line.strip() and not _CONTINUATION.match(line))
+    sample = [line for _, line in zip(range(_DETECTION_SAMPLE), lines)]
     if not sample:
         return None
     scores = {name: sum(parse(line) is not None for line in sample) for name, parse in _FORMATS.items()}
     if scores["journal"]:
         # journalctl's default "short" output is plain BSD syslog; its markers and precise stamps tell it apart.
         scores["journal"] = max(scores["journal"], scores["syslog-rfc3164"])
+    # The generic format parses a superset of the others, so it only wins when no specific format has a majority.
+    generic = scores.pop("timestamped")
     best = max(scores, key=scores.get)  # first of equals, i.e. the more specific format
-    return best if scores[best] >= _DETECTION_MAJORITY * len(sample) else None
+    for name, score in ((best, scores[best]), ("timestamped", generic)):
+        if score >= _DETECTION_MAJORITY * len(sample):
+            return name
+    return None
 
 
 def parse_log(
@@ -420,49 +525,45 @@ def parse_log(
     reference_year: int | None = None,
     now: datetime | None = None,
 ) -> list[LogRecord]:
-    """Every record of `text`, in order.
+    """Every record of `text`, in order; `log_format` (one of detect_log_format's names) skips detection.
 
     Times written without a zone are read in `default_timezone`. Timestamps without a year (BSD syslog) take
-    `reference_year` for the first record and roll over into the next year after December; without it they take
-    the year that puts them at most a day after `now` (default: the current time), which also handles the
-    rollover for any file less than a year old. A time of day without a date is taken as the latest such moment
-    not after `now`.
+    `reference_year` for the first record and roll over into the next year after December; without it, each takes
+    the latest year that puts it no more than a day after `now` (aware; default: the current time), which handles
+    the rollover for any file less than a year old. A time of day without a date is taken as the latest such
+    moment not after `now`.
     """
+    if log_format is not None and log_format not in _FORMATS:
+        raise ValueError(f"unknown log format {log_format!r}")
     log_format = log_format or detect_log_format(text)
-    parsers = [_FORMATS[log_format]] if log_format else []
-    parsers += [parse for parse in _FORMATS.values() if parse not in parsers]
+    preferred = _FORMATS.get(log_format)
+    # Specific formats before the generic one, so that lines of another format in the file keep host and program.
+    parsers = sorted(_FORMATS.values(), key=lambda parse: (parse is _parse_timestamped, parse is not preferred))
     clock = _Clock(default_timezone, reference_year, now)
 
-    records: list[LogRecord] = []
-    head: _Head | None = None
-    start = line_number = header_end = end = 0
-
-    def close() -> None:
-        record_text = text[start:end]
-        records.append(LogRecord(
-            timestamp=clock.resolve(head.stamp), host=head.host, program=head.program,
-            severity=head.severity or _keyword_severity(head.message),
-            message=head.message + text[header_end:end], text=record_text,
-            char_start=start, char_end=end, line_number=line_number,
-        ))
-
+    spans: list[list] = []  # [head, line number, start, end of the first line, end]
     offset = 0
     for number, raw in enumerate(text.split("\n"), 1):
-        line_start, offset = offset, offset + len(raw) + 1
+        start, offset = offset, offset + len(raw) + 1
         line = raw.rstrip("\r")
         if not line.strip():
             continue
-        new_head = None if line[0].isspace() else next(filter(None, (parse(line) for parse in parsers)), None)
-        if new_head is None and head is not None and (log_format or line[0].isspace()):
-            end = line_start + len(line)
-            continue
-        if head is not None:
-            close()
-        head = new_head or _Head(None, message=line)
-        start, line_number, end = line_start, number, line_start + len(line)
-        header_end = end
-    if head is not None:
-        close()
+        end = start + len(line)
+        continuation = _CONTINUATION.match(line)
+        head = None if continuation else next(filter(None, (parse(line) for parse in parsers)), None)
+        if head is None and spans and (log_format or continuation):
+            spans[-1][4] = end
+        else:
+            spans.append([head or _Head(None, message=line), number, start, end, end])
+
+    records = []
+    for head, number, start, first_line_end, end in spans:
+        message = head.message + text[first_line_end:end]
+        records.append(LogRecord(
+            timestamp=clock.resolve(head.stamp), host=head.host, program=head.program,
+            severity=head.severity or _keyword_severity(message), message=message, text=text[start:end],
+            char_start=start, char_end=end, line_number=number, peer=head.peer or _message_peer(message),
+        ))
     return records
 
 
@@ -472,28 +573,63 @@ def parse_log(
 _VARIABLE = re.compile(r"(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}|0x[0-9a-fA-F]+|[0-9a-fA-F]*\d[0-9a-fA-F]*")
 
 
-def _repeat_key(record: LogRecord) -> str:
-    return _VARIABLE.sub("#", record.message)
+class _Run(NamedTuple):
+    """Consecutive records whose messages agree up to numbers and addresses, shown once."""
 
-
-@dataclass
-class _Run:
-    """Consecutive records with the same message up to numbers and addresses, shown once."""
-
+    key: str
     first: LogRecord
-    last: LogRecord
     repeats: int
     text: str
     tokens: int
 
 
-def _run_text(run_first: LogRecord, repeats: int, last: LogRecord) -> str:
-    until = f" until {last.timestamp.isoformat()}" if last.timestamp else ""
-    return f"{run_first.text}\n[… repeated {repeats} more times{until}]"
+@dataclass
+class _Draft:
+    runs: list[_Run] = field(default_factory=list)
+    records: list[LogRecord] = field(default_factory=list)
+    tokens: int = 0
+    earliest: datetime | None = None
+    latest: datetime | None = None
+
+    def spans(self, record: LogRecord, max_span: timedelta) -> bool:
+        moment = record.timestamp
+        if moment is None or self.earliest is None:
+            return True
+        return max(self.latest, moment) - min(self.earliest, moment) <= max_span
+
+    def add(self, record: LogRecord, run: _Run) -> None:
+        if run.repeats:
+            self.tokens -= self.runs.pop().tokens
+        self.runs.append(run)
+        self.tokens += run.tokens
+        self.records.append(record)
+        if record.timestamp:
+            self.earliest = min(self.earliest or record.timestamp, record.timestamp)
+            self.latest = max(self.latest or record.timestamp, record.timestamp)
+
+    def window(self) -> LogWindow:
+        return LogWindow(
+            text="\n".join(run.text for run in self.runs),
+            char_start=self.records[0].char_start,
+            char_end=self.records[-1].char_end,
+            start=self.earliest,
+            end=self.latest,
+            hosts=tuple(sorted({record.host for record in self.records if record.host})),
+            programs=tuple(sorted({record.program for record in self.records if record.program})),
+            severity_counts=dict(Counter(record.severity for record in self.records if record.severity)),
+            record_count=len(self.records),
+            token_count=self.tokens,
+            peers=tuple(dict.fromkeys(record.peer for record in self.records if record.peer)),
+        )
+
+
+def _repeated(run: _Run, record: LogRecord) -> str:
+    until = f" until {record.timestamp.isoformat()}" if record.timestamp else ""
+    return f"{run.first.text}\n[… repeated {run.repeats + 1} more times{until}]"
 
 
 def _truncate(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> str:
-    low, high = 0, len(text)  # longest prefix within budget, found by bisection on characters
+    low, high = 0, len(text)  # the longest prefix within budget, by bisection on characters
     while low < high:
         middle = (low + high + 1) // 2
         if count_tokens(text[:middle]) <= max_tokens:
@@ -503,22 +639,6 @@ def _truncate(text: str, count_tokens: Callable[[str], int], max_tokens: int) ->
     return text[:low]
 
 
-def _window(runs: list[_Run], records: list[LogRecord]) -> LogWindow:
-    times = [record.timestamp for record in records if record.timestamp]
-    return LogWindow(
-        text="\n".join(run.text for run in runs),
-        char_start=records[0].char_start,
-        char_end=records[-1].char_end,
-        start=min(times, default=None),
-        end=max(times, default=None),
-        hosts=tuple(sorted({record.host for record in records if record.host})),
-        programs=tuple(sorted({record.program for record in records if record.program})),
-        severity_counts=dict(Counter(record.severity for record in records if record.severity)),
-        record_count=len(records),
-        token_count=sum(run.tokens for run in runs),
-    )
-
-
 def log_windows(
     records: list[LogRecord],
     *,
@@ -526,41 +646,36 @@ def log_windows(
     max_tokens: int,
     max_span: timedelta = timedelta(minutes=10),
 ) -> list[LogWindow]:
-    """Consecutive records grouped under a token budget and a time span; repeated messages shown once."""
+    """Consecutive records grouped under a token budget and a time span, with repeated messages shown once.
+
+    token_count is the sum of count_tokens over the window's records (or runs of repeats), not over the joined text.
+    """
     windows: list[LogWindow] = []
-    runs: list[_Run] = []
-    members: list[LogRecord] = []
-
-    def flush() -> None:
-        if members:
-            windows.append(_window(runs, members))
-        runs.clear()
-        members.clear()
-
+    draft = _Draft()
     for record in records:
-        times = [member.timestamp for member in members if member.timestamp]
-        if record.timestamp and times and max(*times, record.timestamp) - min(*times, record.timestamp) > max_span:
-            flush()
-        used = sum(run.tokens for run in runs)
-        last = runs[-1] if runs else None
-        if last and _repeat_key(last.last) == _repeat_key(record):
-            text = _run_text(last.first, last.repeats + 1, record)
+        if draft.records and not draft.spans(record, max_span):
+            windows.append(draft.window())
+            draft = _Draft()
+        key = _VARIABLE.sub("#", record.message)
+        last = draft.runs[-1] if draft.runs else None
+        if last and last.key == key:
+            text = _repeated(last, record)
             tokens = count_tokens(text)
-            if used - last.tokens + tokens <= max_tokens:
-                runs[-1] = _Run(last.first, record, last.repeats + 1, text, tokens)
-                members.append(record)
+            if draft.tokens - last.tokens + tokens <= max_tokens:
+                draft.add(record, _Run(key, last.first, last.repeats + 1, text, tokens))
                 continue
         tokens = count_tokens(record.text)
-        if used + tokens > max_tokens:
-            flush()
+        if draft.records and draft.tokens + tokens > max_tokens:
+            windows.append(draft.window())
+            draft = _Draft()
         if tokens > max_tokens:
-            # Alone and cut to the budget; the span still names the whole record so nothing looks lost.
+            # Alone and cut to the budget; its span still covers the whole record so that nothing looks lost.
             text = _truncate(record.text, count_tokens, max_tokens)
-            runs.append(_Run(record, record, 0, text, count_tokens(text)))
-            members.append(record)
-            flush()
+            draft.add(record, _Run(key, record, 0, text, count_tokens(text)))
+            windows.append(draft.window())
+            draft = _Draft()
             continue
-        runs.append(_Run(record, record, 0, record.text, tokens))
-        members.append(record)
-    flush()
+        draft.add(record, _Run(key, record, 0, record.text, tokens))
+    if draft.records:
+        windows.append(draft.window())
     return windows

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -103,6 +104,13 @@ class Chunk(models.Model):
     char_end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=settings.KB_EMBEDDING_DIMENSIONS)
+    # Log windows only: what retrieval can filter on (time range, host, severity).
+    time_start = models.DateTimeField(null=True, blank=True)
+    time_end = models.DateTimeField(null=True, blank=True)
+    hosts = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    programs = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    peers = ArrayField(models.CharField(max_length=255), default=list, blank=True)  # remote clients named
+    severity_counts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["version_id", "ordinal"]

@@ -10,8 +10,14 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
+from kb.documents.logs import detect_log_format
+
 SUPPORTED_EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
-                        ".html": "html", ".htm": "html"}
+                        ".html": "html", ".htm": "html", ".log": "log", ".jsonl": "log", ".ndjson": "log",
+                        # Parsed by kb.documents.office (the `unstructured` library); the kind names its format.
+                        ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv",
+                        ".odt": "odt", ".epub": "epub", ".rst": "rst", ".eml": "email"}
+_OFFICE_KINDS = {"pdf", "docx", "pptx", "xlsx", "csv", "odt", "epub", "rst", "email"}
 _HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "pre", "li", "dt", "dd", "th", "td", "caption",
                 "blockquote", "figcaption"]
 _HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -34,6 +40,13 @@ class ParsedDocument:
     title: str
     text: str
     sections: list[Section]
+    # Log files are chunked into time windows of records rather than by sections.
+    is_log: bool = False
+    log_format: str | None = None
+
+
+def is_email(filename: str) -> bool:
+    return Path(filename).suffix.lower() == ".eml"
 
 
 def file_kind(filename: str) -> str:
@@ -55,8 +68,17 @@ def _decode(data: bytes) -> str:
 
 def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
     kind = file_kind(filename)
-    text = _decode(data)
+    if kind in _OFFICE_KINDS:  # binary formats: never decoded as text here
+        from kb.documents.office import parse_office_document  # imports `unstructured` (slow) only when needed
+
+        return parse_office_document(data=data, filename=filename, kind=kind)
     fallback_title = Path(filename).stem
+    if kind == "log":
+        return _parse_log_file(data, fallback_title)
+    text = _decode(data)
+    if kind == "text" and (log_format := detect_log_format(text)):
+        return ParsedDocument(title=fallback_title, text=text, sections=[Section(fallback_title, 0, len(text))],
+                              is_log=True, log_format=log_format)
     if kind == "html":
         parsed = _parse_html(text, fallback_title)
     elif kind == "markdown":
@@ -66,6 +88,17 @@ def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
     if not parsed.text.strip():
         raise DocumentRejected("the file contains no text")
     return parsed
+
+
+def _parse_log_file(data: bytes, title: str) -> ParsedDocument:
+    if b"\x00" in data[:8192]:
+        raise DocumentRejected("the file looks binary (it contains NUL bytes), not a log")
+    # Logs often carry a stray byte from another encoding; one bad byte must not cost the whole file.
+    text = data.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        raise DocumentRejected("the file contains no text")
+    return ParsedDocument(title=title, text=text, sections=[Section(title, 0, len(text))], is_log=True,
+                          log_format=detect_log_format(text))
 
 
 def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:

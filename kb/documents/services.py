@@ -18,9 +18,10 @@ from kb.accounts.models import Department, User
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
-from kb.documents.chunking import ChunkDraft, chunk_document
+from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
 from kb.documents.models import Chunk, Collection, Document, DocumentVersion
-from kb.documents.parsing import DocumentRejected, file_kind, parse_document
+from kb.documents.office import extract_email_attachments
+from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
 from kb.search.embeddings import embed_passages, embedding_tokenizer
 
@@ -112,6 +113,12 @@ def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[F
                 f"{name}: {file.size:,} bytes is over the limit of {settings.KB_UPLOAD_MAX_BYTES:,} bytes")
             continue
         data = b"".join(file.chunks())
+        if is_email(name):
+            add(name, data)
+            # Attachments become documents of their own, named under the mail they came with.
+            for attachment_name, attachment in extract_email_attachments(data):
+                add(f"{name}/{attachment_name}", attachment)
+            continue
         if not is_archive(name):
             add(name, data)
             continue
@@ -220,12 +227,7 @@ def document_version_ingest(*, version_id: int) -> None:
     try:
         with version.file.open("rb") as stored:
             parsed = parse_document(data=stored.read(), filename=version.document.original_name)
-        drafts = chunk_document(
-            document=parsed,
-            tokenizer=embedding_tokenizer(),
-            max_tokens=settings.KB_CHUNK_TOKENS,
-            overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS,
-        )
+        drafts = _chunk_drafts(parsed)
         _version_update(version_id, status=DocumentVersion.Status.EMBEDDING, progress_total=len(drafts))
         vectors = _embed_with_progress(version_id, drafts)
         _version_publish(version_id=version_id, title=parsed.title, drafts=drafts, vectors=vectors)
@@ -236,6 +238,14 @@ def document_version_ingest(*, version_id: int) -> None:
     except Exception as error:
         document_version_mark_failed(version_id=version_id, reason=f"internal error while ingesting: {error}")
         raise
+
+
+def _chunk_drafts(parsed: ParsedDocument) -> list[ChunkDraft]:
+    if parsed.is_log:
+        return chunk_log(text=parsed.text, log_format=parsed.log_format, title=parsed.title,
+                         tokenizer=embedding_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS)
+    return chunk_document(document=parsed, tokenizer=embedding_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS,
+                          overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS)
 
 
 def _embed_with_progress(version_id: int, drafts: list[ChunkDraft]) -> np.ndarray:
@@ -259,7 +269,9 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
         Chunk.objects.bulk_create(
             Chunk(document=document, version=version, ordinal=ordinal, heading=draft.heading[:500],
                   text=draft.text, char_start=draft.char_start, char_end=draft.char_end,
-                  token_count=draft.token_count, embedding=vector)
+                  token_count=draft.token_count, embedding=vector, time_start=draft.time_start,
+                  time_end=draft.time_end, hosts=list(draft.hosts), programs=list(draft.programs), peers=list(draft.peers),
+                  severity_counts=draft.severity_counts)
             for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
         )
         # The old version's chunks go in the same transaction: searches see the old set or the new, never both.

@@ -1,10 +1,13 @@
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from pgvector.django import CosineDistance
 
 from kb.accounts.models import User
+from kb.documents.models import Chunk
 from kb.documents.selectors import chunks_readable_by
 
 
@@ -20,9 +23,37 @@ class PassageHit:
     score: float
 
 
-def chunks_search_for_user(*, user: User, query_vector: np.ndarray, k: int) -> list[PassageHit]:
+@dataclass(frozen=True, kw_only=True)
+class PassageFilters:
+    """Narrowing a search to log windows by time range (overlap), host, remote peer and severity."""
+
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    host: str | None = None
+    peer: str | None = None
+    severities: tuple[str, ...] = ()
+
+    def apply(self, chunks: QuerySet[Chunk]) -> QuerySet[Chunk]:
+        if self.time_from is not None:
+            chunks = chunks.filter(time_end__gte=self.time_from)
+        if self.time_to is not None:
+            chunks = chunks.filter(time_start__lte=self.time_to)
+        if self.host:
+            chunks = chunks.filter(hosts__contains=[self.host])
+        if self.peer:
+            chunks = chunks.filter(peers__contains=[self.peer])
+        if self.severities:
+            chunks = chunks.filter(severity_counts__has_any_keys=list(self.severities))
+        return chunks
+
+
+def chunks_search_for_user(
+    *, user: User, query_vector: np.ndarray, k: int, filters: PassageFilters | None = None
+) -> list[PassageHit]:
     """The k passages nearest to the query among those the user may read, permission filter inside the SQL."""
     readable_chunks = chunks_readable_by(user=user)
+    if filters is not None:
+        readable_chunks = filters.apply(readable_chunks)
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Without iterative scans an HNSW search filters its first ef_search candidates only and can return

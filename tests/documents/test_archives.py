@@ -94,3 +94,21 @@ def test_a_broken_archive_fails_alone_in_its_batch(admin_and_collection):
     assert result.rejected == ["broken.zip: not a valid ZIP archive"]
     assert [v.document.original_name for v in result.accepted] == ["ok.md"]
     assert DocumentVersion.objects.count() == 1
+
+
+def test_email_attachments_become_documents_of_their_own(admin_and_collection):
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["Subject"] = "Q3 travel policy"
+    mail["From"] = "hr@example.com"
+    mail["To"] = "staff@example.com"
+    mail.set_content("The new travel policy is attached. Book through the portal.")
+    mail.add_attachment(b"# Travel\nEconomy class for flights under six hours.", maintype="text",
+                        subtype="markdown", filename="travel.md")
+
+    result = _upload(admin_and_collection, "policy-mail.eml", mail.as_bytes())
+
+    assert result.rejected == []
+    assert sorted(v.document.original_name for v in result.accepted) == ["policy-mail.eml",
+                                                                         "policy-mail.eml/travel.md"]

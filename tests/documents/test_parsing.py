@@ -29,7 +29,7 @@ def test_python_docs_html_keeps_main_text_and_headings_but_not_navigation(python
 @pytest.mark.parametrize(
     ("filename", "content", "reason"),
     [
-        ("report.pdf", b"%PDF-1.7", "'.pdf' files are not supported yet"),
+        ("setup.exe", b"MZ\x90\x00", "'.exe' files are not supported yet"),
         ("notes.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks binary"),
         ("latin1.txt", "Gr\u00fc\u00dfe aus K\u00f6ln".encode("latin-1"), "not valid UTF-8"),
         ("blank.md", b"   \n\n\t", "contains no text"),
