@@ -30,7 +30,7 @@ from kb.chat.engine import answer_engine, answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
 from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
-from kb.search.embeddings import embed_passages, embed_query, embedding_tokenizer  # noqa: E402
+from kb.search.embeddings import embedding_tokenizer, encode  # noqa: E402
 from kb.search.selectors import PassageHit  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
@@ -45,7 +45,7 @@ def faq_passages() -> tuple[list[PassageHit], np.ndarray]:
                                     overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS):
             hits.append(PassageHit(chunk_id=len(hits), document_id=0, document_title=parsed.title,
                                    collection_name="FAQ", heading=draft.heading, text=draft.text, score=0.0))
-    vectors = embed_passages([f"{hit.heading}\n{hit.text}" for hit in hits])
+    vectors = encode(settings.KB_EMBEDDING_MODEL_PATH, [f"{hit.heading}\n{hit.text}" for hit in hits])
     return hits, vectors
 
 
@@ -83,7 +83,8 @@ def main() -> None:
     for budget in arguments.budget:
         firsts, rates, prompt_sizes = [], [], []
         for number, question in enumerate(asks, start=1):
-            order = np.argsort(-(vectors @ embed_query(question)))[: settings.KB_RETRIEVAL_TOP_K]
+            question_vector = encode(settings.KB_EMBEDDING_MODEL_PATH, [question])[0]
+            order = np.argsort(-(vectors @ question_vector))[: settings.KB_RETRIEVAL_TOP_K]
             passages = passages_within_budget(hits=[hits[i] for i in order], engine=engine, budget_tokens=budget)
             prompt = engine.chat_template.render(answer_messages(question=question, passages=passages))
             first, rate, prompt_tokens = asyncio.run(measure(engine, prompt))

@@ -9,7 +9,7 @@ included (the worker picks up the next job at once while jobs are queued).
 
     .venv/bin/python bench/ingest_throughput.py [--pages 60]    # 0 = every page (~500, long on 2 cores)
 
-It uses its own embedded PostgreSQL under var/bench, created afresh each run.
+It uses its own embedded PostgreSQL under var/bench, created afresh each run and stopped at the end.
 """
 
 import argparse
@@ -21,11 +21,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_VAR = ROOT / "var" / "bench"
 sys.path.insert(0, str(ROOT))
-os.environ["KB_VAR_DIR"] = str(ROOT / "var" / "bench")
+os.environ["KB_VAR_DIR"] = str(BENCH_VAR)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 os.environ.pop("DATABASE_URL", None)
-shutil.rmtree(ROOT / "var" / "bench" / "media", ignore_errors=True)
+
+from kb.platform.embedded_pg import server_stop  # noqa: E402
+
+if (BENCH_VAR / "pg").exists():
+    server_stop(BENCH_VAR / "pg")
+shutil.rmtree(BENCH_VAR, ignore_errors=True)
 
 import django  # noqa: E402
 
@@ -50,7 +56,6 @@ LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
 
 
 def fresh_collection():
-    call_command("flush", interactive=False, verbosity=0)
     department = department_create(acting_user=None, name="Bench")
     admin = user_create(acting_user=None, username="bench", password="bench-password-1")
     membership_create(acting_user=None, user=admin, department=department, role=Membership.Role.ADMIN)
@@ -102,6 +107,7 @@ def main() -> None:
           f" {log_chunks} of the chunks are log windows")
     print(f"chunks: {len(texts)}; end to end {end_to_end_rate:.1f} chunks/s; "
           f"SentenceTransformer.encode alone {encode_rate:.1f} chunks/s; ratio {end_to_end_rate / encode_rate:.2f}")
+    server_stop(BENCH_VAR / "pg")
 
 
 if __name__ == "__main__":

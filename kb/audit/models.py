@@ -11,12 +11,15 @@ class AuditEvent(models.Model):
         USER_CREATED = "user.created"
         COLLECTION_CREATED = "collection.created"
         DOCUMENT_UPLOADED = "document.uploaded"
+        BATCH_UPLOADED = "batch.uploaded"
         DOCUMENT_INGESTED = "document.ingested"
         DOCUMENT_FAILED = "document.failed"
         DOCUMENT_RETRIED = "document.retried"
         DOCUMENT_REQUEUED = "document.requeued"
         DOCUMENT_DELETED = "document.deleted"
         COLLECTION_DELETED = "collection.deleted"
+        EMBEDDING_MODEL_CHANGE_STARTED = "embedding_model.change_started"
+        EMBEDDING_MODEL_ACTIVATED = "embedding_model.activated"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=64, choices=Kind.choices)

@@ -4,6 +4,7 @@ A chunk never runs past a section boundary once it is at least half full, so pas
 structure; a section longer than one chunk is cut at the last sentence end in the window, with overlap.
 """
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,6 +39,7 @@ def chunk_document(
     offsets = [span for span in tokenizer.encode(document.text, add_special_tokens=False).offsets if span[1] > span[0]]
     section_starts = sorted({section.start for section in document.sections})
     boundary_tokens = _first_token_at_or_after(offsets, section_starts)
+    whole_spans = _token_spans(offsets, document.whole_spans)
 
     drafts: list[ChunkDraft] = []
     start = 0
@@ -45,7 +47,10 @@ def chunk_document(
         hard_end = min(start + max_tokens, len(offsets))
         end = _structural_end(start, hard_end, boundary_tokens, max_tokens)
         cut_inside_section = end == hard_end and hard_end < len(offsets) and hard_end not in boundary_tokens
-        if cut_inside_section:
+        around_table = _end_outside_whole_spans(start, end, whole_spans, max_tokens)
+        if around_table != end:
+            end, cut_inside_section = around_table, False  # the table starts the next chunk, without overlap
+        elif cut_inside_section:
             end = _sentence_end(document.text, offsets, start, end, max_tokens)
         char_start, char_end = offsets[start][0], offsets[end - 1][1]
         drafts.append(
@@ -83,6 +88,19 @@ def _first_token_at_or_after(offsets: list[tuple[int, int]], char_positions: lis
             index += 1
         tokens.add(index)
     return tokens
+
+
+def _token_spans(offsets: list[tuple[int, int]], char_spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    token_starts = [span[0] for span in offsets]
+    return [(bisect_left(token_starts, start), bisect_left(token_starts, end)) for start, end in char_spans]
+
+
+def _end_outside_whole_spans(start: int, end: int, spans: list[tuple[int, int]], max_tokens: int) -> int:
+    """Move a chunk end out of a table that fits in one chunk: before it, or after it when the chunk starts there."""
+    for span_start, span_end in spans:
+        if span_start < end < span_end and span_end - span_start <= max_tokens:
+            return span_start if span_start > start else span_end
+    return end
 
 
 def _structural_end(start: int, hard_end: int, boundary_tokens: set[int], max_tokens: int) -> int:

@@ -50,6 +50,20 @@ class Document(models.Model):
         return self.title
 
 
+class UploadBatch(models.Model):
+    """Files uploaded together (one form submission, one import), followed as a whole."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="upload_batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    # Files refused at upload never become versions; their reasons stay with the batch.
+    rejected = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
 class DocumentVersion(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -61,6 +75,7 @@ class DocumentVersion(models.Model):
     IN_PROGRESS = (Status.PARSING, Status.EMBEDDING)
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    batch = models.ForeignKey(UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
     number = models.PositiveIntegerField()
     file = models.FileField(upload_to=_upload_path, max_length=500)
     content_hash = models.CharField(max_length=64)
@@ -104,6 +119,8 @@ class Chunk(models.Model):
     char_end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=settings.KB_EMBEDDING_DIMENSIONS)
+    # While the embedding model is being changed: this chunk's vector from the incoming model (any dimensions).
+    embedding_next = VectorField(null=True, blank=True)
     # Log windows only: what retrieval can filter on (time range, host, severity).
     time_start = models.DateTimeField(null=True, blank=True)
     time_end = models.DateTimeField(null=True, blank=True)

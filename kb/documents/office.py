@@ -572,6 +572,7 @@ def _assemble(elements: list, kind: str, fallback_title: str, lead: list[str] | 
 
     lines: list[str] = []
     sections: list[Section] = []
+    tables: list[tuple[int, int]] = []
     position = 0
     current_title, current_page = title, None
     heading, start = title, 0
@@ -595,12 +596,14 @@ def _assemble(elements: list, kind: str, fallback_title: str, lead: list[str] | 
         if is_title or new_page:
             in_paged_format = page_word is not None and current_page is not None
             open_section(f"{current_title} ({page_word} {current_page})" if in_paged_format else current_title)
+        if element is not None and element.category == "Table":
+            tables.append((position, position + len(text)))
         lines.append(text)
         position += len(text) + 1
     text = "\n".join(lines)
     if len(text) > start:
         sections.append(Section(heading, start, len(text)))
-    return ParsedDocument(title=title, text=text, sections=sections)
+    return ParsedDocument(title=title, text=text, sections=sections, whole_spans=tables)
 
 
 def _email_document(data: bytes, elements: list, fallback_title: str) -> ParsedDocument:

@@ -5,7 +5,7 @@ line. Sections are contiguous spans of that text, so chunk offsets point straigh
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
@@ -40,6 +40,8 @@ class ParsedDocument:
     title: str
     text: str
     sections: list[Section]
+    # Character spans (tables) that a chunk boundary must not cut when they fit in one chunk.
+    whole_spans: list[tuple[int, int]] = field(default_factory=list)
     # Log files are chunked into time windows of records rather than by sections.
     is_log: bool = False
     log_format: str | None = None
@@ -113,9 +115,18 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
     return ParsedDocument(title=title, text=text, sections=[s for s in sections if s.end > s.start])
 
 
-def _innermost_blocks(root: Tag) -> list[Tag]:
-    # A block that holds other blocks (a list item with paragraphs) is represented by those inner blocks.
-    return [element for element in root.find_all(_HTML_BLOCKS) if not element.find(_HTML_BLOCKS)]
+def _content_blocks(root: Tag) -> list[Tag]:
+    """Tables whole, and otherwise the innermost blocks: a list item with paragraphs is those paragraphs."""
+    return [
+        element for element in root.find_all([*_HTML_BLOCKS, "table"])
+        if not element.find_parent("table") and (element.name == "table" or not element.find(_HTML_BLOCKS))
+    ]
+
+
+def _table_rows(table: Tag) -> str:
+    rows = (" | ".join(" ".join(cell.get_text(" ").split()) for cell in row.find_all(["td", "th"]))
+            for row in table.find_all("tr"))
+    return "\n".join(row for row in rows if row.strip(" |"))
 
 
 def _parse_html(markup: str, fallback_title: str) -> ParsedDocument:
@@ -131,11 +142,17 @@ def _parse_html(markup: str, fallback_title: str) -> ParsedDocument:
 
     lines: list[str] = []
     sections: list[Section] = []
+    tables: list[tuple[int, int]] = []
     position = 0
     current_heading, current_start = title, 0
-    for block in _innermost_blocks(root):
-        keep_layout = block.name == "pre"
-        block_text = block.get_text() if keep_layout else " ".join(block.get_text(" ").split())
+    for block in _content_blocks(root):
+        if block.name == "table":
+            block_text = _table_rows(block)
+            tables.append((position, position + len(block_text)))
+        elif block.name == "pre":
+            block_text = block.get_text()
+        else:
+            block_text = " ".join(block.get_text(" ").split())
         if not block_text.strip():
             continue
         if block.name in _HTML_HEADINGS:
@@ -147,4 +164,4 @@ def _parse_html(markup: str, fallback_title: str) -> ParsedDocument:
     text = "\n".join(lines)
     if len(text) > current_start:
         sections.append(Section(current_heading, current_start, len(text)))
-    return ParsedDocument(title=title, text=text, sections=sections)
+    return ParsedDocument(title=title, text=text, sections=sections, whole_spans=tables)

@@ -1,11 +1,14 @@
 """The one place that knows which collections, documents and chunks a user may read."""
 
-from django.db.models import F, Q, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_administered_by, departments_of_user
-from kb.documents.models import Chunk, Collection, Document, DocumentVersion
+from kb.documents.models import Chunk, Collection, Document, DocumentVersion, UploadBatch
 
 
 def collections_readable_by(*, user: User) -> QuerySet[Collection]:
@@ -49,6 +52,38 @@ def document_version_get_for_manager(*, user: User, version_id: int) -> Document
         return document_versions_manageable_by(user=user).get(pk=version_id)
     except DocumentVersion.DoesNotExist:
         raise Http404("No such document") from None
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch: UploadBatch
+    files: int
+    ready: int
+    failed: int
+    passages_done: int
+    passages_total: int
+
+    @property
+    def in_progress(self) -> int:
+        return self.files - self.ready - self.failed
+
+    @property
+    def is_finished(self) -> bool:
+        return self.in_progress == 0
+
+
+def upload_batch_progress_for_manager(*, user: User, batch_id: int) -> BatchProgress:
+    batch = UploadBatch.objects.filter(collection__in=collections_manageable_by(user=user), pk=batch_id).first()
+    if batch is None:
+        raise Http404("No such upload")
+    figures = batch.versions.aggregate(
+        files=Count("id"),
+        ready=Count("id", filter=Q(status=DocumentVersion.Status.READY)),
+        failed=Count("id", filter=Q(status=DocumentVersion.Status.FAILED)),
+        passages_done=Coalesce(Sum("progress_done"), 0),
+        passages_total=Coalesce(Sum("progress_total"), 0),
+    )
+    return BatchProgress(batch=batch, **figures)
 
 
 def document_get_for_manager(*, user: User, document_id: int) -> Document:

@@ -19,11 +19,11 @@ from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
 from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
-from kb.documents.models import Chunk, Collection, Document, DocumentVersion
+from kb.documents.models import Chunk, Collection, Document, DocumentVersion, UploadBatch
 from kb.documents.office import extract_email_attachments
 from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
-from kb.search.embeddings import embed_passages, embedding_tokenizer
+from kb.search.embeddings import embed_passages, embed_passages_for_incoming_model, embedding_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ def collection_delete(*, acting_user: User, collection: Collection) -> None:
 
 @dataclass
 class UploadBatchResult:
+    batch: UploadBatch
     accepted: list[DocumentVersion] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
@@ -97,12 +98,12 @@ def _archive_limits() -> ArchiveLimits:
 def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[File]) -> UploadBatchResult:
     """Add many files (ZIP archives expanded); each file stands or fails alone with its reason."""
     _require_manager(acting_user, collection)
-    result = UploadBatchResult()
+    result = UploadBatchResult(batch=UploadBatch.objects.create(collection=collection, created_by=acting_user))
 
     def add(name: str, data: bytes) -> None:
         try:
             result.accepted.append(document_upload(acting_user=acting_user, collection=collection, name=name,
-                                                   data=data))
+                                                   data=data, batch=result.batch))
         except UploadRejected as error:
             result.rejected.append(str(error))
 
@@ -127,11 +128,23 @@ def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[F
                 result.rejected.append(f"{item.name}: {item.reason}")
             else:
                 add(item.name, item.data)
+    _upload_batch_close(acting_user=acting_user, result=result)
     return result
 
 
 @transaction.atomic
-def document_upload(*, acting_user: User, collection: Collection, name: str, data: bytes) -> DocumentVersion:
+def _upload_batch_close(*, acting_user: User, result: UploadBatchResult) -> None:
+    result.batch.rejected = result.rejected
+    result.batch.save(update_fields=["rejected"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.BATCH_UPLOADED, subject=result.batch,
+                 after={"collection": result.batch.collection_id, "accepted": [v.pk for v in result.accepted],
+                        "rejected": result.rejected})
+
+
+@transaction.atomic
+def document_upload(
+    *, acting_user: User, collection: Collection, name: str, data: bytes, batch: UploadBatch | None = None
+) -> DocumentVersion:
     """Add a file to a collection: a new document, or a new version of the document of that name."""
     _require_manager(acting_user, collection)
     filename = name[-255:]
@@ -157,8 +170,8 @@ def document_upload(*, acting_user: User, collection: Collection, name: str, dat
         collection=collection, original_name=filename, defaults={"title": PurePosixPath(filename).stem}
     )
     number = (document.versions.aggregate(Max("number"))["number__max"] or 0) + 1
-    version = DocumentVersion(document=document, number=number, content_hash=content_hash, size_bytes=len(data),
-                              uploaded_by=acting_user)
+    version = DocumentVersion(document=document, batch=batch, number=number, content_hash=content_hash,
+                              size_bytes=len(data), uploaded_by=acting_user)
     # Stored under the base name only: the name inside an archive never becomes a path on disk.
     version.file.save(PurePosixPath(filename).name, ContentFile(data), save=False)
     version.full_clean()
@@ -248,18 +261,32 @@ def _chunk_drafts(parsed: ParsedDocument) -> list[ChunkDraft]:
                           overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS)
 
 
-def _embed_with_progress(version_id: int, drafts: list[ChunkDraft]) -> np.ndarray:
+@dataclass(frozen=True)
+class _Vectors:
+    active: np.ndarray
+    incoming: np.ndarray | None  # from the model being built to replace the active one, if any
+
+
+def _embed_with_progress(version_id: int, drafts: list[ChunkDraft]) -> _Vectors:
     texts = [f"{draft.heading}\n{draft.text}" for draft in drafts]
     step = settings.KB_EMBEDDING_BATCH_SIZE * 4
-    parts = []
+    active, incoming = [], []
     for start in range(0, len(texts), step):
-        parts.append(embed_passages(texts[start:start + step]))
+        active.append(embed_passages(texts[start:start + step]))
+        incoming.append(embed_passages_for_incoming_model(texts[start:start + step]))
         _version_update(version_id, progress_done=min(start + step, len(texts)))
-    return np.concatenate(parts) if parts else np.empty((0, settings.KB_EMBEDDING_DIMENSIONS))
+    if not active:
+        return _Vectors(active=np.empty((0, settings.KB_EMBEDDING_DIMENSIONS)), incoming=None)
+    complete = all(part is not None for part in incoming)
+    return _Vectors(active=np.concatenate(active), incoming=np.concatenate(incoming) if complete else None)
+
+
+def _incoming_or_none(vectors: _Vectors, count: int) -> list:
+    return [None] * count if vectors.incoming is None else list(vectors.incoming)
 
 
 @transaction.atomic
-def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], vectors: np.ndarray) -> None:
+def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], vectors: _Vectors) -> None:
     version = DocumentVersion.objects.select_for_update().select_related("document").get(pk=version_id)
     document = Document.objects.select_for_update().get(pk=version.document_id)
     serving = document.current_version
@@ -269,10 +296,12 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
         Chunk.objects.bulk_create(
             Chunk(document=document, version=version, ordinal=ordinal, heading=draft.heading[:500],
                   text=draft.text, char_start=draft.char_start, char_end=draft.char_end,
-                  token_count=draft.token_count, embedding=vector, time_start=draft.time_start,
+                  token_count=draft.token_count, embedding=vector, embedding_next=next_vector,
+                  time_start=draft.time_start,
                   time_end=draft.time_end, hosts=list(draft.hosts), programs=list(draft.programs), peers=list(draft.peers),
                   severity_counts=draft.severity_counts)
-            for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
+            for ordinal, (draft, vector, next_vector) in enumerate(
+                zip(drafts, vectors.active, _incoming_or_none(vectors, len(drafts)), strict=True))
         )
         # The old version's chunks go in the same transaction: searches see the old set or the new, never both.
         Chunk.objects.filter(document=document).exclude(version=version).delete()

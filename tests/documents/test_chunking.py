@@ -44,3 +44,17 @@ def test_chunk_headings_name_the_section_they_start_in():
     # Cuts inside a section land on sentence ends and overlap the next chunk.
     assert long_section_chunks[0].text.endswith(".")
     assert long_section_chunks[1].char_start < long_section_chunks[0].char_end
+
+
+def test_tables_that_fit_are_never_cut():
+    rows = "\n".join(f"<tr><td>Region {n}</td><td>{n * 1000} EUR</td><td>approved</td></tr>" for n in range(12))
+    prose = "<p>" + "Budgets are reviewed every quarter by the finance committee. " * 12 + "</p>"
+    markup = f"<html><body><h1>Budgets</h1>{prose}<table>{rows}</table>{prose}</body></html>"
+    parsed = parse_document(data=markup.encode(), filename="budgets.html")
+    (table_start, table_end), = parsed.whole_spans
+    assert parsed.text[table_start:table_end].splitlines()[0] == "Region 0 | 0 EUR | approved"
+
+    for max_tokens in (120, 150, 180):
+        chunks = _chunks(parsed, max_tokens=max_tokens, overlap=20)
+        holding = [c for c in chunks if c.char_start < table_end and c.char_end > table_start]
+        assert any(c.char_start <= table_start and c.char_end >= table_end for c in holding), max_tokens

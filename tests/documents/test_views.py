@@ -72,3 +72,23 @@ def test_employees_cannot_reach_the_documents_workspace(client):
 
     assert client.get(reverse("documents:page")).status_code == 403
     assert client.post(reverse("documents:upload"), {}).status_code == 403
+
+
+def test_an_upload_is_followed_as_a_batch_until_every_file_is_done(client, setup):
+    response = _upload(
+        client, setup,
+        SimpleUploadedFile("a.md", b"# A\nAlpha."),
+        SimpleUploadedFile("b.txt", b"\x00binary"),
+        SimpleUploadedFile("c.exe", b"MZ"),
+    )
+    page = response.content.decode()
+    assert "This upload:</strong> 2 files" in page and "1 refused" in page
+    batch_id = DocumentVersion.objects.first().batch_id
+    assert f'hx-get="{reverse("documents:batch", args=[batch_id])}"' in page
+
+    for version in DocumentVersion.objects.all():
+        document_version_ingest(version_id=version.pk)
+    card = client.get(reverse("documents:batch", args=[batch_id]), headers={"HX-Request": "true"}).content.decode()
+
+    assert "1 ready" in card and "1 failed" in card and "0 in progress" in card and "done" in card
+    assert "every 1s" not in card

@@ -1,6 +1,7 @@
 """Import files and folders into a collection from the command line, with progress bars."""
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.files import File
@@ -31,18 +32,20 @@ class Command(BaseCommand):
         if not files:
             raise CommandError("no importable files found under the given paths")
 
-        accepted: list[DocumentVersion] = []
-        rejected: list[str] = []
-        for path in tqdm(files, desc="uploading", unit="file"):
-            with path.open("rb") as handle:
-                result = upload_batch(acting_user=acting_user, collection=target, files=[File(handle, name=path.name)])
-            accepted += result.accepted
-            rejected += result.rejected
-        for reason in rejected:
+        result = upload_batch(acting_user=acting_user, collection=target, files=self._opened(files))
+        for reason in result.rejected:
             self.stderr.write(f"skipped {reason}")
-        self.stdout.write(f"queued {len(accepted)} file(s), skipped {len(rejected)}")
+        self.stdout.write(f"queued {len(result.accepted)} file(s), skipped {len(result.rejected)}")
+        accepted = result.accepted
         if accepted and not no_wait:
             self._follow([version.pk for version in accepted])
+
+    @staticmethod
+    def _opened(paths: list[Path]) -> Iterator[File]:
+        # Each file is read whole before the next is opened, so only one handle is open at a time.
+        for path in tqdm(paths, desc="uploading", unit="file"):
+            with path.open("rb") as handle:
+                yield File(handle, name=path.name)
 
     def _acting_user(self, username: str | None) -> User:
         users = User.objects.filter(username=username) if username else User.objects.filter(is_superuser=True)
