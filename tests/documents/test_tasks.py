@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.db import connection
 
 from kb.audit.models import AuditEvent
 from kb.documents.models import Chunk, Document, DocumentVersion
@@ -96,8 +97,6 @@ def test_redis_broker_carries_ingestion_when_configured(tmp_path):
 
 def _fresh_broker_database(name: str) -> str:
     """A broker of this test's own, so that no other worker of the test session takes its jobs."""
-    from django.db import connection
-
     host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
     with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
         admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -157,3 +156,39 @@ def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_re
     assert sorted(ordinals) == list(range(finished.chunk_count)) and finished.chunk_count > 50
     assert Document.objects.get(pk=version.document_id).current_version_id == version.pk
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.DOCUMENT_REQUEUED, subject_id=str(version.pk)).exists()
+
+
+def test_a_dropped_database_connection_mid_document_is_retried_and_the_document_completes(tmp_path, python_docs):
+    department = make_department()
+    admin = make_user(department=department, admin=True)
+    collection = make_collection(owner=department)
+    worker_name = "kb-transient-test-worker"
+    environment = app_process_environment(
+        database_url=f"{database_url_for_app_processes()}&application_name={worker_name}",
+        broker_url=_fresh_broker_database("kb_test_transient_broker"),
+        media_root=tmp_path / "media",
+    )
+    environment["KB_EMBEDDING_BATCH_SIZE"] = "4"
+    worker = start_worker(environment, tmp_path / "worker.log")
+    try:
+        version = _upload_in_app_process(environment, user=admin, collection=collection,
+                                         path=python_docs / "faq" / "programming.html")
+
+        def embedding_under_way():
+            version.refresh_from_db()
+            return version.status == DocumentVersion.Status.EMBEDDING and version.progress_done > 0
+
+        _wait_for(embedding_under_way, timeout=120, what="the worker to be embedding")
+        with connection.cursor() as cursor:
+            # What a database restart or a network cut does to the worker's session.
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                           [worker_name])
+            assert cursor.fetchone()[0] >= 1
+        finished = _wait_until_finished(version, timeout=180)
+    finally:
+        stop_processes(worker)
+
+    assert finished.status == DocumentVersion.Status.READY, finished.failure_reason
+    assert finished.attempts == 2
+    assert Chunk.objects.filter(version=version).count() == finished.chunk_count
+    assert "Retry in" in (tmp_path / "worker.log").read_text()

@@ -25,12 +25,13 @@ QUESTION = "Why does Python use indentation for grouping of statements?"
 def smaller_model(tmp_path_factory) -> str:
     """A real, different sentence-transformers model made here: the bundled encoder, CLS pooling, a 256-d head."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Pooling, Transformer
 
     torch.manual_seed(0)
-    encoder = models.Transformer(str(model_directory("")))
-    pooling = models.Pooling(encoder.get_embedding_dimension(), pooling_mode="cls")
-    head = models.Dense(encoder.get_embedding_dimension(), 256, activation_function=torch.nn.Identity())
+    encoder = Transformer(str(model_directory("")))
+    pooling = Pooling(encoder.get_embedding_dimension(), pooling_mode="cls")
+    head = Dense(encoder.get_embedding_dimension(), 256, activation_function=torch.nn.Identity())
     folder = tmp_path_factory.mktemp("model") / "minilm-cls-256"
     SentenceTransformer(modules=[encoder, pooling, head], device="cpu").save(str(folder))
     return str(folder)
