@@ -133,6 +133,8 @@ KB_INGEST_STALL_SECONDS = env.int("KB_INGEST_STALL_SECONDS", default=120)
 
 # Retrieval and answering
 KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
+# A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
+KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
 KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
 
 # The LLM engine (llama.cpp on CPU by default). Empty model path: SmolLM2-135M-Instruct from its wheel.

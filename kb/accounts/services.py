@@ -37,6 +37,18 @@ def user_create(
 
 
 @transaction.atomic
+def membership_delete(*, acting_user: User | None, membership: Membership) -> None:
+    """Leaving a department takes effect on the next query: permissions are never cached."""
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.MEMBERSHIP_DELETED,
+        subject=membership,
+        before={"user": membership.user_id, "department": membership.department_id, "role": membership.role},
+    )
+    membership.delete()
+
+
+@transaction.atomic
 def membership_create(
     *, acting_user: User | None, user: User, department: Department, role: Membership.Role = Membership.Role.MEMBER
 ) -> Membership:

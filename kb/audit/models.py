@@ -8,6 +8,7 @@ class AuditEvent(models.Model):
     class Kind(models.TextChoices):
         DEPARTMENT_CREATED = "department.created"
         MEMBERSHIP_CREATED = "membership.created"
+        MEMBERSHIP_DELETED = "membership.deleted"
         USER_CREATED = "user.created"
         COLLECTION_CREATED = "collection.created"
         DOCUMENT_UPLOADED = "document.uploaded"
@@ -17,7 +18,10 @@ class AuditEvent(models.Model):
         DOCUMENT_RETRIED = "document.retried"
         DOCUMENT_REQUEUED = "document.requeued"
         DOCUMENT_DELETED = "document.deleted"
+        DOCUMENT_MOVED = "document.moved"
         COLLECTION_DELETED = "collection.deleted"
+        GRANT_CREATED = "grant.created"
+        GRANT_REVOKED = "grant.revoked"
         EMBEDDING_MODEL_CHANGE_STARTED = "embedding_model.change_started"
         EMBEDDING_MODEL_ACTIVATED = "embedding_model.activated"
 

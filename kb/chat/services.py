@@ -17,8 +17,7 @@ from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
 from kb.chat.engine import answer_engine, answer_generation_params
-from kb.search.embeddings import embed_query
-from kb.search.selectors import PassageHit, chunks_search_for_user
+from kb.search.selectors import PassageHit, passages_search_for_user
 
 SYSTEM_PROMPT = (
     "You are the company knowledge base assistant. Answer the question using only the numbered passages. "
@@ -72,9 +71,8 @@ def _elapsed_ms(since: float) -> int:
 
 async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEvent]:
     started = time.perf_counter()
-    query_vector = await sync_to_async(embed_query)(question)
-    hits = await sync_to_async(chunks_search_for_user)(
-        user=user, query_vector=query_vector, k=settings.KB_RETRIEVAL_TOP_K
+    hits = await sync_to_async(passages_search_for_user)(
+        user=user, query_text=question, k=settings.KB_RETRIEVAL_TOP_K
     )
     retrieval_ms = _elapsed_ms(started)
     engine = answer_engine()

@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -8,7 +10,7 @@ from kb.accounts.models import Department
 
 class Collection(models.Model):
     class Visibility(models.TextChoices):
-        DEPARTMENT = "department", "Owning department only"
+        DEPARTMENT = "department", "Owning department and explicit grants"
         COMPANY = "company", "Whole company"
 
     name = models.CharField(max_length=200, unique=True)
@@ -22,6 +24,32 @@ class Collection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CollectionGrant(models.Model):
+    """Read access to a collection for another department or for one user, with who granted it and when."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="grants")
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(department__isnull=False, user__isnull=True)
+                | models.Q(department__isnull=True, user__isnull=False),
+                name="grant_to_a_department_or_a_user",
+            ),
+            models.UniqueConstraint(fields=["collection", "department"], name="grant_unique_department"),
+            models.UniqueConstraint(fields=["collection", "user"], name="grant_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.collection} → {self.department or self.user}"
 
 
 def _upload_path(version: "DocumentVersion", filename: str) -> str:
@@ -128,11 +156,19 @@ class Chunk(models.Model):
     programs = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     peers = ArrayField(models.CharField(max_length=255), default=list, blank=True)  # remote clients named
     severity_counts = models.JSONField(default=dict, blank=True)
+    # Keyword search: headings weigh more than body text; kept by PostgreSQL itself, so it can never go stale.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("heading", weight="A", config="english")
+        + SearchVector("text", weight="B", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["version_id", "ordinal"]
         constraints = [models.UniqueConstraint(fields=["version", "ordinal"], name="chunk_unique_ordinal")]
         indexes = [
+            GinIndex(name="chunk_search_vector_gin", fields=["search_vector"]),
             HnswIndex(
                 name="chunk_embedding_hnsw",
                 fields=["embedding"],

@@ -8,7 +8,7 @@ from django.http import Http404
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_administered_by, departments_of_user
-from kb.documents.models import Chunk, Collection, Document, DocumentVersion, UploadBatch
+from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
 
 
 def collections_readable_by(*, user: User) -> QuerySet[Collection]:
@@ -16,8 +16,10 @@ def collections_readable_by(*, user: User) -> QuerySet[Collection]:
         return Collection.objects.none()
     if user.is_superuser:
         return Collection.objects.all()
+    my_departments = departments_of_user(user=user)
+    granted = CollectionGrant.objects.filter(Q(department__in=my_departments) | Q(user=user)).values("collection")
     return Collection.objects.filter(
-        Q(visibility=Collection.Visibility.COMPANY) | Q(owner__in=departments_of_user(user=user))
+        Q(visibility=Collection.Visibility.COMPANY) | Q(owner__in=my_departments) | Q(pk__in=granted)
     )
 
 
@@ -39,6 +41,12 @@ def chunk_get_for_user(*, user: User, chunk_id: int) -> Chunk:
         return chunks_readable_by(user=user).select_related("document__collection", "version").get(pk=chunk_id)
     except Chunk.DoesNotExist:
         raise Http404("No such passage") from None
+
+
+def chunk_neighbours_for_user(*, user: User, chunk: Chunk) -> tuple[Chunk | None, Chunk | None]:
+    """The passages just before and after, for context around a citation."""
+    siblings = chunks_readable_by(user=user).filter(version_id=chunk.version_id)
+    return (siblings.filter(ordinal=chunk.ordinal - 1).first(), siblings.filter(ordinal=chunk.ordinal + 1).first())
 
 
 def document_versions_manageable_by(*, user: User) -> QuerySet[DocumentVersion]:

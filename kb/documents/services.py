@@ -19,7 +19,7 @@ from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
 from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
-from kb.documents.models import Chunk, Collection, Document, DocumentVersion, UploadBatch
+from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
 from kb.documents.office import extract_email_attachments
 from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
@@ -65,6 +65,31 @@ def collection_create(
         after={"name": name, "owner": owner.pk, "visibility": visibility},
     )
     return collection
+
+
+@transaction.atomic
+def grant_create(
+    *, acting_user: User, collection: Collection, department: Department | None = None, user: User | None = None
+) -> CollectionGrant:
+    _require_manager(acting_user, collection)
+    grant = CollectionGrant(collection=collection, department=department, user=user, granted_by=acting_user)
+    grant.full_clean()
+    grant.save()
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.GRANT_CREATED, subject=grant,
+                 after={"collection": collection.pk, "department": getattr(department, "pk", None),
+                        "user": getattr(user, "pk", None)})
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, acting_user: User, grant: CollectionGrant) -> None:
+    """Takes effect on the very next query: permissions are read in the SQL of every search, never cached."""
+    _require_manager(acting_user, grant.collection)
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.GRANT_REVOKED, subject=grant,
+                 before={"collection": grant.collection_id, "department": grant.department_id,
+                         "user": grant.user_id, "granted_by": grant.granted_by_id,
+                         "granted_at": grant.created_at.isoformat()})
+    grant.delete()
 
 
 @transaction.atomic
@@ -185,6 +210,21 @@ def document_upload(
     )
     _enqueue_ingest(version.pk)
     return version
+
+
+@transaction.atomic
+def document_move(*, acting_user: User, document: Document, to_collection: Collection) -> Document:
+    """Its readers change with it at once: chunks reach readers only through their document's collection."""
+    _require_manager(acting_user, document.collection)
+    _require_manager(acting_user, to_collection)
+    if to_collection.documents.filter(original_name=document.original_name).exists():
+        raise UploadRejected(f"{to_collection.name} already has a document named {document.original_name}")
+    before = {"collection": document.collection_id}
+    document.collection = to_collection
+    document.save(update_fields=["collection"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.DOCUMENT_MOVED, subject=document, before=before,
+                 after={"collection": to_collection.pk})
+    return document
 
 
 @transaction.atomic

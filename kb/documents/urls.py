@@ -10,4 +10,7 @@ urlpatterns = [
     path("versions/<int:version_id>/retry/", views.document_version_retry_view, name="version-retry"),
     path("<int:document_id>/delete/", views.document_delete_view, name="delete"),
     path("batches/<int:batch_id>/", views.upload_batch_progress, name="batch"),
+    path("access/", views.access_page, name="access"),
+    path("access/<int:collection_id>/grants/", views.grant_create_view, name="grant-create"),
+    path("access/grants/<int:grant_id>/revoke/", views.grant_revoke_view, name="grant-revoke"),
 ]

@@ -1,9 +1,11 @@
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from kb.accounts.models import Department, User
+from kb.documents.models import CollectionGrant
 from kb.documents.selectors import (
     collections_manageable_by,
     document_get_for_manager,
@@ -15,6 +17,8 @@ from kb.documents.services import (
     UploadRejected,
     document_delete,
     document_version_retry,
+    grant_create,
+    grant_revoke,
     stalled_cutoff,
     upload_batch,
 )
@@ -91,3 +95,40 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
     name = document.original_name
     document_delete(acting_user=request.user, document=document)
     return _render_workspace(request, deleted=name)
+
+
+def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
+    collections = _manageable_collections(request).prefetch_related("grants__department", "grants__user",
+                                                                    "grants__granted_by")
+    context = {"collections": collections, "departments": Department.objects.all(), **extra}
+    template = "documents/access.html#access" if request.htmx else "documents/access.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def access_page(request: HttpRequest) -> HttpResponse:
+    return _render_access(request)
+
+
+@login_required
+@require_POST
+def grant_create_view(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(_manageable_collections(request), pk=collection_id)
+    department = Department.objects.filter(pk=request.POST.get("department") or None).first()
+    user = User.objects.filter(username=request.POST.get("username", "").strip()).first()
+    if (department is None) == (user is None):
+        return _render_access(request, status=400, error="Choose a department or give one existing username.")
+    try:
+        grant_create(acting_user=request.user, collection=collection, department=department, user=user)
+    except ValidationError as error:
+        return _render_access(request, status=400, error=" ".join(error.messages))
+    return _render_access(request)
+
+
+@login_required
+@require_POST
+def grant_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
+    grant = get_object_or_404(CollectionGrant, pk=grant_id, collection__in=_manageable_collections(request))
+    grant_revoke(acting_user=request.user, grant=grant)
+    return _render_access(request)

@@ -1,14 +1,18 @@
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from kb.accounts.models import User
 from kb.documents.models import Chunk
 from kb.documents.selectors import chunks_readable_by
+from kb.search.embeddings import embed_query
+from kb.search.reranking import configured_reranker
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,10 @@ class PassageHit:
 
 @dataclass(frozen=True, kw_only=True)
 class PassageFilters:
-    """Narrowing a search to log windows by time range (overlap), host, remote peer and severity."""
+    """Narrowing a search by collection and file type, and log windows by time range, host, peer and severity."""
 
+    collection_ids: tuple[int, ...] = ()
+    extensions: tuple[str, ...] = ()  # ".pdf", ".log", ...
     time_from: datetime | None = None
     time_to: datetime | None = None
     host: str | None = None
@@ -34,6 +40,13 @@ class PassageFilters:
     severities: tuple[str, ...] = ()
 
     def apply(self, chunks: QuerySet[Chunk]) -> QuerySet[Chunk]:
+        if self.collection_ids:
+            chunks = chunks.filter(document__collection_id__in=self.collection_ids)
+        if self.extensions:
+            by_extension = Q()
+            for extension in self.extensions:
+                by_extension |= Q(document__original_name__iendswith=extension)
+            chunks = chunks.filter(by_extension)
         if self.time_from is not None:
             chunks = chunks.filter(time_end__gte=self.time_from)
         if self.time_to is not None:
@@ -62,21 +75,77 @@ def chunks_search_for_user(
         rows = list(
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
-            .values("id", "document_id", "version_id", "document__title", "document__collection__name", "heading", "text",
-                    "distance")[:k]
+            .values(*_HIT_FIELDS, "distance")[:k]
         )
     # relaxed_order may return neighbours slightly out of order.
     rows.sort(key=lambda row: row["distance"])
-    return [
-        PassageHit(
-            chunk_id=row["id"],
-            document_id=row["document_id"],
-            version_id=row["version_id"],
-            document_title=row["document__title"],
-            collection_name=row["document__collection__name"],
-            heading=row["heading"],
-            text=row["text"],
-            score=1.0 - float(row["distance"]),
-        )
-        for row in rows
-    ]
+    return [_hit(row, score=1.0 - float(row["distance"])) for row in rows]
+
+
+def chunks_keyword_search_for_user(
+    *, user: User, query_text: str, k: int, filters: PassageFilters | None = None
+) -> list[PassageHit]:
+    """Full-text search (any of the question's words, ranked by cover density) among what the user may read."""
+    words = _WORD.findall(query_text.lower())
+    if not words:
+        return []
+    # OR of the words: a question rarely repeats a passage's every word, and ts_rank_cd rewards those that gather many.
+    query = SearchQuery(" | ".join(words), search_type="raw", config="english")
+    readable_chunks = chunks_readable_by(user=user)
+    if filters is not None:
+        readable_chunks = filters.apply(readable_chunks)
+    rows = (
+        readable_chunks.filter(search_vector=query)
+        .annotate(rank=SearchRank(F("search_vector"), query, cover_density=True))
+        .order_by("-rank", "id")
+        .values(*_HIT_FIELDS, "rank")[:k]
+    )
+    return [_hit(row, score=float(row["rank"])) for row in rows]
+
+
+def passages_search_for_user(
+    *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
+) -> list[PassageHit]:
+    """Dense, keyword or both fused by reciprocal rank fusion; every list is permission-filtered in its own SQL."""
+    dense = keyword = []
+    pool = max(k * 5, 20)
+    if mode in {"dense", "hybrid"}:
+        dense = chunks_search_for_user(user=user, query_vector=embed_query(query_text), k=pool, filters=filters)
+    if mode in {"keyword", "hybrid"}:
+        keyword = chunks_keyword_search_for_user(user=user, query_text=query_text, k=pool, filters=filters)
+    candidates = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
+    reranker = configured_reranker()
+    if reranker is not None:
+        candidates = reranker.rerank(query_text, candidates)
+    return candidates[:k]
+
+
+RRF_K = 60  # the constant of Cormack et al. (2009); it damps the weight of the very first ranks
+
+
+def reciprocal_rank_fusion(rankings: list[list[PassageHit]], *, k: int) -> list[PassageHit]:
+    fused: dict[int, float] = {}
+    hits: dict[int, PassageHit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            hits.setdefault(hit.chunk_id, hit)
+    best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:k]
+    return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
+
+
+_WORD = re.compile(r"[^\W_]+")
+_HIT_FIELDS = ("id", "document_id", "version_id", "document__title", "document__collection__name", "heading", "text")
+
+
+def _hit(row: dict, *, score: float) -> PassageHit:
+    return PassageHit(
+        chunk_id=row["id"],
+        document_id=row["document_id"],
+        version_id=row["version_id"],
+        document_title=row["document__title"],
+        collection_name=row["document__collection__name"],
+        heading=row["heading"],
+        text=row["text"],
+        score=score,
+    )

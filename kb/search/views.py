@@ -3,12 +3,48 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from kb.documents.selectors import chunk_get_for_user
+from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
+from kb.search.selectors import PassageFilters, passages_search_for_user
+
+SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
+FILE_TYPES = {
+    "": ("Any type", ()),
+    "logs": ("Logs", (".log", ".jsonl", ".ndjson")),
+    "pdf": ("PDF", (".pdf",)),
+    "office": ("Office files", (".docx", ".pptx", ".xlsx", ".odt", ".csv", ".epub")),
+    "web": ("Web pages and Markdown", (".html", ".htm", ".md", ".markdown", ".rst")),
+    "mail": ("E-mail", (".eml",)),
+}
+MAX_QUERY_CHARS = 500
 
 
 @login_required
 @require_GET
 def passage_detail(request: HttpRequest, chunk_id: int) -> HttpResponse:
     chunk = chunk_get_for_user(user=request.user, chunk_id=chunk_id)
+    before, after = chunk_neighbours_for_user(user=request.user, chunk=chunk)
     template = "search/passage.html#passage" if request.htmx else "search/passage.html"
-    return render(request, template, {"chunk": chunk, "document": chunk.document})
+    return render(request, template, {"chunk": chunk, "document": chunk.document, "before": before, "after": after})
+
+
+@login_required
+@require_GET
+def search_page(request: HttpRequest) -> HttpResponse:
+    """Ranked passages for people who want to find the document, not an answer (no LLM involved)."""
+    query = " ".join(request.GET.get("q", "").split())[:MAX_QUERY_CHARS]
+    mode = request.GET.get("mode", "hybrid")
+    if mode not in SEARCH_MODES:
+        mode = "hybrid"
+    collections = collections_readable_by(user=request.user)
+    collection = collections.filter(pk=request.GET.get("collection") or None).first()
+    file_type = request.GET.get("type", "") if request.GET.get("type", "") in FILE_TYPES else ""
+    filters = PassageFilters(collection_ids=(collection.pk,) if collection else (),
+                             extensions=FILE_TYPES[file_type][1])
+    hits = passages_search_for_user(user=request.user, query_text=query, k=20, mode=mode, filters=filters) \
+        if query else []
+    template = "search/search.html#results" if request.htmx else "search/search.html"
+    return render(request, template, {
+        "query": query, "mode": mode, "modes": SEARCH_MODES, "hits": hits, "collections": collections,
+        "collection": collection, "file_types": {key: label for key, (label, _) in FILE_TYPES.items()},
+        "file_type": file_type,
+    })

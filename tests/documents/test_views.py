@@ -92,3 +92,19 @@ def test_an_upload_is_followed_as_a_batch_until_every_file_is_done(client, setup
 
     assert "1 ready" in card and "1 failed" in card and "0 in progress" in card and "done" in card
     assert "every 1s" not in card
+
+
+def test_department_admins_grant_and_revoke_read_access_on_the_access_page(client, setup):
+    sales = make_department("Sales")
+    from kb.documents.models import CollectionGrant
+
+    page = client.post(reverse("documents:grant-create", args=[setup.pk]), {"department": sales.pk},
+                       headers={"HX-Request": "true"}).content.decode()
+    grant = CollectionGrant.objects.get()
+    assert "Department Sales" in page and grant.department == sales
+
+    refused = client.post(reverse("documents:grant-create", args=[setup.pk]), {"department": sales.pk})
+    assert refused.status_code == 400
+
+    client.post(reverse("documents:grant-revoke", args=[grant.pk]), headers={"HX-Request": "true"})
+    assert not CollectionGrant.objects.exists()
