@@ -27,7 +27,8 @@ def _hit(chunk_id: int) -> PassageHit:
                       heading="", text="", score=0.0)
 
 
-def test_reciprocal_rank_fusion_rewards_agreement_between_rankings():
+def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
+    settings.KB_RRF_K = 60
     fused = reciprocal_rank_fusion([[_hit(1), _hit(2), _hit(3)], [_hit(3), _hit(4), _hit(1)]], k=3)
 
     assert [hit.chunk_id for hit in fused] == [1, 3, 2]
