@@ -139,6 +139,11 @@ class DocumentVersion(models.Model):
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
+    # Copies of what permissions and versions decide, kept on the chunk so that the filter of a vector search is a
+    # condition on this table alone, which PostgreSQL can estimate and apply while it walks the HNSW index. They
+    # change only together with their source, in the same transaction (document_move, _version_publish).
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="+")
+    is_serving = models.BooleanField(default=False)
     ordinal = models.PositiveIntegerField()
     heading = models.CharField(max_length=500, blank=True)
     text = models.TextField()

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -31,9 +31,7 @@ def collections_manageable_by(*, user: User) -> QuerySet[Collection]:
 
 def chunks_readable_by(*, user: User) -> QuerySet[Chunk]:
     """Chunks of the serving version of documents in collections the user may read."""
-    return Chunk.objects.filter(
-        document__collection__in=collections_readable_by(user=user), document__current_version=F("version")
-    )
+    return Chunk.objects.filter(collection__in=collections_readable_by(user=user), is_serving=True)
 
 
 def chunk_get_for_user(*, user: User, chunk_id: int) -> Chunk:

@@ -222,6 +222,7 @@ def document_move(*, acting_user: User, document: Document, to_collection: Colle
     before = {"collection": document.collection_id}
     document.collection = to_collection
     document.save(update_fields=["collection"])
+    document.chunks.update(collection=to_collection)
     audit_record(actor=acting_user, kind=AuditEvent.Kind.DOCUMENT_MOVED, subject=document, before=before,
                  after={"collection": to_collection.pk})
     return document
@@ -334,7 +335,8 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
     Chunk.objects.filter(version=version).delete()
     if is_newest:
         Chunk.objects.bulk_create(
-            Chunk(document=document, version=version, ordinal=ordinal, heading=draft.heading[:500],
+            Chunk(document=document, version=version, collection_id=document.collection_id, is_serving=True,
+                  ordinal=ordinal, heading=draft.heading[:500],
                   text=draft.text, char_start=draft.char_start, char_end=draft.char_end,
                   token_count=draft.token_count, embedding=vector, embedding_next=next_vector,
                   time_start=draft.time_start,

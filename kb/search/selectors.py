@@ -73,14 +73,18 @@ def chunks_search_for_user(
             # Without iterative scans an HNSW search filters its first ef_search candidates only and can return
             # fewer than k rows although k readable ones exist.
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            # A wider candidate list than pgvector's 40 keeps recall up when many visited rows are filtered out or
+            # are dead versions not yet vacuumed; it costs little at our k.
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, max(100, 2 * k))])
+        # relaxed_order may return neighbours out of order, so a LIMIT of k could cut off a nearer one: take more,
+        # then order them exactly (pgvector's documented pattern for iterative scans).
         rows = list(
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
-            .values(*_HIT_FIELDS, "distance")[:k]
+            .values(*_HIT_FIELDS, "distance")[: max(4 * k, 40)]
         )
-    # relaxed_order may return neighbours slightly out of order.
     rows.sort(key=lambda row: row["distance"])
-    return [_hit(row, score=1.0 - float(row["distance"])) for row in rows]
+    return [_hit(row, score=1.0 - float(row["distance"])) for row in rows[:k]]
 
 
 def chunks_keyword_search_for_user(
