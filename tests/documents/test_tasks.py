@@ -113,6 +113,18 @@ def _wait_for(condition, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _upload_and_wait_until_embedding(environment: dict[str, str], *, user, collection, path: Path) -> DocumentVersion:
+    """Upload, then wait until the worker has embedded part of the document (the moment to break something)."""
+    version = _upload_in_app_process(environment, user=user, collection=collection, path=path)
+
+    def embedding_under_way():
+        version.refresh_from_db()
+        return version.status == DocumentVersion.Status.EMBEDDING and version.progress_done > 0
+
+    _wait_for(embedding_under_way, timeout=120, what="the worker to be embedding")
+    return version
+
+
 def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_reruns(tmp_path, python_docs):
     department = make_department()
     admin = make_user(department=department, admin=True)
@@ -126,14 +138,8 @@ def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_re
     environment.update({"KB_EMBEDDING_BATCH_SIZE": "4", "KB_INGEST_STALL_SECONDS": "2"})
     first_worker = start_worker(environment, tmp_path / "first-worker.log")
     try:
-        version = _upload_in_app_process(environment, user=admin, collection=collection,
-                                         path=python_docs / "faq" / "programming.html")
-
-        def embedding_under_way():
-            version.refresh_from_db()
-            return version.status == DocumentVersion.Status.EMBEDDING and version.progress_done > 0
-
-        _wait_for(embedding_under_way, timeout=120, what="the first worker to be embedding")
+        version = _upload_and_wait_until_embedding(environment, user=admin, collection=collection,
+                                                   path=python_docs / "faq" / "programming.html")
         first_worker.send_signal(signal.SIGKILL)
         first_worker.wait(timeout=10)
     finally:
@@ -171,14 +177,8 @@ def test_a_dropped_database_connection_mid_document_is_retried_and_the_document_
     environment["KB_EMBEDDING_BATCH_SIZE"] = "4"
     worker = start_worker(environment, tmp_path / "worker.log")
     try:
-        version = _upload_in_app_process(environment, user=admin, collection=collection,
-                                         path=python_docs / "faq" / "programming.html")
-
-        def embedding_under_way():
-            version.refresh_from_db()
-            return version.status == DocumentVersion.Status.EMBEDDING and version.progress_done > 0
-
-        _wait_for(embedding_under_way, timeout=120, what="the worker to be embedding")
+        version = _upload_and_wait_until_embedding(environment, user=admin, collection=collection,
+                                                   path=python_docs / "faq" / "programming.html")
         with connection.cursor() as cursor:
             # What a database restart or a network cut does to the worker's session.
             cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
