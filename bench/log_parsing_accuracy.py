@@ -10,8 +10,12 @@ line above them, `# failJSON: {"time": "2005-06-21T16:47:48", "host": "192.0.2.1
 * times without a year are completed against fail2ban's fixed test clock, 2005-08-14 12:00 CEST: the year that
   puts them at most a day after it;
 * "host" is what fail2ban's filter captured as <HOST>: the remote address to ban, not the machine that wrote the
-  line, so it is compared with LogRecord.peer (LogRecord.host is the writing machine). fail2ban's filters are
-  written per program and may correlate lines; LogRecord.peer comes from a few generic patterns on one record.
+  line, so it is compared with LogRecord.peer (LogRecord.host is the writing machine). Two labels give it as
+  "ip4"/"ip6" instead and count the same. Every labelled line with a host counts once, whether or not fail2ban's
+  filter matches it ("match": false) and whether the host is an address or a name ("example.com", "localhost");
+* LogRecord.peer comes from generic rules on each record plus a pass that hands a session's peer to its later
+  lines (same process or connection id), much as fail2ban's filters tie lines together by pid; the parser never
+  sees the failJSON comments, which are removed before parsing.
 
 Comment lines are fail2ban's annotations, not log content, so they are removed before parsing (fail2ban skips
 them too); a labelled line that is part of a multi-line record (Java's two-line format, Erlang reports) is judged
@@ -121,9 +125,14 @@ def load_sample(path: Path, name: str) -> tuple[str, list[Label], dict[int, int]
         line_map[number] = len(kept)
         if pending is not None:
             time = pending.get("time")
-            labels.append(Label(name, number, line, _label_time(time) if time else None, pending.get("host")))
+            labels.append(Label(name, number, line, _label_time(time) if time else None, _label_host(pending)))
             pending = None
     return "\n".join(kept), labels, line_map
+
+
+def _label_host(label: dict) -> str | None:
+    # A few labels name the captured address by family instead ("ip4": "192.0.2.10"); they count like "host".
+    return next((label[key] for key in ("host", "ip4", "ip6") if label.get(key) is not None), None)
 
 
 def _label_time(text: str) -> datetime:

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("kb.chat.urls")),
     path("documents/", include("kb.documents.urls")),
     path("search/", include("kb.search.urls")),
+    path("organisation/", include("kb.accounts.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -11,8 +11,8 @@ PASSWORD = "correct-horse-battery"
 _sequence = itertools.count(1)
 
 
-def make_department(name: str | None = None) -> Department:
-    return department_create(acting_user=None, name=name or f"Department {next(_sequence)}")
+def make_department(name: str | None = None, *, parent: Department | None = None) -> Department:
+    return department_create(acting_user=None, name=name or f"Department {next(_sequence)}", parent=parent)
 
 
 def make_user(*, department: Department | None = None, admin: bool = False, username: str | None = None) -> User:

@@ -13,7 +13,10 @@ class User(AbstractUser):
 
 
 class Department(models.Model):
+    """A unit of the organisation; departments nest (Finance › Payroll) and access follows the tree."""
+
     name = models.CharField(max_length=120, unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -21,6 +24,24 @@ class Department(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DepartmentAncestry(models.Model):
+    """The tree's closure: a row for each department and each of its ancestors, itself included at depth 0.
+
+    Kept by the department services so that "this department or any above it" is one join inside the SQL of every
+    permission-filtered search, instead of a recursive query per request or a walk in Python.
+    """
+
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="ancestry")
+    ancestor = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="descendancy")
+    depth = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["department", "ancestor"], name="ancestry_unique_department_ancestor")
+        ]
+        indexes = [models.Index(fields=["ancestor", "department"], name="ancestry_by_ancestor")]
 
 
 class Membership(models.Model):

@@ -1,16 +1,51 @@
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from kb.accounts.models import Department, Membership, User
+from kb.accounts.models import Department, DepartmentAncestry, Membership, User
+from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 
 
 @transaction.atomic
-def department_create(*, acting_user: User | None, name: str) -> Department:
-    department = Department(name=name)
+def department_create(*, acting_user: User | None, name: str, parent: Department | None = None) -> Department:
+    _require_superuser(acting_user)
+    department = Department(name=name, parent=parent)
     department.full_clean()
     department.save()
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.DEPARTMENT_CREATED, subject=department, after={"name": name})
+    above = DepartmentAncestry.objects.filter(department=parent) if parent is not None else []
+    DepartmentAncestry.objects.bulk_create(
+        [DepartmentAncestry(department=department, ancestor=department, depth=0)]
+        + [DepartmentAncestry(department=department, ancestor_id=row.ancestor_id, depth=row.depth + 1) for row in above]
+    )
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.DEPARTMENT_CREATED, subject=department,
+                 after={"name": name, "parent": getattr(parent, "pk", None)})
+    return department
+
+
+@transaction.atomic
+def department_move(*, acting_user: User | None, department: Department, parent: Department | None) -> Department:
+    """Put a department (with everything below it) under another one, or at the top; access follows at once."""
+    _require_superuser(acting_user)
+    subtree = DepartmentAncestry.objects.filter(ancestor=department)
+    if parent is not None and subtree.filter(department=parent).exists():
+        raise ValidationError("A department cannot move under itself or one of its own sub-departments.")
+    before = {"parent": department.parent_id}
+    # Closure-table move: cut the subtree from its old ancestors, then join it to the new parent's ancestors.
+    DepartmentAncestry.objects.filter(department__in=subtree.values("department")).exclude(
+        ancestor__in=subtree.values("department")
+    ).delete()
+    if parent is not None:
+        above = list(DepartmentAncestry.objects.filter(department=parent))
+        DepartmentAncestry.objects.bulk_create([
+            DepartmentAncestry(department_id=below.department_id, ancestor_id=row.ancestor_id,
+                               depth=row.depth + below.depth + 1)
+            for below in subtree for row in above
+        ])
+    department.parent = parent
+    department.save(update_fields=["parent"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.DEPARTMENT_MOVED, subject=department, before=before,
+                 after={"parent": getattr(parent, "pk", None)})
     return department
 
 
@@ -23,6 +58,7 @@ def user_create(
     role: User.Role = User.Role.EMPLOYEE,
     is_superuser: bool = False,
 ) -> User:
+    _require_superuser(acting_user)
     user = User(username=username, role=role, is_superuser=is_superuser, is_staff=is_superuser)
     user.set_password(password)
     user.full_clean()
@@ -37,21 +73,23 @@ def user_create(
 
 
 @transaction.atomic
-def membership_delete(*, acting_user: User | None, membership: Membership) -> None:
-    """Leaving a department takes effect on the next query: permissions are never cached."""
-    audit_record(
-        actor=acting_user,
-        kind=AuditEvent.Kind.MEMBERSHIP_DELETED,
-        subject=membership,
-        before={"user": membership.user_id, "department": membership.department_id, "role": membership.role},
-    )
-    membership.delete()
+def user_role_change(*, acting_user: User | None, user: User, role: User.Role) -> User:
+    """Employee or compliance auditor; an auditor reads query logs, not documents, unless granted like anyone."""
+    _require_superuser(acting_user)
+    before = {"role": user.role}
+    user.role = role
+    user.full_clean()
+    user.save(update_fields=["role"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.USER_ROLE_CHANGED, subject=user, before=before,
+                 after={"role": role})
+    return user
 
 
 @transaction.atomic
 def membership_create(
     *, acting_user: User | None, user: User, department: Department, role: Membership.Role = Membership.Role.MEMBER
 ) -> Membership:
+    _require_department_admin(acting_user, department)
     membership = Membership(user=user, department=department, role=role)
     membership.full_clean()
     membership.save()
@@ -62,3 +100,39 @@ def membership_create(
         after={"user": user.pk, "department": department.pk, "role": role},
     )
     return membership
+
+
+@transaction.atomic
+def membership_role_change(*, acting_user: User | None, membership: Membership, role: Membership.Role) -> Membership:
+    _require_department_admin(acting_user, membership.department)
+    before = {"role": membership.role}
+    membership.role = role
+    membership.full_clean()
+    membership.save(update_fields=["role"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.MEMBERSHIP_ROLE_CHANGED, subject=membership,
+                 before=before, after={"role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, acting_user: User | None, membership: Membership) -> None:
+    """Leaving a department takes effect on the next query: permissions are never cached."""
+    _require_department_admin(acting_user, membership.department)
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.MEMBERSHIP_DELETED,
+        subject=membership,
+        before={"user": membership.user_id, "department": membership.department_id, "role": membership.role},
+    )
+    membership.delete()
+
+
+def _require_superuser(acting_user: User | None) -> None:
+    # acting_user None is the system itself: set-up commands and migrations, never a web request.
+    if acting_user is not None and not acting_user.is_superuser:
+        raise PermissionDenied("Only a superuser may change departments and user roles.")
+
+
+def _require_department_admin(acting_user: User | None, department: Department) -> None:
+    if acting_user is not None and not departments_administered_by(user=acting_user).filter(pk=department.pk).exists():
+        raise PermissionDenied(f"You do not administer {department}.")

@@ -7,9 +7,12 @@ class AuditEvent(models.Model):
 
     class Kind(models.TextChoices):
         DEPARTMENT_CREATED = "department.created"
+        DEPARTMENT_MOVED = "department.moved"
         MEMBERSHIP_CREATED = "membership.created"
         MEMBERSHIP_DELETED = "membership.deleted"
+        MEMBERSHIP_ROLE_CHANGED = "membership.role_changed"
         USER_CREATED = "user.created"
+        USER_ROLE_CHANGED = "user.role_changed"
         COLLECTION_CREATED = "collection.created"
         DOCUMENT_UPLOADED = "document.uploaded"
         BATCH_UPLOADED = "batch.uploaded"
@@ -20,6 +23,7 @@ class AuditEvent(models.Model):
         DOCUMENT_DELETED = "document.deleted"
         DOCUMENT_MOVED = "document.moved"
         COLLECTION_DELETED = "collection.deleted"
+        COLLECTION_VISIBILITY_CHANGED = "collection.visibility_changed"
         GRANT_CREATED = "grant.created"
         GRANT_REVOKED = "grant.revoked"
         EMBEDDING_MODEL_CHANGE_STARTED = "embedding_model.change_started"

@@ -1,13 +1,15 @@
 """Log files: detect the format from the content, parse records, and group records into windows for ingestion.
 
-A record starts at a line that carries a record header (a timestamp, or a JSON object with one). In a file whose
-format was detected, any other line continues the record above it, so stack traces, Java's two-line records and
-pretty-printed bodies stay whole; indented lines and the lines of tracebacks always continue. Nothing is dropped:
-text before the first header, and lines of a file with no recognisable format, become records without a timestamp.
+A record starts at a line that carries a record header (a timestamp, a JSON object with one, or a syslog
+"host program[pid]:" prefix without a time, as journal entries are exported). In a file whose format was detected,
+any other line continues the record above it, so stack traces, Java's two-line records and pretty-printed bodies
+stay whole; indented lines and the lines of tracebacks always continue. Nothing is dropped: text before the first
+header, and lines of a file with no recognisable format, become records without a timestamp.
 
 Pure Python and free of Django, so scripts and benchmarks can use it directly.
 """
 
+import bisect
 import ipaddress
 import json
 import re
@@ -244,10 +246,12 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|[01]?\d?\d)"  # leading zeros as written (192.030
 _IPV4 = rf"(?:::ffff:)?{_OCTET}(?:\.{_OCTET}){{3}}"  # IPv4-mapped IPv6 (::ffff:192.0.2.1) reads as IPv4
 _IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}"  # checked with ipaddress; may end in an unbracketed :port
 _HOSTNAME = r"(?:[A-Za-z0-9](?:[\w-]*[A-Za-z0-9])?\.)+[A-Za-z][\w-]*[A-Za-z0-9]|localhost"
-# One address as written: quoted, bracketed ([2001:db8::1]:22, [IPv6:2001:db8::1]), with a port (:22, or /5060
-# after a transport prefix as in "IPV4/UDP/192.0.2.1/5060"), and not part of a longer name or number.
+# One address as written: quoted, bracketed ([2001:db8::1]:22, [IPv6:2001:db8::1]), with a port (:22, /5060 after a
+# transport prefix as in "IPV4/UDP/192.0.2.1/5060", or -1780 as sshd's "Remote: 192.0.2.1-1780" writes it), and not
+# part of a longer name or number.
 _ADDRESS = (
-    rf"['\"]?(?:IPV[46]/\w+/)?\[?(?:IPv6:)?(?:{_IPV4}|{_IPV6}|{_HOSTNAME})\]?(?:[:/]\d{{1,5}})?(?![\w.-]*\w)"
+    rf"['\"]?(?:IPV[46]/\w+/)?\[?(?:IPv6:)?(?:{_IPV4}|{_IPV6}|{_HOSTNAME})\]?(?:[:/]\d{{1,5}}|(?<=\d)-\d{{1,5}})?"
+    rf"(?![\w.-]*\w)"
 )
 # Where a message names the remote party: after a key ("from", "client", "for '192.0.2.1'", "from IP 192.0.2.1",
 # "rhost=", "ip=", "relay=", "remote...=", 'user'@'host'), and a name or (HELO name) followed by the address it
@@ -269,7 +273,7 @@ _PEER_ANY = re.compile(rf"(?<![\w.:/-])\[?(?:IPv6:)?(?:{_IPV4}|{_IPV6})\]?(?::\d
 def _address(text: str, *, hostnames: bool = True) -> str | None:
     """The IP address (or, where `hostnames`, the hostname) written in `text`, without quotes, brackets, port."""
     text = re.sub(r"^['\"]?(?:IPV[46]/\w+/)?\[?(?:IPv6:)?|\]?(?:/\d+)?['\"]?$", "", text, flags=re.IGNORECASE)
-    ipv4 = re.fullmatch(rf"(?:::ffff:)?({_OCTET}(?:\.{_OCTET}){{3}})\]?(?::\d{{1,5}})?", text, re.IGNORECASE)
+    ipv4 = re.fullmatch(rf"(?:::ffff:)?({_OCTET}(?:\.{_OCTET}){{3}})\]?(?:[:-]\d{{1,5}})?", text, re.IGNORECASE)
     if ipv4:
         return ipv4[1]
     for candidate in (text, re.sub(r"\]?:\d{1,5}$", "", text)):
@@ -289,8 +293,67 @@ def _is_own_address(ip: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+# Oracle Communications Messaging Server's transport field, tr="TCP|local ip|local port|remote ip|remote port": the
+# peer is the remote half, at a fixed position and with no key in front of it.
+_CONNECTION_TUPLE = re.compile(rf"\b(?:TCP|UDP)\|(?:{_IPV4}|{_IPV6})\|\d+\|(?P<remote>{_IPV4}|{_IPV6})\|\d+\b")
+# key=value tokens. An address whose key follows the non-empty value of a user-name key may be part of that value:
+# a user name can hold spaces, "=" and addresses ("ruser=test rhost=192.0.2.151 rhost=192.0.2.1" is user
+# "test rhost=192.0.2.151"), so such an address only counts when the message offers no other.
+_KEY_TOKEN = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*)=")
+_USER_KEYS = frozenset({"user", "ruser", "username", "login", "logname", "acct", "account", "sasl_username"})
+# SIP URIs ('"28" <sip:28@192.0.2.100>') name whom the client claims to be; the addresses in them are the client's
+# to choose, unlike the one the server saw the request come from ("failed for '192.0.2.1:7998'").
+_CLIENT_IDENTITY = re.compile(r"<sips?:[^>]*>", re.IGNORECASE)
+_BLANK = re.compile(r"\s*")
+_CLIENT_TEXT_HINT = re.compile(rf"(?<![\w.-])(?:{'|'.join(sorted(_USER_KEYS))})=|<sips?:", re.IGNORECASE)
+# An address followed by ": " (after its port and protocol) ends the message's own part, and what follows quotes
+# the client: sshd's "Failed password for root from 192.0.2.1 port 22 ssh2: <details>".
+_DETAILS_FOLLOW = re.compile(r"(?:\s+port\s+\d+)?(?:\s+ssh\d?)?:\s")
+# An own address (loopback, 0.0.0.0) right after "on", "at" or "to", or later in a clause about listening or binding,
+# is where a server listens or connects to (PostgreSQL's 'listening on IPv4 address "127.0.0.1", port 5432').
+_LOCAL_LEAD = re.compile(r"\b(?:listen\w*|bind|bound)\b[^,;]*$|\b(?:on|at|to)\W*$", re.IGNORECASE)
+
+
+class _ClientText:
+    """Where a message may hold text the client wrote (see _KEY_TOKEN and _CLIENT_IDENTITY)."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.keys = list(_KEY_TOKEN.finditer(message))
+        self.key_starts = [key.start() for key in self.keys]
+        self.identities = [identity.span() for identity in _CLIENT_IDENTITY.finditer(message)]
+
+    def holds(self, position: int) -> bool:
+        if any(begin <= position < end for begin, end in self.identities):
+            return True
+        index = bisect.bisect_left(self.key_starts, position) - 1  # the last key=value token before `position`
+        if index < 0:
+            return False
+        key = self.keys[index]
+        return key[1].lower() in _USER_KEYS and _BLANK.match(self.message, key.end(), position).end() < position
+
+
 def _message_peer(message: str) -> str | None:
-    """The remote party a log message names (see _PEER_KEYED and _PEER_ANY), or None."""
+    """The remote party a log message names, or None.
+
+    In order: a connection tuple (_CONNECTION_TUPLE); an address after a key (_PEER_KEYED); the first bare IP
+    address that is not an own one (_PEER_ANY); and only then 0.0.0.0 or a loopback address, the last resort of
+    a message that names nothing else.
+
+    Attackers choose some of the text a server logs (user names, request lines, SIP From headers), and fail2ban's
+    samples show them writing a decoy address there ("Failed password for invalid user from 10.10.1.1 from
+    127.0.0.1 port 58946", 'user "test": password mismatch, client: 127.0.0.1, ...", client: 192.0.2.2'). A
+    message names its remote party under one key, and its fixed layout follows the values it quotes, so: the key
+    that names the first trusted address is the message's key, and its last occurrence is taken, up to one that
+    ends the message's own part (_DETAILS_FOLLOW). Trusted means not inside a user-name value or a SIP URI
+    (_ClientText). 0.0.0.0 is where a server listens rather than a client, so it comes last.
+    """
+    connection = _CONNECTION_TUPLE.search(message) if "|" in message else None
+    if connection:
+        return _address(connection["remote"])
+    client_text: _ClientText | bool | None = None
+    trusted: list[tuple[str, str]] = []  # (key, peer)
+    doubtful, unspecified = None, None
     for match in _PEER_KEYED.finditer(message):
         if match["resolved"]:
             peer = _address(match["resolved"], hostnames=False)
@@ -298,16 +361,37 @@ def _message_peer(message: str) -> str | None:
             peer = _address(match["address"], hostnames=(match["key"] or "").lower() != "for")
         else:
             continue
-        if peer:
-            return peer
+        if not peer:
+            continue
+        if not peer.strip("0.:"):  # 0.0.0.0, ::
+            unspecified = unspecified or peer
+            continue
+        if client_text is None:  # only messages that name an address pay for this
+            client_text = _ClientText(message) if _CLIENT_TEXT_HINT.search(message) else False
+        if client_text and client_text.holds(match.start()):
+            doubtful = doubtful or peer
+            continue
+        key = (match["key"] or match["field"] or ("@" if match[0].startswith("@") else "[]")).lower()
+        trusted.append((key, peer))
+        if key == trusted[0][0] and _DETAILS_FOLLOW.match(message, match.end()):
+            break
+    if trusted:
+        return next(peer for key, peer in reversed(trusted) if key == trusted[0][0])
+    if doubtful:
+        return doubtful
+    own = None
     for match in _PEER_ANY.finditer(message):
         if _VERSION_LEAD.search(message, max(0, match.start() - 10), match.start()):
             continue
         peer = _address(match[0], hostnames=False)
         # an IPv6 lookalike without a digit is a word such as "cafe::babe" (C++ scopes have no hex-only names)
-        if peer and any(c.isdigit() for c in peer) and not _is_own_address(peer):
+        if not peer or not any(c.isdigit() for c in peer):
+            continue
+        if not _is_own_address(peer):
             return peer
-    return None
+        if own is None and not _LOCAL_LEAD.search(message, max(0, match.start() - 40), match.start()):
+            own = peer
+    return unspecified or own
 
 
 # --- one parser per format --------------------------------------------------------------------------------------
@@ -322,6 +406,7 @@ class _Head(NamedTuple):
     severity: str | None = None
     message: str = ""
     peer: str | None = None  # where the format has a field for it: access logs' client, Apache's [client ...]
+    pid: str | None = None  # the writing process, from a syslog tag "sshd[4711]:" or RFC 5424's PROCID
 
 
 def _nil(value: str | None) -> str | None:
@@ -330,7 +415,7 @@ def _nil(value: str | None) -> str | None:
 
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 _RFC5424 = re.compile(
-    r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) \S+ \S+ "
+    r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) \S+ "
     r"(?:-|(?:\[(?:[^\]\"\\]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: \ufeff?(?P<message>.*))?"
 )
 _SYSLOG_STAMPS = [
@@ -341,8 +426,12 @@ _SYSLOG_STAMPS = [
 # "tag[pid]:" (the colon may be missing after a pid, as proftpd writes it).
 _SYSLOG_TAIL = re.compile(
     r"\s+(?:<\w+\.(?P<level>\w+)>\s+)?(?:(?P<host>(?:[\w.%-]|:(?!\s))+)\s+)?"
-    r"(?:\[?(?P<tag>[A-Za-z_][^\s\[\]:]*)\]?(?:\[\d+\]:?|:)(?:\s+|$))?(?P<message>.*)"
+    r"(?:\[?(?P<tag>[A-Za-z_][^\s\[\]:]*)\]?(?:\[(?P<pid>\d+)\]:?|:)(?:\s+|$))?(?P<message>.*)"
 )
+# The same without a timestamp, as journal entries are often exported ("srv sshd[4711]: Failed password ..."), or
+# a level with a thread id as Asterisk writes it to the journal ("NOTICE[566]: chan_sip.c: ..."). Only with the
+# [pid] and the colon, so that ordinary continuation lines are not taken for records.
+_UNTIMED_SYSLOG = re.compile(r"(?:(?P<host>[\w.-]+)\s+)?(?P<tag>[A-Za-z_][\w./-]*)\[(?P<pid>\d+)\]:\s+(?P<message>.*)")
 _JOURNAL_MARKER = re.compile(r"-- (?:Logs begin at|Journal begins at|Boot [0-9a-f]+|Reboot|No entries)\b.*--\s*$")
 # What journalctl's short-precise and short-iso write and rsyslog's traditional format never does.
 _JOURNAL_STAMP = re.compile(
@@ -374,7 +463,7 @@ def _parse_rfc5424(line: str) -> _Head | None:
     if stamp is None and match["ts"] != "-":
         return None
     return _Head(stamp, _nil(match["host"]), _nil(match["app"]), _syslog_pri_severity(match["pri"]),
-                 match["message"] or "")
+                 match["message"] or "", pid=_nil(match["procid"]))
 
 
 def _parse_rfc3164(line: str) -> _Head | None:
@@ -387,8 +476,18 @@ def _parse_rfc3164(line: str) -> _Head | None:
         severity = _syslog_pri_severity(stamp["pri"]) or (
             _severity_number(int(level)) if level.isdigit() else _severity_word(level)
         )
-        return _Head(_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"])
+        return _Head(_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"],
+                     pid=tail["pid"])
     return None
+
+
+def _parse_untimed_syslog(line: str) -> _Head | None:
+    match = _UNTIMED_SYSLOG.match(line)
+    if not match:
+        return None
+    if match["tag"].isupper() and _severity_word(match["tag"]):  # a level and a thread id, not a program
+        return _Head(None, match["host"], None, _severity_word(match["tag"]), match["message"])
+    return _Head(None, match["host"], match["tag"], None, match["message"], pid=match["pid"])
 
 
 def _parse_journal(line: str) -> _Head | None:
@@ -517,6 +616,46 @@ def detect_log_format(text: str) -> str | None:
     return None
 
 
+# Explicit connection or session ids: OpenLDAP's "conn=1022", Dovecot's "session=<n4JLdHNVngZGpV2j>".
+_SESSION_ID = re.compile(r"(?<![\w-])(?:conn|session)=<?(?P<id>[\w.:+/-]+)>?", re.IGNORECASE)
+# How long after the last line that named it a session's peer is still inherited.
+_SESSION_SPAN = timedelta(minutes=10)
+
+
+class _Sessions:
+    """Peers of the records that name none, taken from earlier records of the same session.
+
+    Many lines about a client do not repeat its address: sshd writes "Connection from 192.0.2.3 port 39678" and
+    then, in the same process, "fatal: Unable to negotiate a key exchange method [preauth]"; slapd writes the
+    address once per connection ("conn=1022 fd=21 ACCEPT from IP=192.0.2.1:45011") and then only "conn=1022".
+    fail2ban ties such lines together by process id or connection id, and so does this: a record that names no
+    peer inherits the one most recently named by a record of the same session, i.e. with the same connection id
+    if the record carries one, otherwise the same host, program and process id. Records without a process or
+    connection id (most application logs) are no session and inherit nothing. A process that serves many clients
+    in turn would hand its last client to unrelated lines, and ids are reused, so the peer expires _SESSION_SPAN
+    after the last line that named it.
+    """
+
+    def __init__(self) -> None:
+        self.known: dict[tuple, tuple[str, datetime | None]] = {}
+
+    def peer(self, head: _Head, timestamp: datetime | None, peer: str | None) -> str | None:
+        session = _SESSION_ID.search(head.message)
+        if session:
+            key: tuple = (head.host, head.program, "session", session["id"])
+        elif head.pid and head.program:
+            key = (head.host, head.program, head.pid)
+        else:
+            return peer
+        if peer:
+            self.known[key] = (peer, timestamp)
+            return peer
+        known, seen = self.known.get(key, (None, None))
+        if known and (timestamp is None or seen is None or abs(timestamp - seen) <= _SESSION_SPAN):
+            return known
+        return None
+
+
 def parse_log(
     text: str,
     *,
@@ -532,6 +671,9 @@ def parse_log(
     the latest year that puts it no more than a day after `now` (aware; default: the current time), which handles
     the rollover for any file less than a year old. A time of day without a date is taken as the latest such
     moment not after `now`.
+
+    Each record's `peer` is the remote party its message names (see _message_peer) or, failing that, the one named
+    earlier in the same session (see _Sessions).
     """
     if log_format is not None and log_format not in _FORMATS:
         raise ValueError(f"unknown log format {log_format!r}")
@@ -551,18 +693,26 @@ def parse_log(
         end = start + len(line)
         continuation = _CONTINUATION.match(line)
         head = None if continuation else next(filter(None, (parse(line) for parse in parsers)), None)
+        if head is None and not continuation:
+            head = _parse_untimed_syslog(line)  # a record of its own, though it has no time
         if head is None and spans and (log_format or continuation):
             spans[-1][4] = end
         else:
             spans.append([head or _Head(None, message=line), number, start, end, end])
 
     records = []
+    sessions = _Sessions()
     for head, number, start, first_line_end, end in spans:
         message = head.message + text[first_line_end:end]
+        timestamp = clock.resolve(head.stamp)
+        peer = head.peer or _message_peer(head.message)
+        if peer is None and end > first_line_end:
+            # The first line is the event; the lines that continue it (a trace, a dump) count when it names nobody.
+            peer = _message_peer(message)
         records.append(LogRecord(
-            timestamp=clock.resolve(head.stamp), host=head.host, program=head.program,
+            timestamp=timestamp, host=head.host, program=head.program,
             severity=head.severity or _keyword_severity(message), message=message, text=text[start:end],
-            char_start=start, char_end=end, line_number=number, peer=head.peer or _message_peer(message),
+            char_start=start, char_end=end, line_number=number, peer=sessions.peer(head, timestamp, peer),
         ))
     return records
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Case, Count, Func, IntegerField, Q, QuerySet, Sum, TextChoices, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -97,3 +97,51 @@ def document_get_for_manager(*, user: User, document_id: int) -> Document:
         return Document.objects.filter(collection__in=collections_manageable_by(user=user)).get(pk=document_id)
     except Document.DoesNotExist:
         raise Http404("No such document") from None
+
+
+class BatchState(TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    FINISHED_WITH_FAILURES = "finished_with_failures", "Finished with failures"
+    FINISHED = "finished", "Finished"
+
+
+_UNFINISHED = (DocumentVersion.Status.QUEUED, *DocumentVersion.IN_PROGRESS)
+
+
+def upload_batches_manageable_by(*, user: User) -> QuerySet[UploadBatch]:
+    """Batches of the collections the user manages, newest first, with their files counted in the same query.
+
+    A file refused at upload (`rejected`) or failed in ingestion makes a finished batch one "with failures".
+    """
+    return (
+        UploadBatch.objects.filter(collection__in=collections_manageable_by(user=user))
+        .select_related("collection__owner", "created_by")
+        .annotate(
+            files=Count("versions"),
+            ready=Count("versions", filter=Q(versions__status=DocumentVersion.Status.READY)),
+            failed=Count("versions", filter=Q(versions__status=DocumentVersion.Status.FAILED)),
+            in_progress=Count("versions", filter=Q(versions__status__in=_UNFINISHED)),
+            passages_done=Coalesce(Sum("versions__progress_done"), 0),
+            passages_total=Coalesce(Sum("versions__progress_total"), 0),
+            rejected_count=Func("rejected", function="jsonb_array_length", output_field=IntegerField()),
+        )
+        .annotate(
+            state=Case(
+                When(in_progress__gt=0, then=Value(BatchState.IN_PROGRESS)),
+                When(Q(failed__gt=0) | Q(rejected_count__gt=0), then=Value(BatchState.FINISHED_WITH_FAILURES)),
+                default=Value(BatchState.FINISHED),
+            )
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def upload_batch_get_for_manager(*, user: User, batch_id: int) -> UploadBatch:
+    try:
+        return upload_batches_manageable_by(user=user).get(pk=batch_id)
+    except UploadBatch.DoesNotExist:
+        raise Http404("No such upload") from None
+
+
+def document_versions_of_batch_for_manager(*, user: User, batch: UploadBatch) -> QuerySet[DocumentVersion]:
+    return document_versions_manageable_by(user=user).filter(batch=batch).order_by("document__original_name", "number")

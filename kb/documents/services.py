@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb.accounts.models import Department, User
+from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
@@ -55,6 +56,8 @@ def collection_create(
     owner: Department,
     visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT,
 ) -> Collection:
+    if acting_user is not None and not departments_administered_by(user=acting_user).filter(pk=owner.pk).exists():
+        raise PermissionDenied(f"you do not administer {owner.name}")
     collection = Collection(name=name, owner=owner, visibility=visibility, created_by=acting_user)
     collection.full_clean()
     collection.save()
@@ -79,6 +82,21 @@ def grant_create(
                  after={"collection": collection.pk, "department": getattr(department, "pk", None),
                         "user": getattr(user, "pk", None)})
     return grant
+
+
+@transaction.atomic
+def collection_visibility_change(
+    *, acting_user: User, collection: Collection, visibility: Collection.Visibility
+) -> Collection:
+    """Company-wide or department-only; like a revoked grant, narrowing takes effect on the next query."""
+    _require_manager(acting_user, collection)
+    before = {"visibility": collection.visibility}
+    collection.visibility = visibility
+    collection.full_clean()
+    collection.save(update_fields=["visibility"])
+    audit_record(actor=acting_user, kind=AuditEvent.Kind.COLLECTION_VISIBILITY_CHANGED, subject=collection,
+                 before=before, after={"visibility": visibility})
+    return collection
 
 
 @transaction.atomic

@@ -1,20 +1,28 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from kb.accounts.models import Department, User
-from kb.documents.models import CollectionGrant
+from kb.accounts.selectors import departments_administered_by
+from kb.documents.models import Collection, CollectionGrant, UploadBatch
 from kb.documents.selectors import (
     collections_manageable_by,
     document_get_for_manager,
     document_version_get_for_manager,
     document_versions_manageable_by,
+    document_versions_of_batch_for_manager,
+    upload_batch_get_for_manager,
     upload_batch_progress_for_manager,
+    upload_batches_manageable_by,
 )
 from kb.documents.services import (
     UploadRejected,
+    collection_create,
+    collection_delete,
+    collection_visibility_change,
     document_delete,
     document_version_retry,
     grant_create,
@@ -85,7 +93,11 @@ def document_version_retry_view(request: HttpRequest, version_id: int) -> HttpRe
         version = document_version_retry(acting_user=request.user, version=version)
     except UploadRejected as error:
         return _render_workspace(request, status=400, rejected=[str(error)])
-    return render(request, "documents/documents.html#row", {"version": version, "stalled_before": stalled_cutoff()})
+    response = render(request, "documents/documents.html#row",
+                      {"version": version, "stalled_before": stalled_cutoff()})
+    # The upload history's file list listens for this to redraw itself and start polling again.
+    response["HX-Trigger"] = "version-retried"
+    return response
 
 
 @login_required
@@ -97,10 +109,47 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
     return _render_workspace(request, deleted=name)
 
 
+UPLOAD_BATCHES_PER_PAGE = 25
+
+
+@login_required
+@require_GET
+def upload_batches_page(request: HttpRequest) -> HttpResponse:
+    # Someone who manages no collection sees an empty history (the Documents page answers 403 instead).
+    page = Paginator(upload_batches_manageable_by(user=request.user), UPLOAD_BATCHES_PER_PAGE).get_page(
+        request.GET.get("page"))
+    template = "documents/batches.html#batches" if request.htmx else "documents/batches.html"
+    return render(request, template, {"page": page})
+
+
+def _rejected_files(batch: UploadBatch) -> list[tuple[str, str]]:
+    """The refused files as (name, reason); the upload service records each as "name: reason"."""
+    return [(name, reason) if reason else ("", name)
+            for name, _, reason in (str(entry).partition(": ") for entry in batch.rejected)]
+
+
+@login_required
+@require_GET
+def upload_batch_page(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = upload_batch_get_for_manager(user=request.user, batch_id=batch_id)
+    context = {
+        "batch": batch,
+        "versions": document_versions_of_batch_for_manager(user=request.user, batch=batch),
+        "rejected_files": _rejected_files(batch),
+        "stalled_before": stalled_cutoff(),
+    }
+    template = "documents/batch.html#files" if request.htmx else "documents/batch.html"
+    return render(request, template, context)
+
+
 def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
-    collections = _manageable_collections(request).prefetch_related("grants__department", "grants__user",
-                                                                    "grants__granted_by")
-    context = {"collections": collections, "departments": Department.objects.all(), **extra}
+    owners = departments_administered_by(user=request.user)
+    if not owners.exists():
+        raise PermissionDenied("Only department admins manage collections and who may read them.")
+    collections = collections_manageable_by(user=request.user).select_related("owner").prefetch_related(
+        "grants__department", "grants__user", "grants__granted_by")
+    context = {"collections": collections, "departments": Department.objects.all(), "owners": owners,
+               "visibilities": Collection.Visibility.choices, **extra}
     template = "documents/access.html#access" if request.htmx else "documents/access.html"
     return render(request, template, context, status=status)
 
@@ -132,3 +181,36 @@ def grant_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(CollectionGrant, pk=grant_id, collection__in=_manageable_collections(request))
     grant_revoke(acting_user=request.user, grant=grant)
     return _render_access(request)
+
+
+@login_required
+@require_POST
+def collection_create_view(request: HttpRequest) -> HttpResponse:
+    owner = get_object_or_404(departments_administered_by(user=request.user), pk=request.POST.get("owner") or None)
+    name = request.POST.get("name", "").strip()
+    visibility = request.POST.get("visibility", Collection.Visibility.DEPARTMENT)
+    try:
+        collection_create(acting_user=request.user, name=name, owner=owner, visibility=visibility)
+    except ValidationError as error:
+        return _render_access(request, status=400, error=" ".join(error.messages))
+    return _render_access(request)
+
+
+@login_required
+@require_POST
+def collection_visibility_view(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_manageable_by(user=request.user), pk=collection_id)
+    try:
+        collection_visibility_change(acting_user=request.user, collection=collection,
+                                     visibility=request.POST.get("visibility", ""))
+    except ValidationError as error:
+        return _render_access(request, status=400, error=" ".join(error.messages))
+    return _render_access(request)
+
+
+@login_required
+@require_POST
+def collection_delete_view(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(collections_manageable_by(user=request.user), pk=collection_id)
+    collection_delete(acting_user=request.user, collection=collection)
+    return _render_access(request, deleted=collection.name)

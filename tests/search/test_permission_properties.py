@@ -2,14 +2,15 @@
 
 Each example builds an organisation through the services, then checks every channel against an oracle written
 independently of the selectors: after the build, after revoking a grant, after a member leaves, after a document
-moves between collections.
+moves between collections, after a department moves to another place in the tree.
 """
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from kb.accounts.services import department_create, membership_create, membership_delete, user_create
+from kb.accounts.models import Department
+from kb.accounts.services import department_create, department_move, membership_create, membership_delete, user_create
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document
 from kb.documents.selectors import chunk_get_for_user
 from kb.documents.services import (
@@ -26,6 +27,8 @@ DEPARTMENTS = 3
 QUERY = "quarterly figures"
 
 organisations = st.fixed_dictionaries({
+    # the parent of department 1 and of department 2 (-1: a top-level department); department 0 is top-level
+    "parents": st.tuples(st.integers(-1, 0), st.integers(-1, 1)),
     # each user: the departments they belong to
     "users": st.lists(st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), min_size=1, max_size=4),
     # each collection: owner, company-wide?, granted departments, granted users
@@ -37,12 +40,24 @@ organisations = st.fixed_dictionaries({
     "revoke": st.integers(0, 10),
     "leaver": st.integers(0, 10),
     "move": st.integers(0, 10),
+    "regroup": st.tuples(st.integers(0, DEPARTMENTS - 1), st.integers(0, 10)),
 })
 
 
+def _with_departments_above(department_ids) -> set[int]:
+    parents = dict(Department.objects.values_list("pk", "parent_id"))
+    found: set[int] = set()
+    for department_id in department_ids:
+        while department_id is not None and department_id not in found:
+            found.add(department_id)
+            department_id = parents[department_id]
+    return found
+
+
 def _readable(user, collection) -> bool:
-    """The oracle: who may read a collection, from the rows themselves."""
-    departments = set(user.memberships.values_list("department_id", flat=True))
+    """The oracle: who may read a collection, from the rows themselves; members of a sub-department are members
+    of every department above it."""
+    departments = _with_departments_above(user.memberships.values_list("department_id", flat=True))
     grants = CollectionGrant.objects.filter(collection=collection)
     return (
         collection.visibility == Collection.Visibility.COMPANY
@@ -76,7 +91,10 @@ class PermissionPropertyTests(TestCase):
     @given(organisations)
     def test_no_channel_leaks_whatever_the_organisation(self, spec):
         root = user_create(acting_user=None, username="root", password="x" * 12, is_superuser=True)
-        departments = [department_create(acting_user=root, name=f"D{n}") for n in range(DEPARTMENTS)]
+        departments = [department_create(acting_user=root, name="D0")]
+        for number, parent in enumerate(spec["parents"], start=1):
+            departments.append(department_create(acting_user=root, name=f"D{number}",
+                                                 parent=departments[parent] if parent >= 0 else None))
         users = []
         for number, member_of in enumerate(spec["users"]):
             user = user_create(acting_user=root, username=f"u{number}", password="x" * 12)
@@ -117,3 +135,10 @@ class PermissionPropertyTests(TestCase):
             target = next(c for c in collections if c.pk != document.collection_id)
             document_move(acting_user=root, document=document, to_collection=target)
             self._assert_no_channel_leaks(users)
+
+        moved, target_choice = spec["regroup"]
+        department = departments[moved]
+        below = {d.pk for d in departments if department.pk in _with_departments_above([d.pk])}
+        targets = [None] + [d for d in departments if d.pk not in below]
+        department_move(acting_user=root, department=department, parent=targets[target_choice % len(targets)])
+        self._assert_no_channel_leaks(users)

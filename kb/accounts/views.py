@@ -1,0 +1,132 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from kb.accounts.models import Department, Membership, User
+from kb.accounts.selectors import department_tree_administered_by, departments_administered_by
+from kb.accounts.services import (
+    department_create,
+    department_move,
+    membership_create,
+    membership_delete,
+    membership_role_change,
+    user_create,
+    user_role_change,
+)
+
+
+def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
+    tree = department_tree_administered_by(user=request.user)
+    if not tree and not request.user.is_superuser:
+        raise PermissionDenied("Only department admins and superusers manage the organisation.")
+    members = Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("user__username"))
+    departments = {d.pk: d for d in Department.objects.filter(pk__in=[d.pk for d, _ in tree]).prefetch_related(members)}
+    context = {
+        "tree": [(departments[department.pk], depth) for department, depth in tree],
+        "all_departments": Department.objects.all(),
+        "users": User.objects.order_by("username") if request.user.is_superuser else [],
+        "membership_roles": Membership.Role.choices,
+        "user_roles": User.Role.choices,
+        **extra,
+    }
+    template = "accounts/organisation.html#organisation" if request.htmx else "accounts/organisation.html"
+    return render(request, template, context, status=status)
+
+
+def _attempt(request: HttpRequest, change) -> HttpResponse:
+    """Run a service; a refused or invalid change shows its reason on the page and changes nothing."""
+    try:
+        change()
+    except ValidationError as error:
+        return _render_organisation(request, status=400, error=" ".join(error.messages))
+    except PermissionDenied as error:
+        return _render_organisation(request, status=403, error=str(error))
+    return _render_organisation(request)
+
+
+def _administered_department(request: HttpRequest, department_id: int | str | None) -> Department:
+    return get_object_or_404(departments_administered_by(user=request.user), pk=department_id or None)
+
+
+def _optional_department(value: str | None) -> Department | None:
+    return get_object_or_404(Department, pk=value) if value else None
+
+
+@login_required
+@require_GET
+def organisation_page(request: HttpRequest) -> HttpResponse:
+    return _render_organisation(request)
+
+
+@login_required
+@require_POST
+def department_create_view(request: HttpRequest) -> HttpResponse:
+    parent = _optional_department(request.POST.get("parent"))
+    name = request.POST.get("name", "").strip()
+    return _attempt(request, lambda: department_create(acting_user=request.user, name=name, parent=parent))
+
+
+@login_required
+@require_POST
+def department_move_view(request: HttpRequest, department_id: int) -> HttpResponse:
+    department = get_object_or_404(Department, pk=department_id)
+    parent = _optional_department(request.POST.get("parent"))
+    return _attempt(request, lambda: department_move(acting_user=request.user, department=department, parent=parent))
+
+
+@login_required
+@require_POST
+def membership_create_view(request: HttpRequest, department_id: int) -> HttpResponse:
+    department = _administered_department(request, department_id)
+    user = User.objects.filter(username=request.POST.get("username", "").strip()).first()
+    if user is None:
+        return _render_organisation(request, status=400, error="No user has that username.")
+    role = request.POST.get("role", Membership.Role.MEMBER)
+    return _attempt(request, lambda: membership_create(acting_user=request.user, user=user, department=department,
+                                                       role=role))
+
+
+@login_required
+@require_POST
+def membership_role_change_view(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _administered_membership(request, membership_id)
+    role = request.POST.get("role", "")
+    return _attempt(request, lambda: membership_role_change(acting_user=request.user, membership=membership,
+                                                            role=role))
+
+
+@login_required
+@require_POST
+def membership_delete_view(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _administered_membership(request, membership_id)
+    return _attempt(request, lambda: membership_delete(acting_user=request.user, membership=membership))
+
+
+@login_required
+@require_POST
+def user_create_view(request: HttpRequest) -> HttpResponse:
+    username = request.POST.get("username", "").strip()
+    password = request.POST.get("password", "")
+    role = request.POST.get("role", User.Role.EMPLOYEE)
+    if len(password) < 12:
+        return _render_organisation(request, status=400, error="Give the new user a password of 12 characters or more.")
+    return _attempt(request, lambda: user_create(acting_user=request.user, username=username, password=password,
+                                                 role=role))
+
+
+@login_required
+@require_POST
+def user_role_change_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    user = get_object_or_404(User, pk=user_id)
+    role = request.POST.get("role", "")
+    return _attempt(request, lambda: user_role_change(acting_user=request.user, user=user, role=role))
+
+
+def _administered_membership(request: HttpRequest, membership_id: int) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user", "department"),
+        pk=membership_id, department__in=departments_administered_by(user=request.user),
+    )
