@@ -18,9 +18,11 @@ def collections_readable_by(*, user: User) -> QuerySet[Collection]:
         return Collection.objects.all()
     my_departments = departments_of_user(user=user)
     granted = CollectionGrant.objects.filter(Q(department__in=my_departments) | Q(user=user)).values("collection")
-    return Collection.objects.filter(
-        Q(visibility=Collection.Visibility.COMPANY) | Q(owner__in=my_departments) | Q(pk__in=granted)
-    )
+    readable = Q(owner__in=my_departments) | Q(pk__in=granted)
+    # Compliance auditors read query logs; documents only through a membership or a grant like anyone else.
+    if user.role != User.Role.AUDITOR:
+        readable |= Q(visibility=Collection.Visibility.COMPANY)
+    return Collection.objects.filter(readable)
 
 
 def collections_manageable_by(*, user: User) -> QuerySet[Collection]:

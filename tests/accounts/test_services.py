@@ -11,6 +11,7 @@ from kb.accounts.services import (
     user_role_change,
 )
 from kb.audit.models import AuditEvent
+from kb.documents.models import Collection
 from kb.documents.services import grant_create
 from kb.search.selectors import passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
@@ -147,3 +148,19 @@ def test_role_changes_are_validated_and_audited_with_before_and_after(finance_tr
     assert membership.role == Membership.Role.ADMIN and member.role == User.Role.AUDITOR
     assert AuditEvent.objects.get(kind=AuditEvent.Kind.MEMBERSHIP_ROLE_CHANGED).before == {"role": "member"}
     assert AuditEvent.objects.get(kind=AuditEvent.Kind.USER_ROLE_CHANGED).after == {"role": "auditor"}
+
+
+def test_an_auditor_reads_no_company_wide_documents_without_a_membership_or_grant():
+    engineering = make_department("Engineering")
+    handbook = make_collection(owner=engineering, visibility=Collection.Visibility.COMPANY)
+    ingested_document(collection=handbook, name="payroll.md",
+                      content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.")
+    auditor = make_user(username="auditor")
+    user_role_change(acting_user=None, user=auditor, role=User.Role.AUDITOR)
+    employee = make_user()
+
+    assert _sees(employee) and not _sees(auditor)
+
+    grant_create(acting_user=make_user(department=engineering, admin=True), collection=handbook, user=auditor)
+
+    assert _sees(auditor)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from kb.accounts.models import Department
+from kb.accounts.models import Department, User
 from kb.accounts.services import department_create, department_move, membership_create, membership_delete, user_create
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document
 from kb.documents.selectors import chunk_get_for_user
@@ -29,8 +29,9 @@ QUERY = "quarterly figures"
 organisations = st.fixed_dictionaries({
     # the parent of department 1 and of department 2 (-1: a top-level department); department 0 is top-level
     "parents": st.tuples(st.integers(-1, 0), st.integers(-1, 1)),
-    # each user: the departments they belong to
-    "users": st.lists(st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), min_size=1, max_size=4),
+    # each user: the departments they belong to, and whether they are a compliance auditor
+    "users": st.lists(st.tuples(st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), st.booleans()),
+                      min_size=1, max_size=4),
     # each collection: owner, company-wide?, granted departments, granted users
     "collections": st.lists(
         st.tuples(st.integers(0, DEPARTMENTS - 1), st.booleans(),
@@ -60,7 +61,7 @@ def _readable(user, collection) -> bool:
     departments = _with_departments_above(user.memberships.values_list("department_id", flat=True))
     grants = CollectionGrant.objects.filter(collection=collection)
     return (
-        collection.visibility == Collection.Visibility.COMPANY
+        (collection.visibility == Collection.Visibility.COMPANY and user.role != User.Role.AUDITOR)
         or collection.owner_id in departments
         or grants.filter(department_id__in=departments).exists()
         or grants.filter(user=user).exists()
@@ -96,8 +97,9 @@ class PermissionPropertyTests(TestCase):
             departments.append(department_create(acting_user=root, name=f"D{number}",
                                                  parent=departments[parent] if parent >= 0 else None))
         users = []
-        for number, member_of in enumerate(spec["users"]):
-            user = user_create(acting_user=root, username=f"u{number}", password="x" * 12)
+        for number, (member_of, auditor) in enumerate(spec["users"]):
+            user = user_create(acting_user=root, username=f"u{number}", password="x" * 12,
+                               role=User.Role.AUDITOR if auditor else User.Role.EMPLOYEE)
             for department in sorted(member_of):
                 membership_create(acting_user=root, user=user, department=departments[department])
             users.append(user)
