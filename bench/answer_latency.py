@@ -26,7 +26,10 @@ django.setup()
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from kb.chat.engine import answer_engine, answer_generation_params  # noqa: E402
+from inference.config import smollm2_wheel_path  # noqa: E402
+from inference.factory import build_engine  # noqa: E402
+from inference.llama_cpp import LlamaCppConfig  # noqa: E402
+from kb.chat.engine import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
 from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
@@ -77,7 +80,8 @@ def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs; threads {settings.KB_LLM_THREADS}", flush=True)
     print("embedding the FAQ passages ...", flush=True)
     hits, vectors = faq_passages()
-    engine = answer_engine()
+    engine = build_engine(LlamaCppConfig(model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),
+                                         n_ctx=settings.KB_LLM_CONTEXT_LENGTH, n_threads=settings.KB_LLM_THREADS))
     print(f"engine: {engine.info.model} on {engine.info.backend}, n_ctx {engine.info.context_length}")
     asks = questions(arguments.questions)
     for budget in arguments.budget:
@@ -85,7 +89,8 @@ def main() -> None:
         for number, question in enumerate(asks, start=1):
             question_vector = encode(settings.KB_EMBEDDING_MODEL_PATH, [question])[0]
             order = np.argsort(-(vectors @ question_vector))[: settings.KB_RETRIEVAL_TOP_K]
-            passages = passages_within_budget(hits=[hits[i] for i in order], engine=engine, budget_tokens=budget)
+            passages = passages_within_budget(hits=[hits[i] for i in order], count_tokens=engine.count_tokens,
+                                              budget_tokens=budget)
             prompt = engine.chat_template.render(answer_messages(question=question, passages=passages))
             first, rate, prompt_tokens = asyncio.run(measure(engine, prompt))
             firsts.append(first)

@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from inference.chat_template import ChatTemplate
+from inference.chat_template import ChatMessage, ChatTemplate
 from inference.types import Delta, EngineInfo, GenerationParams
 
 
@@ -19,3 +19,18 @@ class Engine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     async def close(self) -> None: ...
+
+
+class ChatBackend(Protocol):
+    """What an application asks of its models: a conversation in, a routed stream out.
+
+    The in-process Router and the InferenceClient of a serving process both answer this way.
+    """
+
+    def stream_chat(
+        self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False
+    ) -> AsyncIterator[Delta]:
+        """First a delta with `route`, then text deltas (answer or thinking channel), then one with usage."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.chat_template import ChatTemplate
-from inference.types import Delta, EngineError, EngineInfo, GenerationParams, Usage
+from inference.types import Delta, EngineError, EngineInfo, GenerationParams, RequestRejected, Usage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +82,7 @@ class LlamaCppEngine:
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
         prompt_tokens = self._tokenize(prompt)
         if len(prompt_tokens) + params.max_tokens > self.info.context_length:
-            raise EngineError(
+            raise RequestRejected(
                 f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
                 f"the context length of {self.info.context_length}"
             )

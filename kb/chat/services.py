@@ -3,7 +3,7 @@
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,12 +11,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from inference.chat_template import ChatMessage
-from inference.engine import Engine
-from inference.types import EngineError, Usage
+from inference.types import EngineError, Route, Usage
 from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
-from kb.chat.engine import answer_engine, answer_generation_params
+from kb.chat.engine import answer_backend, answer_generation_params
 from kb.search.selectors import PassageHit, passages_search_for_user
 
 SYSTEM_PROMPT = (
@@ -35,20 +34,22 @@ class PromptPassage:
 
 @dataclass(frozen=True)
 class AnswerEvent:
-    kind: Literal["sources", "token", "done"]
+    kind: Literal["sources", "thinking", "token", "done"]
     text: str = ""
     passages: tuple[PromptPassage, ...] = ()
     record: QueryRecord | None = None
 
 
-def passages_within_budget(*, hits: list[PassageHit], engine: Engine, budget_tokens: int) -> list[PromptPassage]:
+def passages_within_budget(
+    *, hits: list[PassageHit], count_tokens: Callable[[str], int], budget_tokens: int
+) -> list[PromptPassage]:
     """Fill the prompt's passage budget in rank order; the last passage that fits only partly is shortened."""
     chosen: list[PromptPassage] = []
     remaining = budget_tokens
     for hit in hits:
         if remaining < _MIN_PASSAGE_TOKENS:
             break
-        tokens = engine.count_tokens(hit.text)
+        tokens = count_tokens(hit.text)
         text = hit.text if tokens <= remaining else hit.text[: len(hit.text) * remaining // tokens]
         remaining -= min(tokens, remaining)
         chosen.append(PromptPassage(number=len(chosen) + 1, hit=hit, text=text))
@@ -75,25 +76,36 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
         user=user, query_text=question, k=settings.KB_RETRIEVAL_TOP_K
     )
     retrieval_ms = _elapsed_ms(started)
-    engine = answer_engine()
-    passages = passages_within_budget(hits=hits, engine=engine, budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS)
-    yield AnswerEvent(kind="sources", passages=tuple(passages))
-
+    backend = answer_backend()
     params = answer_generation_params()
-    prompt = engine.chat_template.render(answer_messages(question=question, passages=passages), enable_thinking=False)
+    thinking = settings.KB_LLM_ENABLE_THINKING
     answer_parts: list[str] = []
+    thinking_parts: list[str] = []
     first_token_ms: int | None = None
-    usage = Usage(prompt_tokens=engine.count_tokens(prompt), completion_tokens=0)
+    usage = Usage(prompt_tokens=0, completion_tokens=0)
+    route: Route | None = None
+    passages: list[PromptPassage] = []
     error = ""
     try:
-        async for delta in engine.stream(prompt, params):
-            if delta.usage is not None:
+        # Counting tokens may ask the serving process: keep it off the event loop.
+        passages = await asyncio.to_thread(passages_within_budget, hits=hits, count_tokens=backend.count_tokens,
+                                           budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS)
+        yield AnswerEvent(kind="sources", passages=tuple(passages))
+        messages = answer_messages(question=question, passages=passages)
+        async for delta in backend.stream_chat(messages, params, enable_thinking=thinking):
+            if delta.route is not None:
+                route = delta.route
+            elif delta.usage is not None:
                 usage = delta.usage
-                continue
-            if first_token_ms is None:
-                first_token_ms = _elapsed_ms(started)
-            answer_parts.append(delta.text)
-            yield AnswerEvent(kind="token", text=delta.text)
+            elif delta.text:
+                if first_token_ms is None:
+                    first_token_ms = _elapsed_ms(started)
+                if delta.channel == "thinking":
+                    thinking_parts.append(delta.text)
+                    yield AnswerEvent(kind="thinking", text=delta.text)
+                else:
+                    answer_parts.append(delta.text)
+                    yield AnswerEvent(kind="token", text=delta.text)
     except EngineError as failure:
         error = str(failure)
     except (asyncio.CancelledError, GeneratorExit):
@@ -116,9 +128,11 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
                 )
                 for hit in hits
             ],
-            model=engine.info.model,
-            backend=engine.info.backend,
-            generation_params=dataclasses.asdict(params),
+            model=route.model if route else "",
+            backend=route.backend if route else "",
+            route={"skipped": list(route.skipped)} if route else {},
+            thinking="".join(thinking_parts),
+            generation_params={**dataclasses.asdict(params), "enable_thinking": thinking},
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             retrieval_ms=retrieval_ms,

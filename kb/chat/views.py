@@ -67,8 +67,8 @@ async def _event_stream(request: HttpRequest, question: str) -> AsyncIterator[by
     async for event in answer_stream(user=user, question=question):
         if event.kind == "sources":
             yield _sse("sources", render_to_string("chat/chat.html#sources", {"passages": event.passages}))
-        elif event.kind == "token":
-            yield _sse("token", html.escape(event.text))
+        elif event.kind in {"token", "thinking"}:
+            yield _sse(event.kind, html.escape(event.text))
         else:
             final = render_to_string(
                 "chat/chat.html#answer",

@@ -7,14 +7,14 @@ import pytest
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
 from inference.types import EngineError, GenerationParams
-from kb.chat.engine import default_model_path
+from inference.config import smollm2_wheel_path
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, top_k=1, max_tokens=24, seed=1)
 
 
 @pytest.fixture(scope="module")
 def engine():
-    engine = build_engine(LlamaCppConfig(model_path=default_model_path(), n_ctx=512, n_threads=2))
+    engine = build_engine(LlamaCppConfig(model_path=smollm2_wheel_path(), n_ctx=512, n_threads=2))
     yield engine
     asyncio.run(engine.close())
 

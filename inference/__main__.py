@@ -1,0 +1,21 @@
+"""`python -m inference`: the model-serving process (see inference/server.py)."""
+
+import logging
+
+import uvicorn
+
+from inference.config import serving_config_from_environ
+from inference.server import create_app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = serving_config_from_environ()
+    # Graceful shutdown: on SIGTERM uvicorn stops accepting, lets running streams finish (up to the timeout),
+    # then the app's lifespan closes the engines.
+    uvicorn.run(create_app(config), host=config.host, port=config.port, timeout_graceful_shutdown=30,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    main()

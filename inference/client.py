@@ -1,0 +1,89 @@
+"""The web and worker processes' side of the serving process: the `openai` client against our own server."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from inference.chat_template import ChatMessage
+from inference.remote import api_error_message as _message, completion_kwargs
+from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route, Usage
+
+
+class InferenceClient:
+    def __init__(self, base_url: str, *, model: str = "auto", api_key: str = "EMPTY", timeout_seconds: float = 600):
+        from openai import AsyncOpenAI
+
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._client = AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, timeout=timeout_seconds,
+                                   max_retries=0)
+        self._http = httpx.Client(base_url=self.base_url, timeout=30.0)
+
+    async def stream_chat(
+        self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False
+    ) -> AsyncIterator[Delta]:
+        from openai import APIConnectionError, APIStatusError, BadRequestError
+
+        kwargs = completion_kwargs(params)
+        kwargs["extra_body"]["chat_template_kwargs"] = {"enable_thinking": enable_thinking}
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs)
+        except BadRequestError as error:
+            raise RequestRejected(_message(error)) from error
+        except APIStatusError as error:
+            if error.status_code == 503:
+                raise EngineUnavailable(_message(error)) from error
+            raise EngineError(_message(error)) from error
+        except APIConnectionError as error:
+            raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
+        async with chunks:
+            try:
+                async for chunk in chunks:
+                    extra = chunk.model_extra or {}
+                    if extra.get("error"):
+                        raise EngineError(extra["error"].get("message", "the model server failed"))
+                    if extra.get("kb_route"):
+                        yield Delta(route=_route(extra["kb_route"], chunk.model))
+                    if chunk.choices:
+                        delta = chunk.choices[0].delta
+                        thinking = (delta.model_extra or {}).get("reasoning_content")
+                        if thinking:
+                            yield Delta(text=thinking, channel="thinking")
+                        if delta.content:
+                            yield Delta(text=delta.content)
+                    if chunk.usage is not None:
+                        yield Delta(usage=Usage(prompt_tokens=chunk.usage.prompt_tokens,
+                                                completion_tokens=chunk.usage.completion_tokens))
+            except APIConnectionError as error:
+                raise EngineError(f"The model server at {self.base_url} went away mid-answer.") from error
+
+    def count_tokens(self, text: str) -> int:
+        return int(self._post("/tokenize", {"prompt": text})["count"])
+
+    def models(self) -> list[dict[str, Any]]:
+        try:
+            response = self._http.get("/v1/models")
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
+        return response.json()["data"]
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(path, json=payload)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
+        return response.json()
+
+    async def close(self) -> None:
+        await self._client.close()
+        self._http.close()
+
+
+def _route(described: dict[str, Any], model: str) -> Route:
+    return Route(model=described.get("model") or model, backend=described.get("backend", "served"),
+                 skipped=tuple(described.get("skipped", ())))
+

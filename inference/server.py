@@ -1,0 +1,269 @@
+"""The one long-lived process that owns the engines, serving an OpenAI-compatible API on localhost.
+
+Web and worker processes never load a model: they call this server. Loading happens in the background after
+start-up so /health answers at once and /ready tells when every model is loaded and warmed up.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route as HttpRoute
+
+from inference.config import ModelEntry, ServingConfig
+from inference.factory import build_engine
+from inference.router import RoutedModel, Router
+from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected
+
+logger = logging.getLogger("inference.server")
+
+WARMUP_MESSAGES = [{"role": "user", "content": "Say OK."}]
+
+
+@dataclass(kw_only=True)
+class ServerState:
+    router: Router
+    entries: tuple[ModelEntry, ...]
+    loading: asyncio.Task | None = None
+    ready: bool = False
+
+
+def create_app(config: ServingConfig) -> Starlette:
+    router = Router([RoutedModel(name=entry.name, engine=None, limits=entry.limits, down_reason="loading")
+                     for entry in config.models])
+    state = ServerState(router=router, entries=config.models)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        state.loading = asyncio.create_task(_load_all(state, warmup=config.warmup))
+        yield
+        state.loading.cancel()
+        for routed in router.models:
+            if routed.engine is not None:
+                await routed.engine.close()
+
+    app = Starlette(
+        routes=[
+            HttpRoute("/health", lambda request: JSONResponse({"status": "alive"})),
+            HttpRoute("/ready", lambda request: _ready(state)),
+            HttpRoute("/metrics", lambda request: Response(router.metrics.exposition(),
+                                                           media_type="text/plain; version=0.0.4")),
+            HttpRoute("/v1/models", lambda request: _models(state)),
+            HttpRoute("/tokenize", partial(_tokenize, state), methods=["POST"]),
+            HttpRoute("/v1/completions", partial(_completions, state), methods=["POST"]),
+            HttpRoute("/v1/chat/completions", partial(_chat_completions, state), methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app
+
+
+async def _load_all(state: ServerState, *, warmup: bool) -> None:
+    """Load each model in route order (in a thread: loading blocks for seconds to minutes), then warm it up."""
+    for entry, routed in zip(state.entries, state.router.models):
+        logger.info("loading %s on %s", entry.name, type(entry.engine).__name__)
+        started = time.perf_counter()
+        try:
+            engine = await asyncio.to_thread(build_engine, entry.engine)
+        except Exception as error:  # a model that cannot load is reported, the others still serve
+            routed.down_reason = f"failed to load: {error}"
+            logger.error("could not load %s: %s", entry.name, error)
+            continue
+        load_seconds = getattr(engine, "load_seconds", None) or time.perf_counter() - started
+        state.router.metrics.load_seconds.labels(model=entry.name).set(load_seconds)
+        routed.engine = engine
+        if warmup:
+            # The first generation pays for lazy allocations and kernel compilation; a user should not.
+            prompt = engine.chat_template.render(WARMUP_MESSAGES)
+            async for _ in engine.stream(prompt, GenerationParams(max_tokens=1, temperature=0.0)):
+                pass
+        routed.down_reason = ""
+        logger.info("%s ready after %.1f s", entry.name, time.perf_counter() - started)
+    state.ready = all(routed.engine is not None for routed in state.router.models)
+
+
+def _ready(state: ServerState) -> JSONResponse:
+    models = {routed.name: routed.unavailable_reason() or "ready" for routed in state.router.models}
+    return JSONResponse({"ready": state.ready, "models": models}, status_code=200 if state.ready else 503)
+
+
+def _models(state: ServerState) -> JSONResponse:
+    data = []
+    for routed in state.router.models:
+        described: dict[str, Any] = {"id": routed.name, "object": "model", "owned_by": "kb",
+                                     "state": routed.unavailable_reason() or "ready",
+                                     "running": routed.running, "queued": routed.queued}
+        if routed.engine is not None:
+            engine = routed.engine
+            template = engine.chat_template
+            described.update(backend=engine.info.backend, max_model_len=engine.info.context_length,
+                             load_seconds=round(getattr(engine, "load_seconds", 0.0), 2),
+                             chat_template={"source": template.source, "bos_token": template.bos_token,
+                                            "eos_token": template.eos_token})
+        data.append(described)
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def _tokenize(state: ServerState, request: Request) -> JSONResponse:
+    body = await request.json()
+    try:
+        routed = state.router.model_named(body.get("model") or state.router.models[0].name)
+    except EngineUnavailable as error:
+        return _error(404, str(error), "not_found")
+    if routed.engine is None:
+        return _error(503, f"{routed.name} is {routed.unavailable_reason()}", "unavailable")
+    count = routed.engine.count_tokens(body.get("prompt", ""))
+    return JSONResponse({"count": count, "max_model_len": routed.engine.info.context_length})
+
+
+def _params(body: dict[str, Any]) -> GenerationParams:
+    defaults = GenerationParams()
+    stop = body.get("stop") or ()
+    return GenerationParams(
+        temperature=float(body.get("temperature", defaults.temperature)),
+        top_p=float(body.get("top_p", defaults.top_p)),
+        top_k=int(body.get("top_k", defaults.top_k)),
+        max_tokens=int(body.get("max_tokens", defaults.max_tokens)),
+        repetition_penalty=float(body.get("repetition_penalty", defaults.repetition_penalty)),
+        seed=body.get("seed"),
+        stop=(stop,) if isinstance(stop, str) else tuple(stop),
+    )
+
+
+async def _completions(state: ServerState, request: Request) -> Response:
+    body = await request.json()
+    if not isinstance(body.get("prompt"), str):
+        return _error(400, "prompt must be one string, rendered with the model's chat template", "invalid_request")
+    deltas = state.router.stream_prompt(body.get("model", ""), body["prompt"], _params(body))
+    return await _respond(deltas, body, kind="text_completion")
+
+
+async def _chat_completions(state: ServerState, request: Request) -> Response:
+    body = await request.json()
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error(400, "messages must be a non-empty list", "invalid_request")
+    model = body.get("model") or "auto"
+    enable_thinking = bool((body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
+    deltas = state.router.stream_chat(messages, _params(body), enable_thinking=enable_thinking,
+                                      start_at=None if model == "auto" else model)
+    return await _respond(deltas, body, kind="chat.completion")
+
+
+async def _respond(deltas: AsyncIterator[Delta], body: dict[str, Any], *, kind: str) -> Response:
+    """Start the engine before answering, so a request nobody can serve gets a status code, not a broken stream."""
+    try:
+        first = await anext(deltas)
+    except RequestRejected as error:
+        return _error(400, str(error), "invalid_request")
+    except EngineUnavailable as error:
+        return _error(503, str(error), "unavailable", retry_after=error.retry_after_seconds)
+    except EngineError as error:
+        return _error(500, str(error), "engine_error")
+    request_id = f"{'chatcmpl' if kind == 'chat.completion' else 'cmpl'}-{uuid.uuid4().hex}"
+    route = first.route
+    headers = {"X-KB-Route": json.dumps(_route_payload(route))} if route else {}
+    if body.get("stream"):
+        return StreamingResponse(_sse(first, deltas, request_id=request_id, kind=kind),
+                                 media_type="text/event-stream", headers=headers)
+    return await _whole(first, deltas, request_id=request_id, kind=kind, headers=headers)
+
+
+def _chunk(*, request_id: str, kind: str, model: str, delta: Delta | None, finish: str | None = None,
+           usage: dict | None = None, route: dict | None = None) -> dict[str, Any]:
+    if kind == "chat.completion":
+        content: dict[str, Any] = {}
+        if delta is not None and delta.text:
+            content["reasoning_content" if delta.channel == "thinking" else "content"] = delta.text
+        choice = {"index": 0, "delta": content, "finish_reason": finish}
+        object_name = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": delta.text if delta is not None else "", "finish_reason": finish}
+        object_name = "text_completion"
+    chunk = {"id": request_id, "object": object_name, "created": int(time.time()), "model": model,
+             "choices": [choice] if usage is None else []}
+    if usage is not None:
+        chunk["usage"] = usage
+    if route is not None:
+        chunk["kb_route"] = route
+    return chunk
+
+
+async def _sse(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, kind: str) -> AsyncIterator[str]:
+    route = first.route
+    model = route.model if route else ""
+    yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None,
+                        route=_route_payload(route)))
+    usage = None
+    try:
+        async for delta in deltas:
+            if delta.usage is not None:
+                usage = delta.usage
+            elif delta.text:
+                yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=delta))
+    except EngineError as error:
+        yield _event({"error": {"message": str(error), "type": "engine_error"}})
+        yield "data: [DONE]\n\n"
+        return
+    yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, finish="stop"))
+    if usage is not None:
+        yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, usage={
+            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens}))
+    yield "data: [DONE]\n\n"
+
+
+async def _whole(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, kind: str,
+                 headers: dict[str, str]) -> JSONResponse:
+    texts = {"answer": [], "thinking": []}
+    usage = None
+    try:
+        async for delta in deltas:
+            if delta.usage is not None:
+                usage = delta.usage
+            elif delta.text:
+                texts[delta.channel].append(delta.text)
+    except EngineError as error:
+        return _error(500, str(error), "engine_error")
+    answer = "".join(texts["answer"])
+    if kind == "chat.completion":
+        message: dict[str, Any] = {"role": "assistant", "content": answer}
+        if texts["thinking"]:
+            message["reasoning_content"] = "".join(texts["thinking"])
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+    else:
+        choice = {"index": 0, "text": answer, "finish_reason": "stop"}
+    route = first.route
+    return JSONResponse({
+        "id": request_id, "object": kind, "created": int(time.time()), "model": route.model if route else "",
+        "choices": [choice],
+        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                  "total_tokens": usage.prompt_tokens + usage.completion_tokens} if usage else None,
+        "kb_route": _route_payload(route),
+    }, headers=headers)
+
+
+def _route_payload(route) -> dict[str, Any] | None:
+    if route is None:
+        return None
+    return {"model": route.model, "backend": route.backend, "skipped": list(route.skipped)}
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def _error(status: int, message: str, kind: str, *, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
