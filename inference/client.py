@@ -62,7 +62,7 @@ class InferenceClient:
     def count_tokens(self, text: str) -> int:
         return int(self._post("/tokenize", {"prompt": text})["count"])
 
-    def models(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         try:
             response = self._http.get("/v1/models")
             response.raise_for_status()

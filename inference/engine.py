@@ -1,5 +1,5 @@
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from inference.chat_template import ChatMessage, ChatTemplate
 from inference.types import Delta, EngineInfo, GenerationParams
@@ -34,3 +34,7 @@ class ChatBackend(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The models behind it, their state and load, as the serving process's /v1/models lists them."""
+        ...

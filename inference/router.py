@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from inference.chat_template import ChatMessage
 from inference.engine import Engine
@@ -56,6 +57,24 @@ class Router:
             raise ValueError("a route needs at least one model")
         self.models = models
         self.metrics = metrics or EngineMetrics()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each model on the route as OpenAI's model list has it, plus its state, load and the template it uses."""
+        described = []
+        for routed in self.models:
+            model: dict[str, Any] = {"id": routed.name, "object": "model", "owned_by": "kb",
+                                     "state": routed.unavailable_reason() or "ready",
+                                     "running": routed.running, "queued": routed.queued,
+                                     "max_running": routed.limits.max_running, "max_queued": routed.limits.max_queued}
+            if routed.engine is not None:
+                engine = routed.engine
+                template = engine.chat_template
+                model.update(backend=engine.info.backend, max_model_len=engine.info.context_length,
+                             load_seconds=round(getattr(engine, "load_seconds", 0.0), 2),
+                             chat_template={"source": template.source, "bos_token": template.bos_token,
+                                            "eos_token": template.eos_token})
+            described.append(model)
+        return described
 
     def count_tokens(self, text: str) -> int:
         """Counted by the first model that is loaded: prompts are budgeted for the route's primary."""

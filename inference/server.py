@@ -99,20 +99,7 @@ def _ready(state: ServerState) -> JSONResponse:
 
 
 def _models(state: ServerState) -> JSONResponse:
-    data = []
-    for routed in state.router.models:
-        described: dict[str, Any] = {"id": routed.name, "object": "model", "owned_by": "kb",
-                                     "state": routed.unavailable_reason() or "ready",
-                                     "running": routed.running, "queued": routed.queued}
-        if routed.engine is not None:
-            engine = routed.engine
-            template = engine.chat_template
-            described.update(backend=engine.info.backend, max_model_len=engine.info.context_length,
-                             load_seconds=round(getattr(engine, "load_seconds", 0.0), 2),
-                             chat_template={"source": template.source, "bos_token": template.bos_token,
-                                            "eos_token": template.eos_token})
-        data.append(described)
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": state.router.describe()})
 
 
 async def _tokenize(state: ServerState, request: Request) -> JSONResponse:

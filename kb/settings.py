@@ -145,6 +145,9 @@ KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
 # The model-serving process (`manage.py serve_inference`, `python -m inference`), e.g. http://127.0.0.1:8765.
 # Empty: the single-process development mode, llama.cpp inside the web process with the KB_LLM_* settings below.
 KB_INFERENCE_URL = env("KB_INFERENCE_URL", default="")
+# What `kb_run` starts when KB_INFERENCE_URL is empty (read by the serving process itself; see .env.example).
+KB_INFERENCE_PORT = env.int("KB_INFERENCE_PORT", default=8765)
+KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default="smollm2-135m=llama_cpp")
 KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
 # Qwen3.5's thinking mode for answers (slower, reasons first; the thinking is shown apart from the answer).
 KB_LLM_ENABLE_THINKING = env.bool("KB_LLM_ENABLE_THINKING", default=False)

@@ -4,12 +4,16 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from inference.registry import PRESETS
+from inference.types import EngineError
+from kb.chat.engine import answer_backend
 from kb.chat.services import AnswerEvent, PromptPassage, answer_stream
 
 MAX_QUESTION_CHARS = 2000
@@ -94,3 +98,23 @@ async def chat_stream(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+@login_required
+@require_GET
+def models_page(request: HttpRequest) -> HttpResponse:
+    """Which models are loaded and in what state, and what each preset needs, for superusers."""
+    if not request.user.is_superuser:
+        raise PermissionDenied("Only superusers manage models.")
+    error = ""
+    try:
+        models = answer_backend().describe()
+    except EngineError as failure:
+        models, error = [], str(failure)
+    presets = [
+        {"preset": preset, "vram": {precision: round(preset.vram_gib(precision), 1) for precision in ("bf16", "w4a16")}}
+        for preset in PRESETS.values()
+    ]
+    context = {"models": models, "error": error, "presets": presets}
+    template = "chat/models.html#models" if request.htmx else "chat/models.html"
+    return render(request, template, context)

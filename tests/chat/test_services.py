@@ -72,3 +72,26 @@ def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(eng
     record = QueryRecord.objects.get(user=bob)
     assert record.passages.count() == 0
     assert events[-1].kind == "done"
+
+
+def test_answers_come_from_the_serving_process_when_one_is_configured(engineering, settings, tmp_path):
+    from kb.chat.engine import answer_backend
+    from tests.inference.serving import Server
+
+    server = Server(tmp_path)
+    server.wait_until(ready=True)
+    settings.KB_INFERENCE_URL = server.url
+    answer_backend.cache_clear()
+    try:
+        department, _ = engineering
+        events = _answer(make_user(department=department), QUESTION)
+    finally:
+        answer_backend.cache_clear()
+        server.stop()
+
+    done = events[-1]
+    assert [event.kind for event in events].count("token") >= 5 and not done.record.error
+    record = QueryRecord.objects.get(pk=done.record.pk)
+    assert record.model == "smollm2-135m" and record.backend == "llama_cpp" and record.route == {"skipped": []}
+    assert record.generation_params["enable_thinking"] is False
+    assert record.completion_tokens > 0 and record.prompt_tokens > 50

@@ -16,10 +16,11 @@ from tests.conftest import PROJECT_ROOT, _free_port
 pytestmark = pytest.mark.e2e
 
 
-def _start(var_dir: Path, port: int) -> subprocess.Popen:
+def _start(var_dir: Path, port: int, inference_port: int) -> subprocess.Popen:
     environment = {key: value for key, value in os.environ.items()
-                   if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT"}}
-    environment.update({"DJANGO_SETTINGS_MODULE": "kb.settings", "KB_VAR_DIR": str(var_dir), "KB_PORT": str(port)})
+                   if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL"}}
+    environment.update({"DJANGO_SETTINGS_MODULE": "kb.settings", "KB_VAR_DIR": str(var_dir), "KB_PORT": str(port),
+                        "KB_INFERENCE_PORT": str(inference_port)})
     return subprocess.Popen(
         [sys.executable, "manage.py", "kb_run"], cwd=PROJECT_ROOT, env=environment,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -53,13 +54,17 @@ def _postgres_running_in(var_dir: Path) -> bool:
 
 def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
     var_dir = tmp_path / "var"
-    port = _free_port()
+    port, inference_port = _free_port(), _free_port()
 
-    first = _start(var_dir, port)
+    first = _start(var_dir, port, inference_port)
     startup = _read_until(first, "The knowledge base is ready at", timeout=300)
     children = psutil.Process(first.pid).children(recursive=True)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/") as response:
         assert response.status == 200
+    # the model lives in its own serving process, which the web server reaches over localhost
+    with urllib.request.urlopen(f"http://127.0.0.1:{inference_port}/ready") as response:
+        assert b'"smollm2-135m":"ready"' in response.read()
+    assert any("inference" in child.cmdline() for child in children)
     shutdown = _interrupt_and_collect(first)
 
     assert "Demo users (these passwords are shown only this once)" in startup
@@ -69,7 +74,7 @@ def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
     assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)
     assert not _postgres_running_in(var_dir)
 
-    second = _start(var_dir, port)
+    second = _start(var_dir, port, inference_port)
     again = _read_until(second, "The knowledge base is ready at", timeout=300)
     _interrupt_and_collect(second)
 

@@ -1,5 +1,6 @@
 """Start everything the app needs in one terminal; Ctrl-C stops it all."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from kb.platform.embedded_pg import server_stop
 
 
 class Command(BaseCommand):
-    help = "Migrate, seed the demo organisation, then run the ASGI web server (with the LLM) and a Celery worker."
+    help = ("Migrate, seed the demo organisation, then run the model-serving process, the ASGI web server and a "
+            "Celery worker.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=settings.KB_HOST)
@@ -44,18 +46,32 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        environment = dict(os.environ)
         try:
+            if settings.KB_INFERENCE_URL:
+                self.step(f"answers come from the model server at {settings.KB_INFERENCE_URL}")
+            else:
+                # Models live in one process of their own, never in web or worker processes.
+                inference_url = f"http://127.0.0.1:{settings.KB_INFERENCE_PORT}"
+                environment["KB_INFERENCE_URL"] = inference_url
+                self.step(f"starting the model server ({settings.KB_INFERENCE_ROUTE}) on {inference_url}")
+                children.append(subprocess.Popen([sys.executable, "-m", "inference"], env=environment,
+                                                 start_new_session=True))
+                while not stopping and not self._answers(inference_url + "/ready"):
+                    if any(child.poll() is not None for child in children):
+                        raise SystemExit("the model server exited during start-up; see its output above")
+                    time.sleep(0.5)
             self.step("starting the Celery worker (ingestion)")
             children.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
                  "--hostname=ingest@%h"],
-                start_new_session=True,
+                env=environment, start_new_session=True,
             ))
-            self.step("starting the web server with the LLM engine (loads the models)")
+            self.step("starting the web server (loads the embedding model)")
             children.append(subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", host, "--port", str(port),
                  "--timeout-graceful-shutdown", "5"],
-                start_new_session=True,
+                env=environment, start_new_session=True,
             ))
             url = f"http://{host}:{port}/"
             while not stopping and not self._answers(url + "accounts/login/"):

@@ -1,0 +1,27 @@
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_superuser_sees_the_loaded_model_its_state_and_the_presets(client):
+    root = make_user(username="root")
+    root.is_superuser = True
+    root.save()
+    client.login(username="root", password=PASSWORD)
+
+    page = client.get(reverse("chat:models")).content.decode()
+    partial = client.get(reverse("chat:models"), headers={"HX-Request": "true"}).content.decode()
+
+    assert "SmolLM2-135M-Instruct.Q4_1" in page and "llama_cpp" in page and "status-ready" in page
+    assert "qwen3.5-9b" in page and "Qwen/Qwen3.5-9B" in page
+    assert 'id="models"' in partial and "Presets" not in partial
+
+
+def test_other_users_may_not_see_the_models_page(client):
+    admin = make_user(department=make_department("Sales"), admin=True)
+    client.login(username=admin.username, password=PASSWORD)
+
+    assert client.get(reverse("chat:models")).status_code == 403
