@@ -92,6 +92,7 @@ def parse_arguments() -> argparse.Namespace:
                         help="max_parallel_maintenance_workers for the index builds (default: CPUs - 1)")
     parser.add_argument("--reload", action="store_true", help="load the data again even if it is there")
     parser.add_argument("--explain", action="store_true", help="print the dense search plan of each user class")
+    parser.add_argument("--load-only", action="store_true", help="load (or check) the data and stop before measuring")
     return parser.parse_args()
 
 
@@ -755,6 +756,10 @@ def main() -> None:
         if missing:  # a run stopped during an index build
             build_indexes(maintenance_work_mem=arguments.maintenance_work_mem, workers=arguments.maintenance_workers)
         print(f"reusing the {marker['chunks']:,} chunks loaded before (--reload to load again)", flush=True)
+    if arguments.load_only:
+        connection.close()
+        server_stop(BENCH_VAR / "pg")
+        return
     print(f"measuring ... (load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())})", flush=True)
     results = measure(arguments=arguments, questions=questions, query_vectors=query_vectors)
     print(f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min; {os.cpu_count()} CPUs: "

@@ -138,6 +138,8 @@ KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
 # 20-100 a small constant lets the top ranks count. On the Python FAQ evaluation (bench/retrieval_eval.py) hybrid beat
 # both retrievers on every metric with 5, for candidate lists of 10 to 100, and with 60 only for lists of 10.
 KB_RRF_K = env.int("KB_RRF_K", default=5)
+# Keyword search leaves out words found in more than this share of all passages (see kb/search/selectors.py).
+KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.05)
 # A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
 KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
@@ -162,6 +164,12 @@ KB_LLM_TOP_K = env.int("KB_LLM_TOP_K", default=40)
 KB_LLM_MAX_TOKENS = env.int("KB_LLM_MAX_TOKENS", default=200)
 KB_LLM_REPETITION_PENALTY = env.float("KB_LLM_REPETITION_PENALTY", default=1.15)
 KB_LLM_SEED = env.int("KB_LLM_SEED", default=None)
+
+# The audit trail's hash chain is keyed (HMAC) so that database access alone cannot rewrite it consistently. Keep
+# this key, like the database's backups, for as long as the records: older entries verify only with it.
+KB_AUDIT_CHAIN_KEY = env("KB_AUDIT_CHAIN_KEY", default=SECRET_KEY)
+# Audit rows older than this are removed by `manage.py audit_purge` (a verifiable cut, itself audited); 0 keeps all.
+KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
 
 LOGGING = {
     "version": 1,

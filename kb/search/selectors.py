@@ -1,4 +1,5 @@
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -81,7 +82,7 @@ def chunks_search_for_user(
         rows = list(
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
-            .values(*_HIT_FIELDS, "distance")[: max(4 * k, 40)]
+            .values(*_HIT_FIELDS, "distance")[: max(2 * k, 40)]
         )
     rows.sort(key=lambda row: row["distance"])
     return [_hit(row, score=1.0 - float(row["distance"])) for row in rows[:k]]
@@ -91,12 +92,12 @@ def chunks_keyword_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None
 ) -> list[PassageHit]:
     """Full-text search (any of the question's words, ranked by weighted frequency) among what the user may read."""
-    words = _WORD.findall(query_text.lower())
-    if not words:
+    lexemes = _distinctive_lexemes(query_text)
+    if not lexemes:
         return []
     # OR of the words: a question rarely repeats a passage's every word. ts_rank, not ts_rank_cd: on the Python FAQ
     # evaluation (bench/retrieval_eval.py) cover density ranked OR-queries far worse (MRR@10 0.42 against 0.83).
-    query = SearchQuery(" | ".join(words), search_type="raw", config="english")
+    query = SearchQuery(" | ".join(f"'{lexeme}'" for lexeme in lexemes), search_type="raw", config="simple")
     readable_chunks = chunks_readable_by(user=user)
     if filters is not None:
         readable_chunks = filters.apply(readable_chunks)
@@ -140,6 +141,47 @@ def reciprocal_rank_fusion(rankings: list[list[PassageHit]], *, k: int) -> list[
 
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def _distinctive_lexemes(query_text: str) -> list[str]:
+    """The question's stemmed words, without those in more than KB_KEYWORD_MAX_WORD_SHARE of all passages.
+
+    ts_rank weighs every word alike; a word found in half the passages ("python", "use") adds little to the
+    ranking but makes PostgreSQL rank every passage that has it. Word shares come from the statistics ANALYZE
+    keeps for the tsvector column, so this costs no scan. When every word is that common, the rarest one stays.
+    """
+    words = " ".join(_WORD.findall(query_text.lower()))
+    if not words:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY lexeme", [words])
+        lexemes = [row[0] for row in cursor.fetchall()]
+    shares = _lexeme_shares()
+    distinctive = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= settings.KB_KEYWORD_MAX_WORD_SHARE]
+    if lexemes and not distinctive:
+        distinctive = [min(lexemes, key=lambda lexeme: shares.get(lexeme, 0.0))]
+    return [lexeme.replace("'", "''") for lexeme in distinctive]
+
+
+_LEXEME_SHARES_TTL = 300.0
+_lexeme_shares_cache: tuple[float, dict[str, float]] = (float("-inf"), {})
+
+
+def _lexeme_shares() -> dict[str, float]:
+    """Share of passages containing each common lexeme, from pg_stats; refreshed every few minutes."""
+    global _lexeme_shares_cache
+    read_at, shares = _lexeme_shares_cache
+    if time.monotonic() - read_at < _LEXEME_SHARES_TTL:
+        return shares
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE tablename = %s AND attname = 'search_vector'", [Chunk._meta.db_table])
+        row = cursor.fetchone()
+    # most_common_elem_freqs ends with three extra figures (minimum, maximum, share of nulls).
+    shares = dict(zip(row[0], row[1])) if row and row[0] else {}
+    _lexeme_shares_cache = (time.monotonic(), shares)
+    return shares
 _HIT_FIELDS = ("id", "document_id", "version_id", "document__title", "document__collection__name", "heading", "text")
 
 
