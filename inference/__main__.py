@@ -1,6 +1,7 @@
 """`python -m inference`: the model-serving process (see inference/server.py)."""
 
 import logging
+import os
 
 import uvicorn
 
@@ -10,6 +11,8 @@ from inference.server import create_app
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # vLLM starts worker processes; forking a process that already runs threads (our loader) is unsafe.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     config = serving_config_from_environ()
     # Graceful shutdown: on SIGTERM uvicorn stops accepting, lets running streams finish (up to the timeout),
     # then the app's lifespan closes the engines.

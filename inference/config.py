@@ -15,6 +15,9 @@ from inference.router import RouteLimits
 from inference.vllm import VllmConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Qwen3.5 reads ~262K tokens, but reserving that much KV cache needs a large GPU and minutes of start-up (376 s
+# for 131K on an H100): GPU engines start at 32K, and KB_VLLM_MAX_MODEL_LEN / KB_LMDEPLOY_SESSION_LEN raise it.
+DEFAULT_GPU_CONTEXT = 32_768
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,18 +83,18 @@ def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelE
         limits = replace(limits, max_running=1)
     elif backend == "vllm":
         engine = VllmConfig(
-            model_path=local_path,
+            model_path=environ.get("KB_VLLM_MODEL_PATH") or local_path,
             tensor_parallel_size=int(environ.get("KB_VLLM_TENSOR_PARALLEL_SIZE", "1")),
             gpu_memory_utilization=float(environ.get("KB_VLLM_GPU_MEMORY_UTILIZATION", "0.90")),
-            max_model_len=int(environ.get("KB_VLLM_MAX_MODEL_LEN", str(preset.context_length))),
+            max_model_len=int(environ.get("KB_VLLM_MAX_MODEL_LEN", str(DEFAULT_GPU_CONTEXT))),
             quantization=environ.get("KB_VLLM_QUANTIZATION") or None,
         )
     elif backend == "lmdeploy":
         engine = LmdeployConfig(
             model_path=environ.get("KB_LMDEPLOY_MODEL_PATH") or local_path,
-            backend=environ.get("KB_LMDEPLOY_BACKEND", "turbomind"),
+            backend=environ.get("KB_LMDEPLOY_BACKEND", "pytorch"),
             tp=int(environ.get("KB_LMDEPLOY_TP", "1")),
-            session_len=int(environ.get("KB_LMDEPLOY_SESSION_LEN", str(preset.context_length))),
+            session_len=int(environ.get("KB_LMDEPLOY_SESSION_LEN", str(DEFAULT_GPU_CONTEXT))),
             cache_max_entry_count=float(environ.get("KB_LMDEPLOY_CACHE_MAX_ENTRY_COUNT", "0.8")),
             model_format=environ.get("KB_LMDEPLOY_MODEL_FORMAT") or None,
         )

@@ -192,7 +192,10 @@ class LmdeployEngine:
                 f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
                 f"the context length of {self.info.context_length}"
             )
-        gen_config = generation_config(params)
+        try:
+            gen_config = generation_config(params)
+        except ValueError as error:  # a bad request, not a bad engine
+            raise RequestRejected(str(error)) from error
         stops = StopStrings(params.stop)
         consumer_loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()

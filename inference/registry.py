@@ -32,7 +32,11 @@ class ModelPreset:
         return self.parameters_billion * 1e9 * BYTES_PER_PARAMETER[precision] / 2**30
 
     def vram_gib(self, precision: str) -> float:
-        """Least GPU memory to load the weights and serve short prompts; long contexts need more for the KV cache."""
+        """Least GPU memory to load the weights and serve short prompts; long contexts need more for the KV cache.
+
+        A lower bound for W4A16: AWQ keeps the embeddings and output layer in 16 bits, a large share of the small
+        models with Qwen's 248K-token vocabulary.
+        """
         return self.weights_gib(precision) + RUNTIME_OVERHEAD_GIB
 
     def local_path(self, models_dir: Path) -> Path:

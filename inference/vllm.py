@@ -40,8 +40,8 @@ class VllmConfig:
     # Qwen3.5 checkpoints are multimodal: with text_only vLLM neither loads the vision encoder nor reserves memory
     # for images. Text-only checkpoints ignore it.
     text_only: bool = True
-    # Gated DeltaNet (Qwen3.5) prefill kernel: FlashInfer's JIT-compiled for over 7 minutes on an H100 without
-    # finishing; Triton's starts at once. Models without GDN layers ignore it.
+    # Gated DeltaNet (Qwen3.5) prefill kernel: vLLM's default, FlashInfer's, JIT-compiled for over 7 minutes on an
+    # H100 without finishing; the measured runs used Triton's. Models without GDN layers ignore it.
     gdn_prefill_backend: str | None = "triton"
 
 
@@ -81,8 +81,9 @@ def engine_args(config: VllmConfig) -> "AsyncEngineArgs":
     if unknown := sorted(set(config.extra_engine_args) - known):
         raise ValueError(f"vLLM has no engine argument named {', '.join(unknown)}")
     if overlap := sorted(set(config.extra_engine_args) & set(kwargs)):
-        raise ValueError(f"vLLM: set {', '.join(overlap)} with the VllmConfig field of that name, "
-                         "not in extra_engine_args")
+        ours = {"model": "model_path", "limit_mm_per_prompt": "text_only"}
+        raise ValueError("vLLM: " + "; ".join(f"{name} is set by VllmConfig.{ours.get(name, name)}" for name in overlap)
+                         + ", not by extra_engine_args")
     return AsyncEngineArgs(**kwargs, **config.extra_engine_args)
 
 
@@ -157,8 +158,12 @@ class VllmEngine:
                 f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
                 f"the context length of {self.info.context_length}"
             )
+        try:
+            sampling = sampling_params(params)
+        except ValueError as error:  # vLLM checks the values (top_p in (0, 1], ...): a bad request, not a bad engine
+            raise RequestRejected(f"vLLM refused the sampling parameters: {error}") from error
         request_id = f"kb-{uuid.uuid4().hex}"
-        outputs = self._engine.generate({"prompt_token_ids": prompt_tokens}, sampling_params(params), request_id)
+        outputs = self._engine.generate({"prompt_token_ids": prompt_tokens}, sampling, request_id)
         completion_tokens = 0
         finished = False
         try:
@@ -173,7 +178,8 @@ class VllmEngine:
         except (EngineDeadError, EngineGenerateError) as error:
             raise EngineError(f"vLLM failed: {error.__cause__ or error}") from error
         finally:
-            if not finished:  # the consumer went away (or generation failed): free the sequence's KV blocks now
+            if not finished and not self._engine.errored:
+                # The consumer went away (or generation failed): free the sequence's KV blocks now.
                 await self._engine.abort(request_id)
             await outputs.aclose()
         yield Delta(usage=Usage(prompt_tokens=len(prompt_tokens), completion_tokens=completion_tokens))

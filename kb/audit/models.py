@@ -28,6 +28,8 @@ class AuditEvent(models.Model):
         GRANT_REVOKED = "grant.revoked"
         EMBEDDING_MODEL_CHANGE_STARTED = "embedding_model.change_started"
         EMBEDDING_MODEL_ACTIVATED = "embedding_model.activated"
+        AUDIT_EXPORTED = "audit.exported"
+        AUDIT_PURGED = "audit.purged"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=64, choices=Kind.choices)
@@ -60,10 +62,59 @@ class QueryRecord(models.Model):
     first_token_ms = models.PositiveIntegerField(null=True)
     total_ms = models.PositiveIntegerField()
     error = models.TextField(blank=True)
+    # What the question was asked over, and the permission filter its search ran under at that moment.
+    scope = models.JSONField(default=dict)  # {"mode": "hybrid", "k": 4, "filters": {...}}
+    permission_filter = models.JSONField(default=dict)  # {"role": ..., "departments": [...], "collections": [...]}
+    citations = models.JSONField(default=list)  # [{"number": 1, "chunk_id": ...}] as cited in the answer
+    # "removed_citations" (the model cited a passage it was not given), "error", "no_passages"
+    flags = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class QueryFeedback(models.Model):
+    """A user's verdict on an answer; its own append-only row, so the record it judges never changes."""
+
+    class Rating(models.IntegerChoices):
+        HELPFUL = 1, "Helpful"
+        NOT_HELPFUL = -1, "Not helpful"
+
+    query = models.ForeignKey(QueryRecord, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class LedgerEntry(models.Model):
+    """One link of the hash chain over every audit row (admin events, query records, feedback).
+
+    Each entry's hash covers its own row's content hash and the previous entry's hash, so changing or removing
+    any recorded row, or any entry, breaks the chain from that point on (`manage.py audit_verify` names it).
+    """
+
+    class Kind(models.TextChoices):
+        EVENT = "event"
+        QUERY = "query"
+        FEEDBACK = "feedback"
+        PURGE = "purge"  # the first entry after a retention purge: it continues from the removed range's hash
+
+    sequence = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_id = models.BigIntegerField()
+    content_hash = models.CharField(max_length=64)
+    previous_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["sequence"]
+        constraints = [models.UniqueConstraint(fields=["kind", "object_id"], name="ledger_one_entry_per_row")]
 
 
 class QueryPassage(models.Model):

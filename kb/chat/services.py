@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
 from kb.chat.engine import answer_backend, answer_generation_params
+from kb.documents.selectors import permission_filter_of
 from kb.search.selectors import PassageHit, passages_search_for_user
 
 SYSTEM_PROMPT = (
@@ -54,6 +56,23 @@ def passages_within_budget(
         remaining -= min(tokens, remaining)
         chosen.append(PromptPassage(number=len(chosen) + 1, hit=hit, text=text))
     return chosen
+
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def answer_citations(*, answer: str, passages: list[PromptPassage]) -> tuple[list[dict], list[int]]:
+    """The passages an answer cites as [n], in order of first citation, and numbers it cites that it was not given."""
+    by_number = {p.number: p for p in passages}
+    cited: list[dict] = []
+    unknown: list[int] = []
+    for number in dict.fromkeys(int(match) for match in CITATION.findall(answer)):
+        if number in by_number:
+            cited.append({"number": number, "chunk_id": by_number[number].hit.chunk_id,
+                          "document_id": by_number[number].hit.document_id})
+        else:
+            unknown.append(number)
+    return cited, unknown
 
 
 def answer_messages(*, question: str, passages: list[PromptPassage]) -> list[ChatMessage]:
@@ -113,10 +132,19 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
         raise
     finally:
         sent_ids = {p.hit.chunk_id for p in passages}
+        answer = "".join(answer_parts)
+        citations, unknown_numbers = answer_citations(answer=answer, passages=passages)
+        flags = [flag for flag, raised in (("removed_citations", unknown_numbers), ("error", error),
+                                           ("no_passages", not hits)) if raised]
         record = await sync_to_async(query_record_create)(
             user=user,
             question=question,
-            answer="".join(answer_parts),
+            answer=answer,
+            scope={"mode": "hybrid", "k": settings.KB_RETRIEVAL_TOP_K,
+                   "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS},
+            permission_filter=await sync_to_async(permission_filter_of)(user=user),
+            citations=citations,
+            flags=flags,
             passages=[
                 RecordedPassage(
                     chunk_id=hit.chunk_id,

@@ -14,10 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from inference.registry import PRESETS
 from inference.types import EngineError
 from kb.chat.engine import answer_backend
-from kb.chat.services import AnswerEvent, PromptPassage, answer_stream
+from kb.chat.services import CITATION, AnswerEvent, PromptPassage, answer_stream
 
 MAX_QUESTION_CHARS = 2000
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 @login_required
@@ -56,13 +55,13 @@ def answer_with_citation_links(*, answer: str, passages: tuple[PromptPassage, ..
 
     def link(match: re.Match[str]) -> str:
         passage = by_number.get(int(match.group(1)))
-        if passage is None:
-            return match.group(0)
+        if passage is None:  # the model cited a passage it was not given: removed, and flagged on the record
+            return ""
         url = reverse("search:passage", args=[passage.hit.chunk_id])
         return (f'<a class="citation" href="{url}" hx-get="{url}" hx-target="#passage-panel" '
                 f'hx-push-url="false">[{passage.number}]</a>')
 
-    return _CITATION.sub(link, html.escape(answer))
+    return CITATION.sub(link, html.escape(answer))
 
 
 async def _event_stream(request: HttpRequest, question: str) -> AsyncIterator[bytes]:

@@ -31,6 +31,15 @@ def collections_manageable_by(*, user: User) -> QuerySet[Collection]:
     return Collection.objects.filter(owner__in=departments_administered_by(user=user))
 
 
+def permission_filter_of(*, user: User) -> dict:
+    """What a search by this user is filtered to right now, as the audit trail records it with each query."""
+    return {
+        "role": "superuser" if user.is_superuser else user.role,
+        "departments": sorted(departments_of_user(user=user).values_list("pk", flat=True)),
+        "collections": sorted(collections_readable_by(user=user).values_list("pk", flat=True)),
+    }
+
+
 def chunks_readable_by(*, user: User) -> QuerySet[Chunk]:
     """Chunks of the serving version of documents in collections the user may read.
 

@@ -1,0 +1,153 @@
+"""The hash chain over audit rows: appending links, and walking them to find the first tampered or missing row.
+
+A row's content is hashed from what the database holds (read back inside the appending transaction), in a
+canonical JSON form, so verification later recomputes exactly the same bytes.
+"""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
+
+GENESIS_HASH = "0" * 64
+# One chain for the whole database: appends take this transaction-scoped lock so links never fork.
+_CHAIN_LOCK = 0x6B62_6175  # "kbau"
+
+
+def _canonical(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def event_content(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.pk, "actor": event.actor_id, "kind": event.kind, "subject_type": event.subject_type,
+            "subject_id": event.subject_id, "before": event.before, "after": event.after,
+            "created_at": event.created_at.isoformat()}
+
+
+_QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "answer", "model", "backend", "route",
+                 "generation_params", "thinking", "prompt_tokens", "completion_tokens", "retrieval_ms",
+                 "first_token_ms", "total_ms", "error", "scope", "permission_filter", "citations", "flags")
+_PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
+
+
+def query_content(record: QueryRecord) -> dict[str, Any]:
+    content = {field: getattr(record, field) for field in _QUERY_FIELDS}
+    content["created_at"] = record.created_at.isoformat()
+    content["passages"] = [list(values) for values in
+                           record.passages.order_by("rank").values_list(*_PASSAGE_FIELDS)]
+    return content
+
+
+def feedback_content(feedback: QueryFeedback) -> dict[str, Any]:
+    return {"id": feedback.pk, "query": feedback.query_id, "user": feedback.user_id, "rating": feedback.rating,
+            "comment": feedback.comment, "created_at": feedback.created_at.isoformat()}
+
+
+_MODELS = {LedgerEntry.Kind.EVENT: (AuditEvent, event_content),
+           LedgerEntry.Kind.QUERY: (QueryRecord, query_content),
+           LedgerEntry.Kind.FEEDBACK: (QueryFeedback, feedback_content)}
+
+
+def content_hash_of(kind: str, object_id: int) -> str | None:
+    """The hash of the row as stored now; None when the row is gone."""
+    model, content = _MODELS[kind]
+    row = model.objects.filter(pk=object_id).first()
+    return None if row is None else _sha256(_canonical(content(row)))
+
+
+def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, previous_hash: str) -> str:
+    """Keyed (HMAC): someone who can write to the database but lacks the key cannot rebuild a consistent chain."""
+    message = f"{previous_hash}|{sequence}|{kind}|{object_id}|{content_hash}".encode()
+    return hmac.new(settings.KB_AUDIT_CHAIN_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:
+    """Link a new audit row into the chain; call inside the transaction that wrote the row."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+    last = LedgerEntry.objects.order_by("-sequence").first()
+    sequence = last.sequence + 1 if last else 1
+    previous_hash = last.entry_hash if last else GENESIS_HASH
+    content_hash = content_hash or content_hash_of(kind, object_id)
+    return LedgerEntry.objects.create(
+        sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=previous_hash,
+        entry_hash=entry_hash(sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash,
+                              previous_hash=previous_hash))
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    sequence: int | None
+    message: str
+
+
+def _contents_now(kind: str, object_ids: list[int]) -> dict[int, str]:
+    model, content = _MODELS[kind]
+    rows = model.objects.filter(pk__in=object_ids)
+    if kind == LedgerEntry.Kind.QUERY:
+        rows = rows.prefetch_related("passages")
+    return {row.pk: _sha256(_canonical(content(row))) for row in rows}
+
+
+def ledger_problems(*, batch_size: int = 1000) -> Iterator[ChainProblem]:
+    """Walk the chain in order, a batch at a time (constant memory), and report every break in it."""
+    continuation = _purge_continuation()
+    previous: LedgerEntry | None = None
+    batch: list[LedgerEntry] = []
+    entries = LedgerEntry.objects.order_by("sequence").iterator(chunk_size=batch_size)
+    while True:
+        batch = [entry for _, entry in zip(range(batch_size), entries)]
+        if not batch:
+            break
+        now = {kind: _contents_now(kind, [e.object_id for e in batch if e.kind == kind]) for kind in _MODELS}
+        for entry in batch:
+            yield from _entry_problems(entry, previous, continuation, now[entry.kind].get(entry.object_id))
+            previous = entry
+    for kind, (model, _) in _MODELS.items():
+        chained = LedgerEntry.objects.filter(kind=kind).values("object_id")
+        for object_id in model.objects.exclude(pk__in=chained).values_list("pk", flat=True)[:10]:
+            yield ChainProblem(None, f"{kind} row {object_id} was added outside the chain")
+
+
+def _entry_problems(entry: LedgerEntry, previous: LedgerEntry | None, continuation: tuple[int, str] | None,
+                    content_now: str | None) -> Iterator[ChainProblem]:
+    if previous is None:
+        first_sequence, expected_previous = (continuation[0] + 1, continuation[1]) if continuation else (1, GENESIS_HASH)
+        if entry.sequence != first_sequence:
+            yield ChainProblem(entry.sequence, f"entries {first_sequence}–{entry.sequence - 1} were removed")
+    else:
+        expected_previous = previous.entry_hash
+        if entry.sequence != previous.sequence + 1:
+            yield ChainProblem(entry.sequence, f"entries {previous.sequence + 1}–{entry.sequence - 1} were removed")
+    if entry.previous_hash != expected_previous:
+        yield ChainProblem(entry.sequence, "does not continue the previous entry's hash")
+    if entry_hash(sequence=entry.sequence, kind=entry.kind, object_id=entry.object_id,
+                  content_hash=entry.content_hash, previous_hash=entry.previous_hash) != entry.entry_hash:
+        yield ChainProblem(entry.sequence, "the ledger entry itself was altered or forged")
+    if content_now is None:
+        yield ChainProblem(entry.sequence, f"{entry.kind} row {entry.object_id} was removed")
+    elif content_now != entry.content_hash:
+        yield ChainProblem(entry.sequence, f"{entry.kind} row {entry.object_id} was altered")
+
+
+def _purge_continuation() -> tuple[int, str] | None:
+    """Where the chain starts after the latest retention purge: (last removed sequence, its entry hash)."""
+    purge = AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_PURGED).order_by("-id").first()
+    if purge is None:
+        return None
+    return purge.after["through_sequence"], purge.after["continues_from"]
+
+
+def ledger_head() -> LedgerEntry | None:
+    return LedgerEntry.objects.order_by("-sequence").first()
