@@ -1,0 +1,157 @@
+"""The audit trail is append-only and hash-chained: tampering in SQL is refused, and where forced, found."""
+
+import datetime
+from unittest import mock
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
+from kb.audit.services import RecordedPassage, audit_purge, query_feedback_create, query_record_create
+from tests.factories import make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _query(user, question="What is the notice period?"):
+    return query_record_create(
+        user=user, question=question, answer="Three months [1].", model="smollm2-135m", backend="llama_cpp",
+        generation_params={"temperature": 0.2}, prompt_tokens=120, completion_tokens=8, retrieval_ms=12,
+        first_token_ms=400, total_ms=900, citations=[{"number": 1, "chunk_id": 7, "document_id": 3}],
+        passages=[RecordedPassage(chunk_id=7, document_id=3, version_id=4, score=0.81, sent_to_model=True,
+                                  text="The notice period is three months.")])
+
+
+def _verify() -> str:
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("audit_verify", stdout=out, stderr=err)
+    except CommandError:
+        return "FAILED\n" + err.getvalue()
+    return out.getvalue()
+
+
+def _as_privileged_attacker(sql: str, params=()) -> None:
+    """A database superuser can switch user triggers off for a session; the chain must still tell."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(sql, params)
+        cursor.execute("SET session_replication_role = DEFAULT")
+
+
+@pytest.fixture
+def trail():
+    user = make_user(department=make_department("Legal"))  # three admin events: department, user, membership
+    records = [_query(user, f"question {number}") for number in range(3)]
+    return user, records
+
+
+def test_every_audit_row_is_chained_and_the_chain_verifies(trail):
+    kinds = list(LedgerEntry.objects.values_list("kind", flat=True))
+    assert kinds == ["event"] * 3 + ["query"] * 3
+    assert list(LedgerEntry.objects.values_list("sequence", flat=True)) == [1, 2, 3, 4, 5, 6]
+    assert "audit trail intact: 6 entries chained" in _verify()
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_queryrecord SET answer = 'Six months.'",
+    "DELETE FROM audit_querypassage",
+    "UPDATE audit_auditevent SET actor_id = NULL",
+    "DELETE FROM audit_ledgerentry",
+])
+def test_updates_and_deletes_are_refused_by_the_database(trail, statement):
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+
+
+def test_an_answer_edited_in_sql_is_named_by_verification(trail):
+    _, records = trail
+    _as_privileged_attacker("UPDATE audit_queryrecord SET answer = 'Six months.' WHERE id = %s", [records[1].pk])
+
+    report = _verify()
+
+    entry = LedgerEntry.objects.get(kind="query", object_id=records[1].pk)
+    assert report.startswith("FAILED")
+    assert f"FIRST BREAK at entry {entry.sequence}: query row {records[1].pk} was altered" in report
+
+
+def test_a_recorded_passage_edited_in_sql_breaks_its_querys_hash(trail):
+    _, records = trail
+    _as_privileged_attacker("UPDATE audit_querypassage SET text = 'nothing' WHERE query_id = %s", [records[0].pk])
+
+    assert f"query row {records[0].pk} was altered" in _verify()
+
+
+def test_a_removed_row_and_a_row_slipped_in_are_both_found(trail):
+    user, records = trail
+    _as_privileged_attacker("DELETE FROM audit_querypassage WHERE query_id = %s; "
+                            "DELETE FROM audit_queryrecord WHERE id = %s", [records[2].pk, records[2].pk])
+    _as_privileged_attacker(
+        "INSERT INTO audit_auditevent (kind, subject_type, subject_id, created_at) "
+        "VALUES ('grant.created', 'documents.CollectionGrant', '99', now())")
+
+    report = _verify()
+
+    assert f"query row {records[2].pk} was removed" in report
+    assert "was added outside the chain" in report
+
+
+def test_a_ledger_entry_rewritten_with_a_fresh_plain_hash_is_still_caught(trail):
+    """Without the chain key, rewriting an entry consistently is not possible: its HMAC no longer matches."""
+    _as_privileged_attacker("UPDATE audit_ledgerentry SET content_hash = repeat('a', 64) WHERE sequence = 5")
+
+    report = _verify()
+
+    assert "FIRST BREAK at entry 5" in report and "ledger entry itself was altered or forged" in report
+
+
+def test_feedback_is_its_own_chained_row_and_only_the_asker_gives_it(trail):
+    user, records = trail
+
+    query_feedback_create(user=user, record=records[0], rating=QueryFeedback.Rating.NOT_HELPFUL, comment="wrong")
+    with pytest.raises(PermissionDenied):
+        query_feedback_create(user=make_user(), record=records[0], rating=QueryFeedback.Rating.HELPFUL)
+
+    assert LedgerEntry.objects.filter(kind="feedback").count() == 1
+    assert "intact" in _verify()
+
+
+def test_a_purge_of_an_old_prefix_keeps_young_feedback_and_verifies():
+    long_ago = timezone.now() - datetime.timedelta(days=400)
+    with mock.patch("django.utils.timezone.now", return_value=long_ago):
+        user = make_user(department=make_department("Legal"))
+        asked_long_ago = [_query(user, f"old {number}") for number in range(3)]
+    young = _query(user, "new question")
+    query_feedback_create(user=user, record=asked_long_ago[2], rating=QueryFeedback.Rating.HELPFUL)
+
+    result = audit_purge(acting_user=None, older_than_days=365)
+
+    assert result.queries == 2 and result.events == 3  # the third old query has young feedback and stays
+    assert set(QueryRecord.objects.values_list("pk", flat=True)) == {asked_long_ago[2].pk, young.pk}
+    purge = AuditEvent.objects.get(kind=AuditEvent.Kind.AUDIT_PURGED)
+    assert purge.after["through_sequence"] == result.through_sequence
+    assert purge.after["removed"] == {"events": 3, "queries": 2, "feedback": 0}
+    assert "intact" in _verify()
+
+
+def test_only_a_superuser_purges(trail):
+    user, _ = trail
+    with pytest.raises(PermissionDenied):
+        audit_purge(acting_user=user, older_than_days=30)
+
+
+def test_a_head_kept_elsewhere_reveals_entries_cut_off_the_end(trail):
+    head = LedgerEntry.objects.order_by("-sequence").first()
+    _, records = trail
+    _as_privileged_attacker(
+        "DELETE FROM audit_querypassage WHERE query_id = %s; DELETE FROM audit_queryrecord WHERE id = %s; "
+        "DELETE FROM audit_ledgerentry WHERE sequence = %s", [records[2].pk, records[2].pk, head.sequence])
+
+    with pytest.raises(CommandError):
+        call_command("audit_verify", "--expect-head", f"{head.sequence}:{head.entry_hash}")
