@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
+from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 GENESIS_HASH = "0" * 64
 # One chain for the whole database: appends take this transaction-scoped lock so links never fork.
@@ -41,12 +42,22 @@ _QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "an
 _PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
 
 
-def query_content(record: QueryRecord) -> dict[str, Any]:
-    content = {field: getattr(record, field) for field in _QUERY_FIELDS}
+def query_content(record: QueryRecord, passages: list[QueryPassage] | None = None) -> dict[str, Any]:
+    """`passages` as just inserted saves reading them back; they hash the same as the stored rows."""
+    content = {field: _as_stored(getattr(record, field)) for field in _QUERY_FIELDS}
     content["created_at"] = record.created_at.isoformat()
-    content["passages"] = [list(values) for values in
-                           record.passages.order_by("rank").values_list(*_PASSAGE_FIELDS)]
+    if passages is None:
+        rows = [list(values) for values in record.passages.order_by("rank").values_list(*_PASSAGE_FIELDS)]
+    else:
+        rows = [[getattr(passage, field) for field in _PASSAGE_FIELDS]
+                for passage in sorted(passages, key=lambda passage: passage.rank)]
+    content["passages"] = rows
     return content
+
+
+def _as_stored(value: Any) -> Any:
+    """A JSON field's value as it reads back from the database (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder)) if isinstance(value, (dict, list, tuple)) else value
 
 
 def feedback_content(feedback: QueryFeedback) -> dict[str, Any]:
@@ -72,8 +83,15 @@ def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, p
     return hmac.new(settings.KB_AUDIT_CHAIN_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
+def content_hash(content: dict[str, Any]) -> str:
+    return _sha256(_canonical(content))
+
+
 def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:
-    """Link a new audit row into the chain; call inside the transaction that wrote the row."""
+    """Link a new audit row into the chain; call inside the transaction that wrote the row.
+
+    Without `content_hash` the row is read back and hashed as stored.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
     last = LedgerEntry.objects.order_by("-sequence").first()

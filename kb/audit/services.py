@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import ledger_append
+from kb.audit.ledger import content_hash, ledger_append, query_content
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -91,7 +91,7 @@ def query_record_create(
         flags=flags or [],
         error=error,
     )
-    QueryPassage.objects.bulk_create(
+    recorded_passages = QueryPassage.objects.bulk_create(
         QueryPassage(
             query=record,
             rank=rank,
@@ -104,10 +104,9 @@ def query_record_create(
         )
         for rank, passage in enumerate(passages, start=1)
     )
-    # Read back what the database holds, so the chain hashes the stored form (timestamps, JSON) exactly.
-    stored = QueryRecord.objects.get(pk=record.pk)
-    ledger_append(kind=LedgerEntry.Kind.QUERY, object_id=stored.pk)
-    return stored
+    ledger_append(kind=LedgerEntry.Kind.QUERY, object_id=record.pk,
+                  content_hash=content_hash(query_content(record, recorded_passages)))
+    return record
 
 
 @transaction.atomic

@@ -1,0 +1,148 @@
+"""The query log as a stream of bytes, in constant memory for any number of records.
+
+CSV has one row per record (a passage count and the cited chunk ids instead of the passages); JSON Lines has one
+object per record with its passages and feedback rows inside. Records come from a server-side cursor
+(`QuerySet.iterator(chunk_size=...)`; the passages and feedback of each chunk of records by two prefetch queries),
+are encoded one at a time and leave in pieces of about BUFFER_BYTES.
+
+The cursor runs inside a transaction: outside one (autocommit) Django declares it WITH HOLD, and PostgreSQL then
+materialises the whole result on the server before the first row comes back. Inside one, rows stream as the query
+produces them, and the export reads one consistent snapshot.
+"""
+
+import csv
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from kb.audit.models import QueryFeedback, QueryPassage, QueryRecord
+
+EXPORT_CHUNK_SIZE = 2000  # records per fetch from the server-side cursor (and per prefetch of their passages)
+BUFFER_BYTES = 64 * 1024  # bytes handed to the server at a time
+
+CSV_COLUMNS = (
+    "id", "created_at", "username", "department_names", "channel", "model", "backend", "question", "answer",
+    "thinking", "error", "flags", "prompt_tokens", "completion_tokens", "retrieval_ms", "first_token_ms", "total_ms",
+    "passages", "cited_chunk_ids", "feedback",
+)
+_RATING_NAMES = {QueryFeedback.Rating.HELPFUL: "helpful", QueryFeedback.Rating.NOT_HELPFUL: "not_helpful"}
+
+
+class _Line:
+    """csv.writer writes into this and gets the line back (the pattern of Django's streaming CSV how-to)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cited_chunk_ids(record: QueryRecord) -> list[int]:
+    return [citation["chunk_id"] for citation in record.citations
+            if isinstance(citation, dict) and citation.get("chunk_id") is not None]
+
+
+def _stream(records: QuerySet[QueryRecord], *, header: bytes, encode: Callable[[QueryRecord], bytes],
+            chunk_size: int) -> Iterator[bytes]:
+    pending, size = [header] if header else [], len(header)
+    with transaction.atomic():
+        for record in records.iterator(chunk_size=chunk_size):
+            line = encode(record)
+            pending.append(line)
+            size += len(line)
+            if size >= BUFFER_BYTES:
+                yield b"".join(pending)
+                pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def query_log_csv(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CHUNK_SIZE) -> Iterator[bytes]:
+    """CSV bytes for the records as the selector returned them (filtered, ordered, `latest_rating` annotated)."""
+    passages = (QueryPassage.objects.filter(query=OuterRef("pk")).order_by().values("query")
+                .annotate(count=Count("pk")).values("count"))
+    records = records.annotate(passage_count=Coalesce(Subquery(passages), 0))
+    writer = csv.writer(_Line())
+
+    def encode(record: QueryRecord) -> bytes:
+        return writer.writerow([
+            record.pk, record.created_at.isoformat(), record.user.username, "; ".join(record.department_names),
+            record.channel, record.model, record.backend, record.question, record.answer, record.thinking,
+            record.error, " ".join(record.flags), record.prompt_tokens, record.completion_tokens, record.retrieval_ms,
+            "" if record.first_token_ms is None else record.first_token_ms, record.total_ms, record.passage_count,
+            " ".join(str(chunk_id) for chunk_id in _cited_chunk_ids(record)),
+            _RATING_NAMES.get(record.latest_rating, ""),
+        ]).encode()
+
+    return _stream(records, header=writer.writerow(CSV_COLUMNS).encode(), encode=encode, chunk_size=chunk_size)
+
+
+def query_record_as_json(record: QueryRecord) -> dict[str, Any]:
+    """A record with its passages as the user received them and its feedback rows (prefetched)."""
+    return {
+        "id": record.pk,
+        "created_at": record.created_at.isoformat(),
+        "user_id": record.user_id,
+        "username": record.user.username,
+        "department_names": record.department_names,
+        "channel": record.channel,
+        "question": record.question,
+        "answer": record.answer,
+        "thinking": record.thinking,
+        "model": record.model,
+        "backend": record.backend,
+        "route": record.route,
+        "generation_params": record.generation_params,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "retrieval_ms": record.retrieval_ms,
+        "first_token_ms": record.first_token_ms,
+        "total_ms": record.total_ms,
+        "error": record.error,
+        "scope": record.scope,
+        "permission_filter": record.permission_filter,
+        "citations": record.citations,
+        "flags": record.flags,
+        "passages": [
+            {"rank": passage.rank, "chunk_id": passage.chunk_id, "document_id": passage.document_id,
+             "version_id": passage.version_id, "score": passage.score, "sent_to_model": passage.sent_to_model,
+             "text": passage.text}
+            for passage in record.passages.all()
+        ],
+        "feedback": [
+            {"user_id": feedback.user_id, "rating": feedback.rating, "comment": feedback.comment,
+             "created_at": feedback.created_at.isoformat()}
+            for feedback in record.feedback.all()
+        ],
+    }
+
+
+def query_log_jsonl(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CHUNK_SIZE) -> Iterator[bytes]:
+    """JSON Lines bytes: one record per line, passages and feedback inside (two prefetch queries per chunk)."""
+    records = records.prefetch_related(
+        Prefetch("passages", queryset=QueryPassage.objects.order_by("rank")),
+        Prefetch("feedback", queryset=QueryFeedback.objects.order_by("created_at", "id")),
+    )
+
+    def encode(record: QueryRecord) -> bytes:
+        return json.dumps(query_record_as_json(record), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    return _stream(records, header=b"", encode=encode, chunk_size=chunk_size)
+
+
+async def in_request_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The same stream for an ASGI server, without buffering it.
+
+    Given a synchronous iterator under ASGI, Django's StreamingHttpResponse reads it to the end into a list first.
+    Here each next() runs thread-sensitively, so on the request's own thread where the view ran, the cursor was
+    opened and its database connection lives.
+    """
+    advance = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (chunk := await advance(chunks, None)) is not None:
+            yield chunk
+    finally:
+        await sync_to_async(getattr(chunks, "close", lambda: None), thread_sensitive=True)()
