@@ -524,7 +524,7 @@ def exact_dense(*, user: User, query_vector: np.ndarray, k: int) -> list[selecto
             cursor.execute("SET LOCAL enable_indexscan = off")  # HNSW can only be an index scan; bitmap scans stay
             rows = list(chunks_readable_by(user=user).annotate(distance=CosineDistance("embedding", query_vector))
                         .order_by("distance", "id").values(*selectors._HIT_FIELDS, "distance")[:k])
-    return [selectors._hit(row, score=1.0 - float(row["distance"])) for row in rows]
+    return selectors.hits_from_rows(rows, [1.0 - float(row["distance"]) for row in rows])
 
 
 def naive_dense(*, user: User, query_vector: np.ndarray, k: int, ef_search: int) -> list[int]:
@@ -684,7 +684,7 @@ def machine_facts(*, k: int) -> list[str]:
         f"database: {version.split(',')[0]}, pgvector {pgvector}; chunk table {table} (HNSW index {hnsw}, GIN {gin})",
         "server settings: " + ", ".join(f"{name}={value}" for name, value in facts.items()),
         f"selector settings: chunks_search_for_user sets hnsw.iterative_scan=relaxed_order, "
-        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(4k, 40); hybrid asks each retriever for {pool}",
+        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(2k, 40); hybrid asks each retriever for {pool}",
     ]
 
 

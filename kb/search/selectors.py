@@ -11,7 +11,7 @@ from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from kb.accounts.models import User
-from kb.documents.models import Chunk
+from kb.documents.models import Chunk, Document
 from kb.documents.selectors import chunks_readable_by
 from kb.search.embeddings import embed_query
 from kb.search.reranking import configured_reranker
@@ -84,8 +84,8 @@ def chunks_search_for_user(
             .order_by("distance")
             .values(*_HIT_FIELDS, "distance")[: max(2 * k, 40)]
         )
-    rows.sort(key=lambda row: row["distance"])
-    return [_hit(row, score=1.0 - float(row["distance"])) for row in rows[:k]]
+    rows = sorted(rows, key=lambda row: row["distance"])[:k]
+    return hits_from_rows(rows, [1.0 - float(row["distance"]) for row in rows])
 
 
 def chunks_keyword_search_for_user(
@@ -101,13 +101,13 @@ def chunks_keyword_search_for_user(
     readable_chunks = chunks_readable_by(user=user)
     if filters is not None:
         readable_chunks = filters.apply(readable_chunks)
-    rows = (
+    rows = list(
         readable_chunks.filter(search_vector=query)
         .annotate(rank=SearchRank(F("search_vector"), query))
         .order_by("-rank", "id")
         .values(*_HIT_FIELDS, "rank")[:k]
     )
-    return [_hit(row, score=float(row["rank"])) for row in rows]
+    return hits_from_rows(rows, [float(row["rank"]) for row in rows])
 
 
 def passages_search_for_user(
@@ -182,17 +182,27 @@ def _lexeme_shares() -> dict[str, float]:
     shares = dict(zip(row[0], row[1])) if row and row[0] else {}
     _lexeme_shares_cache = (time.monotonic(), shares)
     return shares
-_HIT_FIELDS = ("id", "document_id", "version_id", "document__title", "document__collection__name", "heading", "text")
+# The searches read chunk columns only; titles and collection names are joined for the few rows returned, not for
+# every row a search considers (for a small readable set, that is every readable chunk).
+_HIT_FIELDS = ("id", "document_id", "version_id", "heading", "text")
 
 
-def _hit(row: dict, *, score: float) -> PassageHit:
-    return PassageHit(
-        chunk_id=row["id"],
-        document_id=row["document_id"],
-        version_id=row["version_id"],
-        document_title=row["document__title"],
-        collection_name=row["document__collection__name"],
-        heading=row["heading"],
-        text=row["text"],
-        score=score,
-    )
+def hits_from_rows(rows: list[dict], scores: list[float]) -> list[PassageHit]:
+    documents = {
+        pk: (title, collection_name)
+        for pk, title, collection_name in Document.objects.filter(pk__in={row["document_id"] for row in rows})
+        .values_list("pk", "title", "collection__name")
+    }
+    return [
+        PassageHit(
+            chunk_id=row["id"],
+            document_id=row["document_id"],
+            version_id=row["version_id"],
+            document_title=documents[row["document_id"]][0],
+            collection_name=documents[row["document_id"]][1],
+            heading=row["heading"],
+            text=row["text"],
+            score=score,
+        )
+        for row, score in zip(rows, scores)
+    ]
