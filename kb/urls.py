@@ -7,6 +7,7 @@ urlpatterns = [
     path("documents/", include("kb.documents.urls")),
     path("search/", include("kb.search.urls")),
     path("organisation/", include("kb.accounts.urls")),
+    path("audit/", include("kb.audit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,5 +1,7 @@
 """The auditor's workspace (query log, record detail, streamed exports) and everyone's own question history."""
 
+import json
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from kb.audit.exports import in_request_thread, query_log_csv, query_log_jsonl
-from kb.audit.models import QueryFeedback
+from kb.audit.models import QueryFeedback, QueryRecord
 from kb.audit.selectors import (
     FeedbackFilter,
     QueryLogFilters,
@@ -85,12 +87,21 @@ def query_log_page(request: HttpRequest) -> HttpResponse:
     return _render_list(request, auditing=True)
 
 
+_JSON_FIELDS = ("route", "generation_params", "scope", "permission_filter", "citations")
+
+
+def _render_record(request: HttpRequest, record: QueryRecord, *, auditing: bool, **extra) -> HttpResponse:
+    as_json = {name: json.dumps(getattr(record, name), indent=2, ensure_ascii=False, sort_keys=True)
+               for name in _JSON_FIELDS}
+    template = "audit/query_detail.html#record" if request.htmx else "audit/query_detail.html"
+    return render(request, template, {"record": record, "auditing": auditing, "as_json": as_json, **extra})
+
+
 @login_required
 @require_GET
 def query_record_page(request: HttpRequest, record_id: int) -> HttpResponse:
     record = query_record_get_for_auditor(user=request.user, record_id=record_id)
-    template = "audit/query_detail.html#record" if request.htmx else "audit/query_detail.html"
-    return render(request, template, {"record": record, "auditing": True})
+    return _render_record(request, record, auditing=True)
 
 
 def _export(request: HttpRequest, *, export_format: str) -> HttpResponse:
@@ -140,9 +151,7 @@ def history_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def history_record_page(request: HttpRequest, record_id: int) -> HttpResponse:
     record = query_record_get_for_owner(user=request.user, record_id=record_id)
-    context = {"record": record, "auditing": False, "feedback": query_feedback_latest(record=record)}
-    template = "audit/query_detail.html#record" if request.htmx else "audit/query_detail.html"
-    return render(request, template, context)
+    return _render_record(request, record, auditing=False, feedback=query_feedback_latest(record=record))
 
 
 @login_required
