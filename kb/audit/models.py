@@ -1,5 +1,7 @@
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models.functions import Upper
 
 
 class AuditEvent(models.Model):
@@ -72,6 +74,11 @@ class QueryRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The auditor's text filter (icontains, which PostgreSQL runs as UPPER(...) LIKE) over millions of records.
+        indexes = [
+            GinIndex(OpClass(Upper("question"), name="gin_trgm_ops"), name="query_question_trgm"),
+            GinIndex(OpClass(Upper("answer"), name="gin_trgm_ops"), name="query_answer_trgm"),
+        ]
 
 
 class QueryFeedback(models.Model):
