@@ -1,7 +1,5 @@
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models.functions import Upper
 
 
 class AuditEvent(models.Model):
@@ -74,11 +72,9 @@ class QueryRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        # The auditor's text filter (icontains, which PostgreSQL runs as UPPER(...) LIKE) over millions of records.
-        indexes = [
-            GinIndex(OpClass(Upper("question"), name="gin_trgm_ops"), name="query_question_trgm"),
-            GinIndex(OpClass(Upper("answer"), name="gin_trgm_ops"), name="query_answer_trgm"),
-        ]
+        # Trigram indexes on UPPER(question) and UPPER(answer) serve the auditor's text filter (icontains runs as
+        # UPPER(...) LIKE): migration 0008, in SQL, as Django renders expression operator classes without the
+        # parentheses PostgreSQL requires.
 
 
 class QueryFeedback(models.Model):
