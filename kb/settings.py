@@ -122,6 +122,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
+# The worker runs the scheduler too (`kb_run` starts it with --beat): the daily audit retention purge.
+CELERY_BEAT_SCHEDULE = {"audit-retention": {"task": "kb.audit.tasks.audit_purge_expired", "schedule": 24 * 3600}}
 
 # Embeddings
 KB_EMBEDDING_MODEL_PATH = env("KB_EMBEDDING_MODEL_PATH", default="")  # empty: all-MiniLM-L6-v2 from its wheel

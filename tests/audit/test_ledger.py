@@ -155,3 +155,20 @@ def test_a_head_kept_elsewhere_reveals_entries_cut_off_the_end(trail):
 
     with pytest.raises(CommandError):
         call_command("audit_verify", "--expect-head", f"{head.sequence}:{head.entry_hash}")
+
+
+def test_the_daily_task_purges_only_when_retention_is_configured(settings):
+    from kb.audit.tasks import audit_purge_expired
+
+    long_ago = timezone.now() - datetime.timedelta(days=100)
+    with mock.patch("django.utils.timezone.now", return_value=long_ago):
+        _query(make_user(), "old question")
+
+    settings.KB_AUDIT_RETENTION_DAYS = 0
+    audit_purge_expired()
+    assert QueryRecord.objects.count() == 1
+
+    settings.KB_AUDIT_RETENTION_DAYS = 30
+    audit_purge_expired()
+    assert QueryRecord.objects.count() == 0
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_PURGED).exists()

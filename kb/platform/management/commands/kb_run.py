@@ -64,7 +64,7 @@ class Command(BaseCommand):
             self.step("starting the Celery worker (ingestion)")
             children.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
-                 "--hostname=ingest@%h"],
+                 "--hostname=ingest@%h", "--beat", f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}"],
                 env=environment, start_new_session=True,
             ))
             self.step("starting the web server (loads the embedding model)")
