@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Case, Count, Func, IntegerField, Q, QuerySet, Sum, TextChoices, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -32,12 +33,20 @@ def collections_manageable_by(*, user: User) -> QuerySet[Collection]:
 
 
 def permission_filter_of(*, user: User) -> dict:
-    """What a search by this user is filtered to right now, as the audit trail records it with each query."""
-    return {
-        "role": "superuser" if user.is_superuser else user.role,
-        "departments": sorted(departments_of_user(user=user).values_list("pk", flat=True)),
-        "collections": sorted(collections_readable_by(user=user).values_list("pk", flat=True)),
-    }
+    """What a search by this user is filtered to right now, as the audit trail records it with each query.
+
+    One round trip: it is paid on every question.
+    """
+    departments_sql, departments_params = (
+        departments_of_user(user=user).order_by("pk").values("pk").query.sql_with_params())
+    collections_sql, collections_params = (
+        collections_readable_by(user=user).order_by("pk").values("pk").query.sql_with_params())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ARRAY({departments_sql}), ARRAY({collections_sql})",
+                       [*departments_params, *collections_params])
+        departments, collections = cursor.fetchone()
+    return {"role": "superuser" if user.is_superuser else user.role, "departments": departments,
+            "collections": collections}
 
 
 def chunks_readable_by(*, user: User) -> QuerySet[Chunk]:

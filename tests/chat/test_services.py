@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from kb.audit.models import QueryRecord
-from kb.chat.services import answer_stream
+from kb.chat.services import CITATION, answer_stream
 from tests.factories import ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +61,13 @@ def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineerin
     assert passages[0].document_id == document.pk
     assert passages[0].score == pytest.approx(sources[0].hit.score)
     assert {p.chunk_id for p in passages if p.sent_to_model} == {s.hit.chunk_id for s in sources}
+    assert record.permission_filter == {"role": "employee", "departments": [department.pk],
+                                        "collections": [document.collection_id]}
+    assert record.scope["mode"] == "hybrid" and record.route == {"skipped": []}
+    cited = {citation["number"] for citation in record.citations}
+    assert cited <= {s.number for s in sources}
+    assert ("removed_citations" in record.flags) == bool(
+        {int(n) for n in CITATION.findall(record.answer)} - {s.number for s in sources})
 
 
 def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(engineering):
@@ -71,6 +78,7 @@ def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(eng
     assert events[0].kind == "sources" and events[0].passages == ()
     record = QueryRecord.objects.get(user=bob)
     assert record.passages.count() == 0
+    assert "no_passages" in record.flags and record.permission_filter["collections"] == []
     assert events[-1].kind == "done"
 
 
