@@ -35,7 +35,16 @@ class RoutedModel:
     queued: int = 0
     down_reason: str = ""
     down_until: float = 0.0
-    _slot_freed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _slot_freed: asyncio.Condition | None = None
+    _slot_freed_loop: asyncio.AbstractEventLoop | None = None
+
+    def slot_freed(self) -> asyncio.Condition:
+        """The condition queued requests wait on, made for the running event loop: asyncio primitives belong to
+        one loop, and a router outlives loops (each async_to_sync call, each asyncio.run, runs its own)."""
+        loop = asyncio.get_running_loop()
+        if self._slot_freed is None or self._slot_freed_loop is not loop:
+            self._slot_freed, self._slot_freed_loop = asyncio.Condition(), loop
+        return self._slot_freed
 
     def unavailable_reason(self) -> str:
         if self.engine is None:
@@ -215,9 +224,9 @@ class _Slot:
             routed.queued += 1
             metrics.queued.labels(model=routed.name).set(routed.queued)
             try:
-                async with routed._slot_freed:
-                    await asyncio.wait_for(routed._slot_freed.wait_for(routed.has_room),
-                                           routed.limits.queue_timeout_seconds)
+                slot_freed = routed.slot_freed()
+                async with slot_freed:
+                    await asyncio.wait_for(slot_freed.wait_for(routed.has_room), routed.limits.queue_timeout_seconds)
             except TimeoutError:
                 raise EngineUnavailable(
                     f"Every model is busy; {routed.name} did not free a slot within "
@@ -232,5 +241,6 @@ class _Slot:
         routed = self.routed
         routed.running -= 1
         self.router.metrics.running.labels(model=routed.name).set(routed.running)
-        async with routed._slot_freed:
-            routed._slot_freed.notify()
+        slot_freed = routed.slot_freed()
+        async with slot_freed:
+            slot_freed.notify()

@@ -136,3 +136,20 @@ def test_with_nothing_loaded_the_error_names_each_reason(engines):
 
     with pytest.raises(EngineUnavailable, match="big: loading"):
         asyncio.run(_collect(router))
+
+
+def test_a_router_serves_one_event_loop_after_another(engines):
+    """Each async_to_sync call or asyncio.run has its own loop; queued waiting must work in each of them."""
+    router = _router(engines, queued=1)
+
+    async def queued_behind_a_busy_pair():
+        held = [await _hold_first_slot(router), await _hold_first_slot(router)]
+        waiting = asyncio.create_task(_collect(router))
+        await asyncio.sleep(0.2)
+        await held[0][0].aclose()
+        answer = await asyncio.wait_for(waiting, timeout=60)
+        await held[1][0].aclose()
+        return answer
+
+    for _ in range(2):
+        assert "Berlin" in "".join(d.text for d in asyncio.run(queued_behind_a_busy_pair()))
