@@ -72,5 +72,10 @@ def embed_passages_for_incoming_model(texts: list[str]) -> np.ndarray | None:
     return None if path is None else encode(path, texts)
 
 
-def embed_query(text: str) -> np.ndarray:
-    return encode(_model_path("active") or "", [text])[0]
+def active_model_path() -> str:
+    return _model_path("active") or ""
+
+
+def embed_query(text: str, *, model_path: str | None = None) -> np.ndarray:
+    """With `model_path` (read before, from the database) this touches no database: it can run in a thread."""
+    return encode(active_model_path() if model_path is None else model_path, [text])[0]

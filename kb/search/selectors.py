@@ -1,5 +1,6 @@
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from pgvector.django import CosineDistance
 from kb.accounts.models import User
 from kb.documents.models import Chunk, Document
 from kb.documents.selectors import chunks_readable_by
-from kb.search.embeddings import embed_query
+from kb.search.embeddings import active_model_path, embed_query
 from kb.search.reranking import configured_reranker
 
 
@@ -116,10 +117,15 @@ def passages_search_for_user(
     """Dense, keyword or both fused by reciprocal rank fusion; every list is permission-filtered in its own SQL."""
     dense = keyword = []
     pool = max(k * 5, 20)
+    embedding = None
     if mode in {"dense", "hybrid"}:
-        dense = chunks_search_for_user(user=user, query_vector=embed_query(query_text), k=pool, filters=filters)
+        # The question is embedded in a thread (CPU, no database) while this thread's connection runs the keyword
+        # search: the two overlap on a multi-core machine.
+        embedding = _EMBEDDER.submit(embed_query, query_text, model_path=active_model_path())
     if mode in {"keyword", "hybrid"}:
         keyword = chunks_keyword_search_for_user(user=user, query_text=query_text, k=pool, filters=filters)
+    if embedding is not None:
+        dense = chunks_search_for_user(user=user, query_vector=embedding.result(), k=pool, filters=filters)
     candidates = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
     reranker = configured_reranker()
     if reranker is not None:
@@ -141,6 +147,7 @@ def reciprocal_rank_fusion(rankings: list[list[PassageHit]], *, k: int) -> list[
 
 
 _WORD = re.compile(r"[^\W_]+")
+_EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
 
 
 def _distinctive_lexemes(query_text: str) -> list[str]:
