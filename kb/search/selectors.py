@@ -93,18 +93,19 @@ def chunks_keyword_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None
 ) -> list[PassageHit]:
     """Full-text search (any of the question's words, ranked by weighted frequency) among what the user may read."""
-    lexemes = _distinctive_lexemes(query_text)
+    lexemes, distinctive = _question_lexemes(query_text)
     if not lexemes:
         return []
     # OR of the words: a question rarely repeats a passage's every word. ts_rank, not ts_rank_cd: on the Python FAQ
     # evaluation (bench/retrieval_eval.py) cover density ranked OR-queries far worse (MRR@10 0.42 against 0.83).
-    query = SearchQuery(" | ".join(f"'{lexeme}'" for lexeme in lexemes), search_type="raw", config="simple")
+    # Candidates must hold one of the question's distinctive words; every word counts in the ranking.
+    ranked_by = _any_of(lexemes)
     readable_chunks = chunks_readable_by(user=user)
     if filters is not None:
         readable_chunks = filters.apply(readable_chunks)
     rows = list(
-        readable_chunks.filter(search_vector=query)
-        .annotate(rank=SearchRank(F("search_vector"), query))
+        readable_chunks.filter(search_vector=_any_of(distinctive))
+        .annotate(rank=SearchRank(F("search_vector"), ranked_by))
         .order_by("-rank", "id")
         .values(*_HIT_FIELDS, "rank")[:k]
     )
@@ -150,16 +151,16 @@ _WORD = re.compile(r"[^\W_]+")
 _EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
 
 
-def _distinctive_lexemes(query_text: str) -> list[str]:
-    """The question's stemmed words, without those in more than KB_KEYWORD_MAX_WORD_SHARE of all passages.
+def _question_lexemes(query_text: str) -> tuple[list[str], list[str]]:
+    """The question's stemmed words, and those of them found in at most KB_KEYWORD_MAX_WORD_SHARE of all passages.
 
-    ts_rank weighs every word alike; a word found in half the passages ("python", "use") adds little to the
-    ranking but makes PostgreSQL rank every passage that has it. Word shares come from the statistics ANALYZE
-    keeps for the tsvector column, so this costs no scan. When every word is that common, the rarest one stays.
+    A word found in half the passages ("python", "use") would make PostgreSQL rank every passage that has it: only
+    passages with a distinctive word are candidates, ranked by all the words. Word shares come from the statistics
+    ANALYZE keeps for the tsvector column, so this costs no scan. When every word is common, the rarest one decides.
     """
     words = " ".join(_WORD.findall(query_text.lower()))
     if not words:
-        return []
+        return [], []
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY lexeme", [words])
         lexemes = [row[0] for row in cursor.fetchall()]
@@ -167,7 +168,12 @@ def _distinctive_lexemes(query_text: str) -> list[str]:
     distinctive = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= settings.KB_KEYWORD_MAX_WORD_SHARE]
     if lexemes and not distinctive:
         distinctive = [min(lexemes, key=lambda lexeme: shares.get(lexeme, 0.0))]
-    return [lexeme.replace("'", "''") for lexeme in distinctive]
+    return lexemes, distinctive
+
+
+def _any_of(lexemes: list[str]) -> SearchQuery:
+    return SearchQuery(" | ".join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
+                       search_type="raw", config="simple")
 
 
 _LEXEME_SHARES_TTL = 300.0
