@@ -69,9 +69,13 @@ def query_record_create(
     error: str = "",
     channel: str = "web",
 ) -> QueryRecord:
+    if permission_filter is not None and "department_names" in permission_filter:
+        department_names = permission_filter["department_names"]  # read with the filter, in the same round trip
+    else:
+        department_names = list(departments_of_user(user=user).order_by("name").values_list("name", flat=True))
     record = QueryRecord.objects.create(
         user=user,
-        department_names=list(departments_of_user(user=user).order_by("name").values_list("name", flat=True)),
+        department_names=department_names,
         channel=channel,
         question=question,
         answer=answer,

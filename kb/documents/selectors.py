@@ -37,16 +37,16 @@ def permission_filter_of(*, user: User) -> dict:
 
     One round trip: it is paid on every question.
     """
-    departments_sql, departments_params = (
-        departments_of_user(user=user).order_by("pk").values("pk").query.sql_with_params())
-    collections_sql, collections_params = (
-        collections_readable_by(user=user).order_by("pk").values("pk").query.sql_with_params())
+    parts = [departments_of_user(user=user).order_by("pk").values("pk"),
+             departments_of_user(user=user).order_by("name").values("name"),
+             collections_readable_by(user=user).order_by("pk").values("pk")]
+    compiled = [part.query.sql_with_params() for part in parts]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT ARRAY({departments_sql}), ARRAY({collections_sql})",
-                       [*departments_params, *collections_params])
-        departments, collections = cursor.fetchone()
+        cursor.execute("SELECT " + ", ".join(f"ARRAY({sql})" for sql, _ in compiled),
+                       [param for _, params in compiled for param in params])
+        departments, department_names, collections = cursor.fetchone()
     return {"role": "superuser" if user.is_superuser else user.role, "departments": departments,
-            "collections": collections}
+            "department_names": department_names, "collections": collections}
 
 
 def chunks_readable_by(*, user: User) -> QuerySet[Chunk]:

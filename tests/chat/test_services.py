@@ -62,7 +62,7 @@ def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineerin
     assert passages[0].score == pytest.approx(sources[0].hit.score)
     assert {p.chunk_id for p in passages if p.sent_to_model} == {s.hit.chunk_id for s in sources}
     assert record.permission_filter == {"role": "employee", "departments": [department.pk],
-                                        "collections": [document.collection_id]}
+                                        "department_names": ["Engineering"], "collections": [document.collection_id]}
     assert record.scope["mode"] == "hybrid" and record.route == {"skipped": []}
     cited = {citation["number"] for citation in record.citations}
     assert cited <= {s.number for s in sources}
