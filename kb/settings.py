@@ -141,7 +141,7 @@ KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
 # both retrievers on every metric with 5, for candidate lists of 10 to 100, and with 60 only for lists of 10.
 KB_RRF_K = env.int("KB_RRF_K", default=5)
 # Keyword search leaves out words found in more than this share of all passages (see kb/search/selectors.py).
-KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.05)
+KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.01)
 # A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
 KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
