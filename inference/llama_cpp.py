@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from inference.chat_template import ChatTemplate
-from inference.types import Delta, EngineError, EngineInfo, GenerationParams, RequestRejected, Usage
+from inference.types import (
+    Delta,
+    EngineError,
+    EngineInfo,
+    GenerationParams,
+    Usage,
+    require_room_for_answer,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,11 +88,8 @@ class LlamaCppEngine:
 
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
         prompt_tokens = self._tokenize(prompt)
-        if len(prompt_tokens) + params.max_tokens > self.info.context_length:
-            raise RequestRejected(
-                f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
-                f"the context length of {self.info.context_length}"
-            )
+        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
+                                context_length=self.info.context_length)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()

@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from inference.types import Delta, EngineError, EngineInfo, GenerationParams, RequestRejected, Usage
-from inference.vllm import hf_tokenizer_and_template
+from inference.types import (
+    Delta,
+    EngineError,
+    EngineInfo,
+    GenerationParams,
+    RequestRejected,
+    Usage,
+    require_room_for_answer,
+)
+from inference.hf_tokenizer import hf_tokenizer_and_template
 
 if TYPE_CHECKING:
     from lmdeploy import GenerationConfig, PytorchEngineConfig, TurbomindEngineConfig
@@ -63,20 +71,13 @@ def backend_config(config: LmdeployConfig) -> "TurbomindEngineConfig | PytorchEn
         if config.model_format is not None and config.model_format not in TURBOMIND_MODEL_FORMATS:
             raise ValueError(f"LMDeploy: model_format for TurboMind must be one of "
                              f"{', '.join(TURBOMIND_MODEL_FORMATS)}, not {config.model_format!r}")
-        return TurbomindEngineConfig(
-            tp=config.tp,
-            session_len=config.session_len,
-            cache_max_entry_count=config.cache_max_entry_count,
-            model_format=config.model_format,
-            enable_prefix_caching=config.enable_prefix_caching,
-            language_model_only=config.text_only,
-        )
-    if config.model_format is not None and config.model_format not in PYTORCH_MODEL_FORMATS:
+    elif config.model_format is not None and config.model_format not in PYTORCH_MODEL_FORMATS:
         raise ValueError(
             f"LMDeploy: the PyTorch backend reads the quantization of AWQ/GPTQ weights from their config.json; "
             f"leave model_format empty for them (it can only be {', '.join(PYTORCH_MODEL_FORMATS)}), "
             f"not {config.model_format!r}")
-    return PytorchEngineConfig(
+    engine_config = TurbomindEngineConfig if config.backend == "turbomind" else PytorchEngineConfig
+    return engine_config(
         tp=config.tp,
         session_len=config.session_len,
         cache_max_entry_count=config.cache_max_entry_count,
@@ -187,11 +188,8 @@ class LmdeployEngine:
 
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
         prompt_tokens = self._tokenize(prompt)
-        if len(prompt_tokens) + params.max_tokens > self.info.context_length:
-            raise RequestRejected(
-                f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
-                f"the context length of {self.info.context_length}"
-            )
+        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
+                                context_length=self.info.context_length)
         try:
             gen_config = generation_config(params)
         except ValueError as error:  # a bad request, not a bad engine

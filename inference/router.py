@@ -116,7 +116,7 @@ class Router:
                       messages: list[ChatMessage] | None = None, enable_thinking: bool = False) -> AsyncIterator[Delta]:
         skipped: list[str] = []
         for routed, waited in self._choices(candidates, skipped):
-            async with self._slot(routed, waited):
+            async with _Slot(self, routed, waited):
                 engine = routed.engine
                 rendered = prompt if prompt is not None else engine.chat_template.render(
                     messages, enable_thinking=enable_thinking)
@@ -162,9 +162,6 @@ class Router:
             if routed.can_queue():
                 yield routed, True
                 return
-
-    def _slot(self, routed: RoutedModel, waited: bool) -> "_Slot":
-        return _Slot(self, routed, waited)
 
     def _mark_down(self, routed: RoutedModel, reason: str) -> None:
         routed.down_reason = reason

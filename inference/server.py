@@ -23,7 +23,7 @@ from starlette.routing import Route as HttpRoute
 from inference.config import ModelEntry, ServingConfig
 from inference.factory import build_engine
 from inference.router import RoutedModel, Router
-from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected
+from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Usage
 
 logger = logging.getLogger("inference.server")
 
@@ -205,9 +205,7 @@ async def _sse(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, k
         return
     yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, finish="stop"))
     if usage is not None:
-        yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, usage={
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens}))
+        yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, usage=_usage_payload(usage)))
     yield "data: [DONE]\n\n"
 
 
@@ -235,10 +233,14 @@ async def _whole(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str,
     return JSONResponse({
         "id": request_id, "object": kind, "created": int(time.time()), "model": route.model if route else "",
         "choices": [choice],
-        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                  "total_tokens": usage.prompt_tokens + usage.completion_tokens} if usage else None,
+        "usage": _usage_payload(usage) if usage else None,
         "kb_route": _route_payload(route),
     }, headers=headers)
+
+
+def _usage_payload(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
 
 
 def _route_payload(route) -> dict[str, Any] | None:

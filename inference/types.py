@@ -57,6 +57,12 @@ class RequestRejected(EngineError):
     """The request itself cannot be served (a prompt longer than the context): no other engine state is implied."""
 
 
+def require_room_for_answer(*, prompt_tokens: int, params: GenerationParams, context_length: int) -> None:
+    if prompt_tokens + params.max_tokens > context_length:
+        raise RequestRejected(f"prompt of {prompt_tokens} tokens plus {params.max_tokens} answer tokens exceeds the "
+                              f"context length of {context_length}")
+
+
 class EngineUnavailable(EngineError):
     """No model on the route can take the request now (all down or all at their queue limit)."""
 

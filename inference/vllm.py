@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.chat_template import ChatTemplate
-from inference.types import Delta, EngineError, EngineInfo, GenerationParams, RequestRejected, Usage
+from inference.hf_tokenizer import hf_tokenizer_and_template
+from inference.types import (
+    Delta,
+    EngineError,
+    EngineInfo,
+    GenerationParams,
+    RequestRejected,
+    Usage,
+    require_room_for_answer,
+)
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -104,22 +112,6 @@ def sampling_params(params: GenerationParams) -> "SamplingParams":
     )
 
 
-def hf_tokenizer_and_template(model_path: str) -> tuple[Any, ChatTemplate]:
-    """The model folder's own tokenizer and chat template (tokenizer_config.json or chat_template.jinja)."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    except Exception as error:
-        raise EngineError(f"cannot load the tokenizer of {model_path}: {error}") from error
-    source = tokenizer.chat_template
-    if isinstance(source, dict):  # a folder may name several templates; the default one is for chat
-        source = source.get("default")
-    if not source:
-        raise EngineError(f"{model_path} has no chat template (tokenizer_config.json or chat_template.jinja)")
-    return tokenizer, ChatTemplate(source, bos_token=tokenizer.bos_token or "", eos_token=tokenizer.eos_token or "")
-
-
 class VllmEngine:
     def __init__(self, config: VllmConfig) -> None:
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -153,11 +145,8 @@ class VllmEngine:
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
         prompt_tokens = self._tokenize(prompt)
-        if len(prompt_tokens) + params.max_tokens > self.info.context_length:
-            raise RequestRejected(
-                f"prompt of {len(prompt_tokens)} tokens plus {params.max_tokens} answer tokens exceeds "
-                f"the context length of {self.info.context_length}"
-            )
+        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
+                                context_length=self.info.context_length)
         try:
             sampling = sampling_params(params)
         except ValueError as error:  # vLLM checks the values (top_p in (0, 1], ...): a bad request, not a bad engine

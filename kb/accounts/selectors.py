@@ -23,7 +23,7 @@ def departments_administered_by(*, user: User) -> QuerySet[Department]:
 
 def department_tree_administered_by(*, user: User) -> list[tuple[Department, int]]:
     """The departments the user administers in tree order, each with its depth below the top one shown."""
-    departments = list(departments_administered_by(user=user).order_by("name"))
+    departments = list(departments_administered_by(user=user).select_related("parent").order_by("name"))
     shown = {department.pk for department in departments}
     children: dict[int | None, list[Department]] = {}
     for department in departments:

@@ -1,6 +1,8 @@
+from functools import partial
+
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
@@ -16,6 +18,7 @@ from kb.accounts.services import (
     user_create,
     user_role_change,
 )
+from kb.platform.views import render_after_change
 
 
 def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
@@ -23,9 +26,9 @@ def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) ->
     if not tree and not request.user.is_superuser:
         raise PermissionDenied("Only department admins and superusers manage the organisation.")
     members = Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("user__username"))
-    departments = {d.pk: d for d in Department.objects.filter(pk__in=[d.pk for d, _ in tree]).prefetch_related(members)}
+    prefetch_related_objects([department for department, _ in tree], members)
     context = {
-        "tree": [(departments[department.pk], depth) for department, depth in tree],
+        "tree": tree,
         "all_departments": Department.objects.all(),
         "users": User.objects.order_by("username") if request.user.is_superuser else [],
         "membership_roles": Membership.Role.choices,
@@ -37,14 +40,7 @@ def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) ->
 
 
 def _attempt(request: HttpRequest, change) -> HttpResponse:
-    """Run a service; a refused or invalid change shows its reason on the page and changes nothing."""
-    try:
-        change()
-    except ValidationError as error:
-        return _render_organisation(request, status=400, error=" ".join(error.messages))
-    except PermissionDenied as error:
-        return _render_organisation(request, status=403, error=str(error))
-    return _render_organisation(request)
+    return render_after_change(change, partial(_render_organisation, request))
 
 
 def _administered_department(request: HttpRequest, department_id: int | str | None) -> Department:

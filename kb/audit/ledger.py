@@ -18,7 +18,6 @@ from django.db import connection
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 GENESIS_HASH = "0" * 64
-# One chain for the whole database: appends take this transaction-scoped lock so links never fork.
 _CHAIN_LOCK = 0x6B62_6175  # "kbau"
 
 
@@ -28,6 +27,10 @@ def _canonical(content: dict[str, Any]) -> bytes:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    return _sha256(_canonical(content))
 
 
 def event_content(event: AuditEvent) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def content_hash_of(kind: str, object_id: int) -> str | None:
     """The hash of the row as stored now; None when the row is gone."""
     model, content = _MODELS[kind]
     row = model.objects.filter(pk=object_id).first()
-    return None if row is None else _sha256(_canonical(content(row)))
+    return None if row is None else content_hash(content(row))
 
 
 def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, previous_hash: str) -> str:
@@ -83,8 +86,10 @@ def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, p
     return hmac.new(settings.KB_AUDIT_CHAIN_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
-def content_hash(content: dict[str, Any]) -> str:
-    return _sha256(_canonical(content))
+def chain_lock() -> None:
+    """Hold the chain for the rest of this transaction: appends and purges never interleave, links never fork."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
 
 
 def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:
@@ -92,8 +97,7 @@ def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None)
 
     Without `content_hash` the row is read back and hashed as stored.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+    chain_lock()
     last = LedgerEntry.objects.order_by("-sequence").first()
     sequence = last.sequence + 1 if last else 1
     previous_hash = last.entry_hash if last else GENESIS_HASH
@@ -115,7 +119,7 @@ def _contents_now(kind: str, object_ids: list[int]) -> dict[int, str]:
     rows = model.objects.filter(pk__in=object_ids)
     if kind == LedgerEntry.Kind.QUERY:
         rows = rows.prefetch_related("passages")
-    return {row.pk: _sha256(_canonical(content(row))) for row in rows}
+    return {row.pk: content_hash(content(row)) for row in rows}
 
 
 def ledger_problems(*, batch_size: int = 1000) -> Iterator[ChainProblem]:
@@ -169,3 +173,8 @@ def _purge_continuation() -> tuple[int, str] | None:
 
 def ledger_head() -> LedgerEntry | None:
     return LedgerEntry.objects.order_by("-sequence").first()
+
+
+def ledger_holds(*, sequence: int, entry_hash: str) -> bool:
+    """Whether an entry seen earlier (a head kept elsewhere) is still in the chain, unchanged."""
+    return LedgerEntry.objects.filter(sequence=sequence, entry_hash=entry_hash).exists()

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import content_hash, ledger_append, query_content
+from kb.audit.ledger import chain_lock, content_hash, ledger_append, query_content
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -152,8 +152,8 @@ def audit_purge(*, acting_user: User | None, older_than_days: int) -> PurgeResul
     if acting_user is not None and not acting_user.is_superuser:
         raise PermissionDenied("Only a superuser may purge the audit trail.")
     cutoff = timezone.now() - timedelta(days=older_than_days)
+    chain_lock()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6B62_6175])
         # The append-only triggers let rows go only inside a transaction that says it is the retention purge.
         cursor.execute("SET LOCAL kb.audit_purge = 'on'")
     through = LedgerEntry.objects.filter(created_at__lt=cutoff).aggregate(Max("sequence"))["sequence__max"]

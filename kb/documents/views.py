@@ -1,5 +1,7 @@
+from functools import partial
+
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -30,6 +32,7 @@ from kb.documents.services import (
     stalled_cutoff,
     upload_batch,
 )
+from kb.platform.views import render_after_change
 
 
 def _manageable_collections(request: HttpRequest):
@@ -154,6 +157,10 @@ def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpR
     return render(request, template, context, status=status)
 
 
+def _change_access(request: HttpRequest, change) -> HttpResponse:
+    return render_after_change(change, partial(_render_access, request))
+
+
 @login_required
 @require_GET
 def access_page(request: HttpRequest) -> HttpResponse:
@@ -168,11 +175,8 @@ def grant_create_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     user = User.objects.filter(username=request.POST.get("username", "").strip()).first()
     if (department is None) == (user is None):
         return _render_access(request, status=400, error="Choose a department or give one existing username.")
-    try:
-        grant_create(acting_user=request.user, collection=collection, department=department, user=user)
-    except ValidationError as error:
-        return _render_access(request, status=400, error=" ".join(error.messages))
-    return _render_access(request)
+    return _change_access(request, lambda: grant_create(acting_user=request.user, collection=collection,
+                                                        department=department, user=user))
 
 
 @login_required
@@ -189,23 +193,17 @@ def collection_create_view(request: HttpRequest) -> HttpResponse:
     owner = get_object_or_404(departments_administered_by(user=request.user), pk=request.POST.get("owner") or None)
     name = request.POST.get("name", "").strip()
     visibility = request.POST.get("visibility", Collection.Visibility.DEPARTMENT)
-    try:
-        collection_create(acting_user=request.user, name=name, owner=owner, visibility=visibility)
-    except ValidationError as error:
-        return _render_access(request, status=400, error=" ".join(error.messages))
-    return _render_access(request)
+    return _change_access(request, lambda: collection_create(acting_user=request.user, name=name, owner=owner,
+                                                             visibility=visibility))
 
 
 @login_required
 @require_POST
 def collection_visibility_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(collections_manageable_by(user=request.user), pk=collection_id)
-    try:
-        collection_visibility_change(acting_user=request.user, collection=collection,
-                                     visibility=request.POST.get("visibility", ""))
-    except ValidationError as error:
-        return _render_access(request, status=400, error=" ".join(error.messages))
-    return _render_access(request)
+    visibility = request.POST.get("visibility", "")
+    return _change_access(request, lambda: collection_visibility_change(acting_user=request.user,
+                                                                        collection=collection, visibility=visibility))
 
 
 @login_required

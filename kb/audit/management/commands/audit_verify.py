@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kb.audit.ledger import ledger_head, ledger_problems
+from kb.audit.ledger import ledger_head, ledger_holds, ledger_problems
 
 
 class Command(BaseCommand):
@@ -14,6 +14,9 @@ class Command(BaseCommand):
                                  "the end since")
 
     def handle(self, *args, expect_head: str | None, **options):
+        sequence, _, expected_hash = (expect_head or "").partition(":")
+        if expect_head and not (sequence.isdigit() and len(expected_hash) == 64):
+            raise CommandError("--expect-head takes SEQUENCE:HASH as an earlier run printed it")
         problems = 0
         for problem in ledger_problems():
             where = f"entry {problem.sequence}" if problem.sequence is not None else "outside the chain"
@@ -25,20 +28,16 @@ class Command(BaseCommand):
             if problems >= 50:
                 self.stderr.write("(stopping after 50 problems)")
                 break
-        head = ledger_head()
         if expect_head:
-            sequence, _, expected_hash = expect_head.partition(":")
-            if not ledger_head_matches(int(sequence), expected_hash):
+            if not ledger_holds(sequence=int(sequence), entry_hash=expected_hash):
                 self.stderr.write(self.style.ERROR(f"the chain no longer holds entry {sequence} with that hash"))
                 problems += 1
         if problems:
             raise CommandError(f"the audit trail fails verification ({problems} problem(s))")
-        self.stdout.write(self.style.SUCCESS(
-            f"audit trail intact: {head.sequence if head else 0} entries chained; head "
-            f"{head.sequence}:{head.entry_hash}" if head else "audit trail intact: no entries yet"))
+        head = ledger_head()
+        if head is None:
+            self.stdout.write(self.style.SUCCESS("audit trail intact: no entries yet"))
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"audit trail intact: {head.sequence} entries chained; head {head.sequence}:{head.entry_hash}"))
 
-
-def ledger_head_matches(sequence: int, entry_hash: str) -> bool:
-    from kb.audit.models import LedgerEntry
-
-    return LedgerEntry.objects.filter(sequence=sequence, entry_hash=entry_hash).exists()
