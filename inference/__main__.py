@@ -13,7 +13,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # vLLM starts worker processes; forking a process that already runs threads (our loader) is unsafe.
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-    config = serving_config_from_environ()
+    try:
+        config = serving_config_from_environ()
+    except (KeyError, ValueError) as error:  # an unknown preset, a backend it cannot run on, a malformed number
+        raise SystemExit(f"inference: cannot start with these settings: {error}") from None
     # Graceful shutdown: on SIGTERM uvicorn stops accepting, lets running streams finish (up to the timeout),
     # then the app's lifespan closes the engines.
     uvicorn.run(create_app(config), host=config.host, port=config.port, timeout_graceful_shutdown=30,

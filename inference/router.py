@@ -11,11 +11,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2 import TemplateError
+
 from inference.chat_template import ChatMessage
 from inference.engine import Engine
 from inference.metrics import EngineMetrics
 from inference.thinking import ThinkingSplitter, prompt_opens_thinking
-from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route
+from inference.types import (
+    Delta,
+    EngineError,
+    EngineUnavailable,
+    GenerationParams,
+    RequestRejected,
+    Route,
+    UnknownModel,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +106,7 @@ class Router:
         for model in self.models:
             if model.name == name:
                 return model
-        raise EngineUnavailable(f"no model named {name!r} is configured", retry_after_seconds=0)
+        raise UnknownModel(f"no model named {name!r} is served here; see /v1/models")
 
     async def stream_chat(
         self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False,
@@ -118,8 +128,12 @@ class Router:
         for routed, waited in self._choices(candidates, skipped):
             async with _Slot(self, routed, waited):
                 engine = routed.engine
-                rendered = prompt if prompt is not None else engine.chat_template.render(
-                    messages, enable_thinking=enable_thinking)
+                try:
+                    rendered = prompt if prompt is not None else engine.chat_template.render(
+                        messages, enable_thinking=enable_thinking)
+                except (ValueError, TemplateError) as error:  # a malformed conversation, not a failing model
+                    raise RequestRejected(f"{routed.name}'s chat template cannot render these messages: {error}") \
+                        from error
                 started = time.perf_counter()
                 stream = engine.stream(rendered, params)
                 try:

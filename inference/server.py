@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +23,15 @@ from starlette.routing import Route as HttpRoute
 from inference.config import ModelEntry, ServingConfig
 from inference.factory import build_engine
 from inference.router import RoutedModel, Router
-from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Usage
+from inference.types import (
+    Delta,
+    EngineError,
+    EngineUnavailable,
+    GenerationParams,
+    RequestRejected,
+    UnknownModel,
+    Usage,
+)
 
 logger = logging.getLogger("inference.server")
 
@@ -102,12 +110,34 @@ def _models(state: ServerState) -> JSONResponse:
     return JSONResponse({"object": "list", "data": state.router.describe()})
 
 
-async def _tokenize(state: ServerState, request: Request) -> JSONResponse:
-    body = await request.json()
-    try:
-        routed = state.router.model_named(body.get("model") or state.router.models[0].name)
-    except EngineUnavailable as error:
-        return _error(404, str(error), "not_found")
+class _InvalidRequest(ValueError):
+    pass
+
+
+def _refusing_bad_requests(handler):
+    """A body that is not a JSON object, or parameters of the wrong type, get a 400 with the reason, not a 500."""
+
+    @wraps(handler)
+    async def checked(state: ServerState, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the request body must be JSON", "invalid_request")
+        if not isinstance(body, dict):
+            return _error(400, "the request body must be a JSON object", "invalid_request")
+        try:
+            return await handler(state, body)
+        except UnknownModel as error:
+            return _error(404, str(error), "model_not_found")
+        except (_InvalidRequest, TypeError, ValueError) as error:
+            return _error(400, f"invalid request: {error}", "invalid_request")
+
+    return checked
+
+
+@_refusing_bad_requests
+async def _tokenize(state: ServerState, body: dict[str, Any]) -> JSONResponse:
+    routed = state.router.model_named(body.get("model") or state.router.models[0].name)
     if routed.engine is None:
         return _error(503, f"{routed.name} is {routed.unavailable_reason()}", "unavailable")
     count = routed.engine.count_tokens(body.get("prompt", ""))
@@ -128,19 +158,19 @@ def _params(body: dict[str, Any]) -> GenerationParams:
     )
 
 
-async def _completions(state: ServerState, request: Request) -> Response:
-    body = await request.json()
+@_refusing_bad_requests
+async def _completions(state: ServerState, body: dict[str, Any]) -> Response:
     if not isinstance(body.get("prompt"), str):
-        return _error(400, "prompt must be one string, rendered with the model's chat template", "invalid_request")
+        raise _InvalidRequest("prompt must be one string, rendered with the model's chat template")
     deltas = state.router.stream_prompt(body.get("model", ""), body["prompt"], _params(body))
     return await _respond(deltas, body, kind="text_completion")
 
 
-async def _chat_completions(state: ServerState, request: Request) -> Response:
-    body = await request.json()
+@_refusing_bad_requests
+async def _chat_completions(state: ServerState, body: dict[str, Any]) -> Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return _error(400, "messages must be a non-empty list", "invalid_request")
+        raise _InvalidRequest("messages must be a non-empty list")
     model = body.get("model") or "auto"
     enable_thinking = bool((body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
     deltas = state.router.stream_chat(messages, _params(body), enable_thinking=enable_thinking,
@@ -152,6 +182,8 @@ async def _respond(deltas: AsyncIterator[Delta], body: dict[str, Any], *, kind: 
     """Start the engine before answering, so a request nobody can serve gets a status code, not a broken stream."""
     try:
         first = await anext(deltas)
+    except UnknownModel:
+        raise
     except RequestRejected as error:
         return _error(400, str(error), "invalid_request")
     except EngineUnavailable as error:

@@ -57,6 +57,10 @@ class RequestRejected(EngineError):
     """The request itself cannot be served (a prompt longer than the context): no other engine state is implied."""
 
 
+class UnknownModel(RequestRejected):
+    """The request names a model the route does not have."""
+
+
 def require_room_for_answer(*, prompt_tokens: int, params: GenerationParams, context_length: int) -> None:
     if prompt_tokens + params.max_tokens > context_length:
         raise RequestRejected(f"prompt of {prompt_tokens} tokens plus {params.max_tokens} answer tokens exceeds the "

@@ -172,3 +172,8 @@ def test_the_daily_task_purges_only_when_retention_is_configured(settings):
     audit_purge_expired()
     assert QueryRecord.objects.count() == 0
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_PURGED).exists()
+
+
+def test_a_malformed_expected_head_is_refused_with_the_expected_form(trail):
+    with pytest.raises(CommandError, match="SEQUENCE:HASH"):
+        call_command("audit_verify", "--expect-head", "latest")

@@ -8,7 +8,7 @@ from inference.config import smollm2_wheel_path
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
 from inference.router import RouteLimits, RoutedModel, Router
-from inference.types import EngineUnavailable, GenerationParams
+from inference.types import EngineUnavailable, GenerationParams, RequestRejected
 
 QUESTION = [{"role": "user", "content": "Name the capital city of Germany."}]
 SHORT = GenerationParams(temperature=0.0, top_k=1, max_tokens=8, seed=1)
@@ -153,3 +153,12 @@ def test_a_router_serves_one_event_loop_after_another(engines):
 
     for _ in range(2):
         assert "Berlin" in "".join(d.text for d in asyncio.run(queued_behind_a_busy_pair()))
+
+
+def test_messages_the_chat_template_cannot_render_are_the_requests_fault_not_the_models(engines):
+    router = _router(engines)
+
+    with pytest.raises(RequestRejected, match="chat template cannot render"):
+        asyncio.run(anext(router.stream_chat([{"role": "user"}], SHORT)))
+
+    assert router.models[0].unavailable_reason() == ""  # not marked down

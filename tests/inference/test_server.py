@@ -140,3 +140,32 @@ def test_sigterm_lets_a_running_answer_finish_then_exits_cleanly(tmp_path):
 
     assert deltas[-1].usage is not None  # the stream ran to its end
     running.assert_shut_down_cleanly()
+
+
+@pytest.mark.parametrize("path, body, status, reason", [
+    ("/v1/chat/completions", b"not json", 400, "must be JSON"),
+    ("/v1/chat/completions", b"[1, 2]", 400, "a JSON object"),
+    ("/v1/chat/completions", b'{"messages": []}', 400, "non-empty list"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "Hi"}], "temperature": "hot"}', 400,
+     "invalid request"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "Hi"}], "model": "gpt-9"}', 404,
+     "no model named 'gpt-9'"),
+    ("/v1/completions", b'{"prompt": ["a", "b"], "model": "smollm2-135m"}', 400, "one string"),
+    ("/tokenize", b'{"prompt": "hello", "model": "gpt-9"}', 404, "no model named"),
+])
+def test_bad_requests_get_a_status_and_a_reason_and_the_server_keeps_serving(server, path, body, status, reason):
+    request = urllib.request.Request(f"{server.url}{path}", data=body, method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        raise AssertionError("the bad request was accepted")
+    except urllib.error.HTTPError as error:
+        assert error.code == status
+        assert reason in json.loads(error.read())["error"]["message"]
+    assert _get(f"{server.url}/ready")[0] == 200
+
+
+def test_a_route_naming_an_unknown_model_stops_the_server_with_the_reason(tmp_path):
+    broken = Server(tmp_path, KB_INFERENCE_ROUTE="qwen9000=vllm")
+
+    assert broken.process.wait(timeout=30) == 1
+    assert "cannot start with these settings: unknown model 'qwen9000'" in broken.log.read_text()
