@@ -517,14 +517,14 @@ def loaded_marker(arguments: argparse.Namespace) -> dict | None:
 # Searching
 
 
-def exact_dense(*, user: User, query_vector: np.ndarray, k: int) -> list[selectors.PassageHit]:
+def exact_dense(*, user: User, query_vector: np.ndarray, k: int) -> list[selectors.RankedChunk]:
     """Ground truth: the same readable chunks ordered by cosine distance, without the HNSW index."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")  # HNSW can only be an index scan; bitmap scans stay
             rows = list(chunks_readable_by(user=user).annotate(distance=CosineDistance("embedding", query_vector))
-                        .order_by("distance", "id").values(*selectors._HIT_FIELDS, "distance")[:k])
-    return selectors.hits_from_rows(rows, [1.0 - float(row["distance"]) for row in rows])
+                        .order_by("distance", "id").values_list("id", "distance")[:k])
+    return [selectors.RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows]
 
 
 def naive_dense(*, user: User, query_vector: np.ndarray, k: int, ef_search: int) -> list[int]:
@@ -555,7 +555,7 @@ def explain_dense(*, user: User, query_vector: np.ndarray, k: int, verbose: bool
         selectors.chunks_search_for_user(user=user, query_vector=query_vector, k=k)
     statements = [query["sql"] for query in captured.captured_queries]
     search = next(sql for sql in statements if "<=>" in sql)
-    settings_sql = [sql for sql in statements if sql.upper().startswith("SET LOCAL")]
+    settings_sql = [sql for sql in statements if "set_config(" in sql]
     with transaction.atomic():
         with connection.cursor() as cursor:
             for sql in settings_sql:
@@ -683,7 +683,7 @@ def machine_facts(*, k: int) -> list[str]:
         f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
         f"database: {version.split(',')[0]}, pgvector {pgvector}; chunk table {table} (HNSW index {hnsw}, GIN {gin})",
         "server settings: " + ", ".join(f"{name}={value}" for name, value in facts.items()),
-        f"selector settings: chunks_search_for_user sets hnsw.iterative_scan=relaxed_order, "
+        f"selector settings: dense search sets hnsw.iterative_scan=relaxed_order, "
         f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(2k, 40); hybrid asks each retriever for {pool}",
     ]
 

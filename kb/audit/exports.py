@@ -44,6 +44,18 @@ class _Line:
         return value
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet would run as a formula (a question typed as "=HYPERLINK(...)") gets a leading apostrophe.
+
+    OWASP's advice for CSV injection: the export is opened by auditors in spreadsheet programs. The JSON Lines export
+    keeps every recorded text exactly.
+    """
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def _cited_chunk_ids(record: QueryRecord) -> list[int]:
     return [citation["chunk_id"] for citation in record.citations
             if isinstance(citation, dict) and citation.get("chunk_id") is not None]
@@ -102,9 +114,10 @@ def query_log_csv(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CH
 
     def encode_one(record: QueryRecord) -> bytes:
         return writer.writerow([
-            record.pk, record.created_at.isoformat(), record.user.username, "; ".join(record.department_names),
-            record.channel, record.model, record.backend, record.question, record.answer, record.thinking,
-            record.error, " ".join(record.flags), record.prompt_tokens, record.completion_tokens, record.retrieval_ms,
+            record.pk, record.created_at.isoformat(), _spreadsheet_safe(record.user.username),
+            _spreadsheet_safe("; ".join(record.department_names)), record.channel, _spreadsheet_safe(record.model),
+            record.backend, _spreadsheet_safe(record.question), _spreadsheet_safe(record.answer),
+            _spreadsheet_safe(record.thinking), _spreadsheet_safe(record.error), " ".join(record.flags), record.prompt_tokens, record.completion_tokens, record.retrieval_ms,
             "" if record.first_token_ms is None else record.first_token_ms, record.total_ms, record.passage_count,
             " ".join(str(chunk_id) for chunk_id in _cited_chunk_ids(record)),
             _RATING_NAMES.get(record.latest_rating, ""),

@@ -17,8 +17,7 @@ from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
 from kb.chat.engine import answer_backend, answer_generation_params
-from kb.documents.selectors import permission_filter_of
-from kb.search.selectors import PassageHit, passages_search_for_user
+from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
 
 SYSTEM_PROMPT = (
     "You are the company knowledge base assistant. Answer the question using only the numbered passages. "
@@ -91,9 +90,10 @@ def _elapsed_ms(since: float) -> int:
 
 async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEvent]:
     started = time.perf_counter()
-    hits = await sync_to_async(passages_search_for_user)(
+    search = await sync_to_async(passages_search_with_filter_for_user)(
         user=user, query_text=question, k=settings.KB_RETRIEVAL_TOP_K
     )
+    hits = search.hits
     retrieval_ms = _elapsed_ms(started)
     backend = answer_backend()
     params = answer_generation_params()
@@ -142,7 +142,7 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
             answer=answer,
             scope={"mode": "hybrid", "k": settings.KB_RETRIEVAL_TOP_K,
                    "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS},
-            permission_filter=await sync_to_async(permission_filter_of)(user=user),
+            permission_filter=search.permission_filter,
             citations=citations,
             flags=flags,
             passages=[

@@ -1,3 +1,4 @@
+import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,8 @@ from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from kb.accounts.models import User
-from kb.documents.models import Chunk, Document
-from kb.documents.selectors import chunks_readable_by
+from kb.documents.models import Chunk
+from kb.documents.selectors import chunks_readable_by, permission_filter_of
 from kb.search.embeddings import active_model_path, embed_query
 from kb.search.reranking import configured_reranker
 
@@ -63,75 +64,107 @@ class PassageFilters:
         return chunks
 
 
+@dataclass(frozen=True)
+class RankedChunk:
+    """A chunk's place in one retriever's ranking, before its text and titles are read."""
+
+    chunk_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class FilteredSearch:
+    hits: list[PassageHit]
+    permission_filter: dict  # what every part of the search was filtered to (permission_filter_of), for the record
+
+
 def chunks_search_for_user(
     *, user: User, query_vector: np.ndarray, k: int, filters: PassageFilters | None = None
 ) -> list[PassageHit]:
     """The k passages nearest to the query among those the user may read, permission filter inside the SQL."""
-    readable_chunks = chunks_readable_by(user=user)
-    if filters is not None:
-        readable_chunks = filters.apply(readable_chunks)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # Without iterative scans an HNSW search filters its first ef_search candidates only and can return
-            # fewer than k rows although k readable ones exist.
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            # A wider candidate list than pgvector's 40 keeps recall up when many visited rows are filtered out or
-            # are dead versions not yet vacuumed; it costs little at our k.
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [min(1000, max(100, 2 * k))])
-        # relaxed_order may return neighbours out of order, so a LIMIT of k could cut off a nearer one: take more,
-        # then order them exactly (pgvector's documented pattern for iterative scans).
-        rows = list(
-            readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
-            .order_by("distance")
-            .values(*_HIT_FIELDS, "distance")[: max(2 * k, 40)]
-        )
-    rows = sorted(rows, key=lambda row: row["distance"])[:k]
-    return hits_from_rows(rows, [1.0 - float(row["distance"]) for row in rows])
+    readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter_of(user=user), filters=filters)
+    return hits_of(_dense_ranking(readable_chunks, query_vector=query_vector, k=k), readable_chunks=readable_chunks)
 
 
 def chunks_keyword_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None
 ) -> list[PassageHit]:
-    """Full-text search (any of the question's words, ranked by weighted frequency) among what the user may read."""
-    lexemes, distinctive = _question_lexemes(query_text)
-    if not lexemes:
-        return []
-    # OR of the words: a question rarely repeats a passage's every word. ts_rank, not ts_rank_cd: on the Python FAQ
-    # evaluation (bench/retrieval_eval.py) cover density ranked OR-queries far worse (MRR@10 0.42 against 0.83).
-    # Candidates must hold one of the question's distinctive words; every word counts in the ranking.
-    ranked_by = _any_of(lexemes)
-    readable_chunks = chunks_readable_by(user=user)
-    if filters is not None:
-        readable_chunks = filters.apply(readable_chunks)
-    rows = list(
-        readable_chunks.filter(search_vector=_any_of(distinctive))
-        .annotate(rank=SearchRank(F("search_vector"), ranked_by))
-        .order_by("-rank", "id")
-        .values(*_HIT_FIELDS, "rank")[:k]
-    )
-    return hits_from_rows(rows, [float(row["rank"]) for row in rows])
+    """Full-text search (the question's words, ranked by weighted frequency) among what the user may read."""
+    readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter_of(user=user), filters=filters)
+    return hits_of(_keyword_ranking(readable_chunks, query_text=query_text, k=k), readable_chunks=readable_chunks)
 
 
 def passages_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
 ) -> list[PassageHit]:
     """Dense, keyword or both fused by reciprocal rank fusion; every list is permission-filtered in its own SQL."""
-    dense = keyword = []
+    return passages_search_with_filter_for_user(user=user, query_text=query_text, k=k, filters=filters,
+                                                mode=mode).hits
+
+
+def passages_search_with_filter_for_user(
+    *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
+) -> FilteredSearch:
+    """passages_search_for_user, and the permission filter it applied: read once, used by every part of it."""
+    dense: list[RankedChunk] = []
+    keyword: list[RankedChunk] = []
     pool = max(k * 5, 20)
     embedding = None
     if mode in {"dense", "hybrid"}:
         # The question is embedded in a thread (CPU, no database) while this thread's connection runs the keyword
         # search: the two overlap on a multi-core machine.
         embedding = _EMBEDDER.submit(embed_query, query_text, model_path=active_model_path())
+    permission_filter = permission_filter_of(user=user)
+    readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter, filters=filters)
     if mode in {"keyword", "hybrid"}:
-        keyword = chunks_keyword_search_for_user(user=user, query_text=query_text, k=pool, filters=filters)
+        keyword = _keyword_ranking(readable_chunks, query_text=query_text, k=pool)
     if embedding is not None:
-        dense = chunks_search_for_user(user=user, query_vector=embedding.result(), k=pool, filters=filters)
-    candidates = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
+        dense = _dense_ranking(readable_chunks, query_vector=embedding.result(), k=pool)
+    ranked = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
     reranker = configured_reranker()
-    if reranker is not None:
-        candidates = reranker.rerank(query_text, candidates)
-    return candidates[:k]
+    if reranker is None:
+        # Texts and titles are read for the passages shown only, not for every candidate of the pool.
+        return FilteredSearch(hits=hits_of(ranked[:k], readable_chunks=readable_chunks),
+                              permission_filter=permission_filter)
+    hits = reranker.rerank(query_text, hits_of(ranked, readable_chunks=readable_chunks))
+    return FilteredSearch(hits=hits[:k], permission_filter=permission_filter)
+
+
+def _readable_chunks(*, user: User, permission_filter: dict, filters: PassageFilters | None) -> QuerySet[Chunk]:
+    readable_chunks = chunks_readable_by(user=user, permission_filter=permission_filter)
+    return readable_chunks if filters is None else filters.apply(readable_chunks)
+
+
+def _dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray, k: int) -> list[RankedChunk]:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Without iterative scans an HNSW search filters its first ef_search candidates only and can return
+            # fewer than k rows although k readable ones exist. A wider candidate list than pgvector's 40 keeps
+            # recall up when many visited rows are filtered out or are dead versions not yet vacuumed; it costs
+            # little at our k. One round trip for both settings.
+            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                           "set_config('hnsw.ef_search', %s, true)", [str(min(1000, max(100, 2 * k)))])
+        # relaxed_order may return neighbours out of order, so a LIMIT of k could cut off a nearer one: take more,
+        # then order them exactly (pgvector's documented pattern for iterative scans).
+        rows = list(
+            readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
+            .order_by("distance")
+            .values_list("id", "distance")[: max(2 * k, 40)]
+        )
+    rows.sort(key=lambda row: row[1])
+    return [RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows[:k]]
+
+
+def _keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int) -> list[RankedChunk]:
+    query = keyword_query(query_text)
+    if query is None:
+        return []
+    candidates, ranked_by = query
+    rows = (readable_chunks.filter(search_vector=candidates)
+            .annotate(rank=SearchRank(F("search_vector"), ranked_by))
+            .order_by("-rank", "id")
+            .values_list("id", "rank")[:k])
+    return [RankedChunk(chunk_id=chunk_id, score=float(rank)) for chunk_id, rank in rows]
 
 
 def reciprocal_rank_fusion(rankings: list[list[PassageHit]], *, k: int) -> list[PassageHit]:
@@ -151,28 +184,36 @@ _WORD = re.compile(r"[^\W_]+")
 _EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
 
 
-def _question_lexemes(query_text: str) -> tuple[list[str], list[str]]:
-    """The question's stemmed words, and those of them found in at most KB_KEYWORD_MAX_WORD_SHARE of all passages.
+def keyword_query(query_text: str) -> tuple[SearchQuery, SearchQuery] | None:
+    """What keyword candidates must match, and what ranks them: all the question's stemmed words.
 
-    A word found in half the passages ("python", "use") would make PostgreSQL rank every passage that has it: only
-    passages with a distinctive word are candidates, ranked by all the words. Word shares come from the statistics
-    ANALYZE keeps for the tsvector column, so this costs no scan. When every word is common, the rarest one decides.
+    PostgreSQL ranks every candidate, so candidates must be rare: a word found in half the passages ("python",
+    "use") would have it rank half the table. Candidates hold one of the question's words found in at most
+    KB_KEYWORD_MAX_WORD_SHARE of all passages; when every word is that common, they hold all the words together,
+    if that is expected to be as rare (the product of the words' shares); otherwise keyword search has nothing to
+    add to the dense search and returns nothing ("What is Python?"). Word shares come from the statistics ANALYZE
+    keeps for the tsvector column, so this costs no scan.
     """
     words = " ".join(_WORD.findall(query_text.lower()))
     if not words:
-        return [], []
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY lexeme", [words])
         lexemes = [row[0] for row in cursor.fetchall()]
+    if not lexemes:
+        return None
     shares = _lexeme_shares()
-    distinctive = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= settings.KB_KEYWORD_MAX_WORD_SHARE]
-    if lexemes and not distinctive:
-        distinctive = [min(lexemes, key=lambda lexeme: shares.get(lexeme, 0.0))]
-    return lexemes, distinctive
+    max_share = settings.KB_KEYWORD_MAX_WORD_SHARE
+    distinctive = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= max_share]
+    if distinctive:
+        return _tsquery(distinctive, " | "), _tsquery(lexemes, " | ")
+    if math.prod(shares[lexeme] for lexeme in lexemes) <= max_share:
+        return _tsquery(lexemes, " & "), _tsquery(lexemes, " | ")
+    return None
 
 
-def _any_of(lexemes: list[str]) -> SearchQuery:
-    return SearchQuery(" | ".join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
+def _tsquery(lexemes: list[str], operator: str) -> SearchQuery:
+    return SearchQuery(operator.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
                        search_type="raw", config="simple")
 
 
@@ -195,27 +236,21 @@ def _lexeme_shares() -> dict[str, float]:
     shares = dict(zip(row[0], row[1])) if row and row[0] else {}
     _lexeme_shares_cache = (time.monotonic(), shares)
     return shares
-# The searches read chunk columns only; titles and collection names are joined for the few rows returned, not for
-# every row a search considers (for a small readable set, that is every readable chunk).
-_HIT_FIELDS = ("id", "document_id", "version_id", "heading", "text")
+def hits_of(ranked: list[RankedChunk], *, readable_chunks: QuerySet[Chunk]) -> list[PassageHit]:
+    """The ranked chunks with their texts, headings and titles, read in one query for these rows only.
 
-
-def hits_from_rows(rows: list[dict], scores: list[float]) -> list[PassageHit]:
-    documents = {
-        pk: (title, collection_name)
-        for pk, title, collection_name in Document.objects.filter(pk__in={row["document_id"] for row in rows})
-        .values_list("pk", "title", "collection__name")
+    Through the same readable set the ranking used: a chunk removed or moved out of reach meanwhile is left out.
+    """
+    rows = {
+        row[0]: row for row in readable_chunks.filter(pk__in=[chunk.chunk_id for chunk in ranked]).values_list(
+            "id", "document_id", "version_id", "heading", "text", "document__title", "collection__name")
     }
-    return [
-        PassageHit(
-            chunk_id=row["id"],
-            document_id=row["document_id"],
-            version_id=row["version_id"],
-            document_title=documents[row["document_id"]][0],
-            collection_name=documents[row["document_id"]][1],
-            heading=row["heading"],
-            text=row["text"],
-            score=score,
-        )
-        for row, score in zip(rows, scores)
-    ]
+    hits = []
+    for chunk in ranked:
+        if chunk.chunk_id not in rows:
+            continue
+        chunk_id, document_id, version_id, heading, text, title, collection_name = rows[chunk.chunk_id]
+        hits.append(PassageHit(chunk_id=chunk_id, document_id=document_id, version_id=version_id,
+                               document_title=title, collection_name=collection_name, heading=heading, text=text,
+                               score=chunk.score))
+    return hits

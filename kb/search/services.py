@@ -76,10 +76,12 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
     with connection.cursor() as cursor:
         # Deferred foreign-key checks of this transaction's writes must run before the table can be altered.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        # Changing the column's type rebuilds its HNSW index for the new dimensions in the same transaction.
+        # Changing the column's type rebuilds its HNSW index for the new dimensions in the same transaction. It
+        # also resets the column's storage to the type's default: vectors are kept in the row again (migration
+        # documents 0007) before the same statement rewrites the table.
         cursor.execute(
             f"ALTER TABLE documents_chunk ALTER COLUMN embedding TYPE vector({incoming.dimensions:d}) "
-            f"USING embedding_next::vector({incoming.dimensions:d})"
+            f"USING embedding_next::vector({incoming.dimensions:d}), ALTER COLUMN embedding SET STORAGE MAIN"
         )
     Chunk.objects.update(embedding_next=None)
     outgoing.state = EmbeddingModel.State.RETIRED

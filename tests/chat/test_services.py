@@ -6,6 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from kb.accounts.models import Membership
+from kb.accounts.services import membership_delete
 from kb.audit.models import QueryRecord
 from kb.chat.services import CITATION, answer_stream
 from tests.factories import ingested_document, make_collection, make_department, make_user
@@ -68,6 +70,29 @@ def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineerin
     assert cited <= {s.number for s in sources}
     assert ("removed_citations" in record.flags) == bool(
         {int(n) for n in CITATION.findall(record.answer)} - {s.number for s in sources})
+
+
+def test_the_record_holds_the_filter_the_search_applied_even_if_access_changes_while_answering(engineering):
+    department, document = engineering
+    alice = make_user(department=department)
+
+    async def run():
+        stream = answer_stream(user=alice, question=QUESTION)
+        first = await anext(stream)
+        # Alice leaves the department while the model is still answering from what she could read then.
+        membership = await Membership.objects.aget(user=alice)
+        await sync_to_async(membership_delete)(acting_user=None, membership=membership)
+        rest = [event async for event in stream]
+        await sync_to_async(connections.close_all)()
+        return [first, *rest]
+
+    events = asyncio.run(run())
+
+    assert events[0].kind == "sources" and events[0].passages
+    record = QueryRecord.objects.get(user=alice)
+    assert record.permission_filter["departments"] == [department.pk]
+    assert record.permission_filter["collections"] == [document.collection_id]
+    assert record.department_names == ["Engineering"]
 
 
 def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(engineering):

@@ -15,6 +15,7 @@ from kb.search.services import (
     embedding_model_reembed_step,
 )
 from tests.factories import ingested_document, make_collection, make_department, make_user
+from tests.search.test_selectors import vector_storage
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +74,7 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
     assert active.state == EmbeddingModel.State.ACTIVE
     assert EmbeddingModel.objects.get(path="").state == EmbeddingModel.State.RETIRED
     assert _column_dimensions() == 256
+    assert vector_storage()["storage"] == "m" and vector_storage()["vectors_out_of_line"] == 0
     assert not Chunk.objects.filter(embedding_next__isnull=False).exists()
     assert len(embed_query(QUESTION)) == 256
     hits = chunks_search_for_user(user=alice, query_vector=embed_query(QUESTION), k=5)

@@ -106,3 +106,52 @@ def test_the_search_page_narrows_by_collection_and_file_type(client, organisatio
     assert "Lambda notes" in only_other and "Design and History FAQ" not in only_other
     assert "Design and History FAQ" in only_html and "Lambda notes" in only_html
     assert "Nothing you can read matches" in only_logs
+
+
+@pytest.fixture
+def word_statistics(organisation, monkeypatch):
+    """The chunk table analysed, as in production, and the selector's cache of word shares emptied."""
+    from django.db import connection
+
+    from kb.search import selectors
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE documents_chunk")
+    monkeypatch.setattr(selectors, "_lexeme_shares_cache", (float("-inf"), {}))
+    return selectors._lexeme_shares()
+
+
+def _words(hit: PassageHit) -> str:
+    return (hit.heading + " " + hit.text).lower()
+
+
+def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(organisation, word_statistics,
+                                                                               settings):
+    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"]  # "lambda" is rare enough, "statement" is not
+    assert word_statistics["statement"] > word_statistics["lambda"]
+
+    hits = chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda statements", k=50)
+
+    assert hits and all("lambda" in _words(hit) for hit in hits)
+    assert "statement" in _words(hits[0])
+
+
+def test_when_every_word_is_common_candidates_hold_all_of_them_together(organisation, word_statistics, settings):
+    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"] * word_statistics["statement"]
+
+    hits = chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda statements", k=50)
+
+    assert hits and all("lambda" in _words(hit) and "statement" in _words(hit) for hit in hits)
+    # One common word alone is as common as itself: no keyword candidates.
+    assert chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda", k=50) == []
+
+
+def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(organisation, word_statistics,
+                                                                            settings):
+    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["python"] / 2
+    question = "What is Python?"
+
+    assert chunks_keyword_search_for_user(user=organisation["member"], query_text=question, k=5) == []
+    hybrid = passages_search_for_user(user=organisation["member"], query_text=question, k=5)
+    dense = passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="dense")
+    assert hybrid and [hit.chunk_id for hit in hybrid] == [hit.chunk_id for hit in dense]

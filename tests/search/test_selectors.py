@@ -66,3 +66,27 @@ def test_filtered_search_still_returns_k_rows_when_the_readable_rows_are_few(org
 
     assert len(hits) == 10
     assert {hit.collection_name for hit in hits} == {finance_faq.name}
+
+
+def vector_storage() -> dict[str, int]:
+    """How the chunk rows hold their vectors: out of line (in the TOAST table) or in the row itself."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), "
+            "count(*) FILTER (WHERE pg_column_size(documents_chunk.*) > 2032), "
+            "count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL), "
+            "count(*) FILTER (WHERE pg_column_toast_chunk_id(search_vector) IS NOT NULL), "
+            "(SELECT attstorage FROM pg_attribute WHERE attrelid = 'documents_chunk'::regclass "
+            " AND attname = 'embedding') FROM documents_chunk")
+        rows, wide, vectors_out_of_line, tsvectors_out_of_line, storage = cursor.fetchone()
+    return {"rows": rows, "wide": wide, "vectors_out_of_line": vectors_out_of_line,
+            "tsvectors_out_of_line": tsvectors_out_of_line, "storage": storage}
+
+
+def test_vectors_and_tsvectors_stay_in_the_row_so_searches_need_no_toast_fetch(organisation):
+    storage = vector_storage()
+
+    # Real passages make rows past PostgreSQL's 2 kB toast threshold, where it moves columns out of the row.
+    assert storage["wide"] > 0
+    assert storage["storage"] == "m"
+    assert storage["vectors_out_of_line"] == 0 and storage["tsvectors_out_of_line"] == 0
