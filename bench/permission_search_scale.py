@@ -14,8 +14,8 @@ whole graph), VACUUM ANALYZE ~1 minute, ~8 GB of disk; the measurement then take
 ground truth and today's keyword search scan the whole table), so plan on about an hour in all. The first run also
 embeds the 3,000 base passages (~4-7 minutes, cached afterwards).
 
-It uses its own embedded PostgreSQL under var/bench-scale, one database per size (`kb_scale_<chunks>`), kept between
-runs: a second run with the same parameters finds the data (a marker in the database's folder, and the chunk count)
+It uses its own embedded PostgreSQL under var/bench-scale, with shared_buffers --shared-buffers (6GB; it restarts
+the server when that changes), one database per size (`kb_scale_<chunks>`), kept between runs: a second run with the same parameters finds the data (a marker in the database's folder, and the chunk count)
 and only measures. `--reload` forces a fresh load.
 
 The data
@@ -90,6 +90,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--maintenance-work-mem", default="4GB")
     parser.add_argument("--maintenance-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                         help="max_parallel_maintenance_workers for the index builds (default: CPUs - 1)")
+    parser.add_argument("--shared-buffers", default="6GB",
+                        help="the server's shared_buffers (default 6GB: a quarter of this machine's memory, as "
+                             "PostgreSQL's documentation suggests for a dedicated server; 128MB holds 2%% of the data)")
     parser.add_argument("--reload", action="store_true", help="load the data again even if it is there")
     parser.add_argument("--explain", action="store_true", help="print the dense search plan of each user class")
     parser.add_argument("--load-only", action="store_true", help="load (or check) the data and stop before measuring")
@@ -108,6 +111,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from kb.search.embeddings import prepare_process_for_questions  # noqa: E402
+
+prepare_process_for_questions()  # as the web process does (kb/asgi.py)
+
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -124,7 +131,7 @@ from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
 from kb.documents.selectors import chunks_readable_by, collections_readable_by  # noqa: E402
-from kb.platform.embedded_pg import server_stop  # noqa: E402
+from kb.platform.embedded_pg import server_stop, socket_dir_of_running_server  # noqa: E402
 from kb.search import selectors  # noqa: E402
 from kb.search.embeddings import embed_passages, embed_query, embedding_tokenizer  # noqa: E402
 from kb.search.reranking import configured_reranker  # noqa: E402
@@ -741,9 +748,24 @@ def report(*, results: dict, marker: dict, arguments: argparse.Namespace) -> Non
           f"hybrid < k: {shorts} (0: {'met' if shorts == 0 else 'NOT met'})")
 
 
+def server_shared_buffers(size: str) -> None:
+    """Set the bench server's shared_buffers, restarting it when that changes (the setting needs a restart)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting::bigint * 8192 = pg_size_bytes(%s) FROM pg_settings "
+                       "WHERE name = 'shared_buffers'", [size])
+        if cursor.fetchone()[0]:
+            return
+        cursor.execute(f"ALTER SYSTEM SET shared_buffers = '{size}'")
+    print(f"restarting the bench server with shared_buffers {size} ...", flush=True)
+    connection.close()
+    server_stop(BENCH_VAR / "pg")
+    socket_dir_of_running_server(BENCH_VAR / "pg")
+
+
 def main() -> None:
     arguments = ARGUMENTS
     call_command("migrate", verbosity=0)
+    server_shared_buffers(arguments.shared_buffers)
     pages, passages, vectors = base_passages(limit=arguments.base, seed=arguments.seed)
     questions, query_vectors = faq_queries()
     print(f"base: {len(passages)} passages from {len(pages)} pages; {len(questions)} FAQ questions; "

@@ -17,6 +17,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def prepare_process_for_questions() -> None:
+    """For a process that embeds one short question at a time between database round trips (the web server).
+
+    Call before torch is loaded. One torch thread: a question is too short to gain from a second one, which would
+    take the core the database needs; and idle OpenMP threads sleep instead of spinning for a while after each
+    call (BENCHMARKS.md, permission-filtered search at scale). Ingestion workers keep torch's defaults: they embed
+    batches of passages.
+    """
+    global _torch_threads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _torch_threads = 1
+
+
+_torch_threads: int | None = None  # None: torch's own default
+
+
 def model_directory(path: str) -> Path:
     if path:
         return Path(path)
@@ -31,6 +47,10 @@ def load_model(path: str):
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+    if _torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(_torch_threads)
     return SentenceTransformer(str(model_directory(path)), device="cpu", local_files_only=True)
 
 

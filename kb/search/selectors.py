@@ -4,6 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
@@ -167,11 +168,14 @@ def _keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: in
     return [RankedChunk(chunk_id=chunk_id, score=float(rank)) for chunk_id, rank in rows]
 
 
-def reciprocal_rank_fusion(rankings: list[list[PassageHit]], *, k: int) -> list[PassageHit]:
+Ranked = TypeVar("Ranked", RankedChunk, PassageHit)
+
+
+def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Ranked]:
     """Sum of 1 / (KB_RRF_K + rank) over the rankings a passage appears in."""
     constant = settings.KB_RRF_K
     fused: dict[int, float] = {}
-    hits: dict[int, PassageHit] = {}
+    hits: dict[int, Ranked] = {}
     for ranking in rankings:
         for rank, hit in enumerate(ranking, start=1):
             fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (constant + rank)
