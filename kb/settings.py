@@ -140,7 +140,8 @@ KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
 # 20-100 a small constant lets the top ranks count. On the Python FAQ evaluation (bench/retrieval_eval.py) hybrid beat
 # both retrievers on every metric with 5, for candidate lists of 10 to 100, and with 60 only for lists of 10.
 KB_RRF_K = env.int("KB_RRF_K", default=5)
-# Keyword search leaves out words found in more than this share of all passages (see kb/search/selectors.py).
+# Keyword candidates hold a word found in at most this share of all passages, or all the question's words when they
+# are that rare together (see keyword_query in kb/search/selectors.py).
 KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.01)
 # A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
