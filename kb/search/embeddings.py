@@ -17,6 +17,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+_torch_threads: int | None = None  # None: torch's own default
+
+
 def prepare_process_for_questions() -> None:
     """For a process that embeds one short question at a time between database round trips (the web server).
 
@@ -28,9 +31,6 @@ def prepare_process_for_questions() -> None:
     global _torch_threads
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _torch_threads = 1
-
-
-_torch_threads: int | None = None  # None: torch's own default
 
 
 def model_directory(path: str) -> Path:

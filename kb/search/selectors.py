@@ -125,10 +125,10 @@ def passages_search_with_filter_for_user(
     reranker = configured_reranker()
     if reranker is None:
         # Texts and titles are read for the passages shown only, not for every candidate of the pool.
-        return FilteredSearch(hits=hits_of(ranked[:k], readable_chunks=readable_chunks),
-                              permission_filter=permission_filter)
-    hits = reranker.rerank(query_text, hits_of(ranked, readable_chunks=readable_chunks))
-    return FilteredSearch(hits=hits[:k], permission_filter=permission_filter)
+        hits = hits_of(ranked[:k], readable_chunks=readable_chunks)
+    else:
+        hits = reranker.rerank(query_text, hits_of(ranked, readable_chunks=readable_chunks))[:k]
+    return FilteredSearch(hits=hits, permission_filter=permission_filter)
 
 
 def _readable_chunks(*, user: User, permission_filter: dict, filters: PassageFilters | None) -> QuerySet[Chunk]:
