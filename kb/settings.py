@@ -129,6 +129,9 @@ CELERY_BEAT_SCHEDULE = {"audit-retention": {"task": "kb.audit.tasks.audit_purge_
 KB_EMBEDDING_MODEL_PATH = env("KB_EMBEDDING_MODEL_PATH", default="")  # empty: all-MiniLM-L6-v2 from its wheel
 KB_EMBEDDING_DIMENSIONS = 384
 KB_EMBEDDING_BATCH_SIZE = env.int("KB_EMBEDDING_BATCH_SIZE", default=32)
+# "onnx": questions through ONNX Runtime (exported once per model under KB_VAR_DIR/query-encoders); "torch": through
+# sentence-transformers, as passages are.
+KB_QUERY_ENCODER = env("KB_QUERY_ENCODER", default="onnx")
 KB_CHUNK_TOKENS = env.int("KB_CHUNK_TOKENS", default=200)
 KB_CHUNK_OVERLAP_TOKENS = env.int("KB_CHUNK_OVERLAP_TOKENS", default=30)
 # A job whose worker has not reported for this long is shown as stalled and re-queued when a worker starts.

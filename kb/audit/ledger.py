@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db.models import Model
 
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
@@ -92,20 +93,54 @@ def chain_lock() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """The last link, held (chain_lock) until this transaction ends, and ids reserved in the same round trip."""
+
+    sequence: int
+    entry_hash: str
+    reserved_ids: tuple[int, ...]
+
+
+def chain_head_locked(*, reserve_id_of: type[Model] | None = None) -> ChainHead:
+    """chain_lock, then the chain's last link, in one round trip (the function of migration audit 0009).
+
+    `reserve_id_of` also draws the next primary key of that model, so that a row can be hashed before it is
+    inserted (query_record_create: the record, its passages and its link in one statement).
+    """
+    reserve = ""
+    if reserve_id_of is not None:
+        table, pk = reserve_id_of._meta.db_table, reserve_id_of._meta.pk.column
+        reserve = f", nextval(pg_get_serial_sequence('{table}', '{pk}'))"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT head.sequence, head.entry_hash{reserve} FROM kb_audit_chain_head(%s) AS head",
+                       [_CHAIN_LOCK])
+        sequence, last_hash, *reserved_ids = cursor.fetchone()
+    if sequence is None:
+        # An empty ledger: a new one, or a retention purge that removed every entry and continues from its hash.
+        sequence, last_hash = _purge_continuation() or (0, GENESIS_HASH)
+    return ChainHead(sequence=sequence, entry_hash=last_hash, reserved_ids=tuple(reserved_ids))
+
+
+def ledger_entry_after(head: ChainHead, *, kind: str, object_id: int, content_hash: str) -> LedgerEntry:
+    """The link that follows `head` (not saved)."""
+    sequence = head.sequence + 1
+    return LedgerEntry(
+        sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=head.entry_hash,
+        entry_hash=entry_hash(sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash,
+                              previous_hash=head.entry_hash))
+
+
 def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:
     """Link a new audit row into the chain; call inside the transaction that wrote the row.
 
     Without `content_hash` the row is read back and hashed as stored.
     """
-    chain_lock()
-    last = LedgerEntry.objects.order_by("-sequence").first()
-    sequence = last.sequence + 1 if last else 1
-    previous_hash = last.entry_hash if last else GENESIS_HASH
-    content_hash = content_hash or content_hash_of(kind, object_id)
-    return LedgerEntry.objects.create(
-        sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=previous_hash,
-        entry_hash=entry_hash(sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash,
-                              previous_hash=previous_hash))
+    head = chain_head_locked()
+    entry = ledger_entry_after(head, kind=kind, object_id=object_id,
+                               content_hash=content_hash or content_hash_of(kind, object_id))
+    entry.save(force_insert=True)
+    return entry
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Model
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import chain_lock, content_hash, ledger_append, query_content
+from kb.audit.ledger import chain_head_locked, chain_lock, content_hash, ledger_append, ledger_entry_after, query_content
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -73,7 +74,9 @@ def query_record_create(
         department_names = permission_filter["department_names"]  # read with the filter, in the same round trip
     else:
         department_names = list(departments_of_user(user=user).order_by("name").values_list("name", flat=True))
-    record = QueryRecord.objects.create(
+    head = chain_head_locked(reserve_id_of=QueryRecord)
+    record = QueryRecord(
+        id=head.reserved_ids[0],
         user=user,
         department_names=department_names,
         channel=channel,
@@ -95,22 +98,35 @@ def query_record_create(
         flags=flags or [],
         error=error,
     )
-    recorded_passages = QueryPassage.objects.bulk_create(
-        QueryPassage(
-            query=record,
-            rank=rank,
-            chunk_id=passage.chunk_id,
-            document_id=passage.document_id,
-            version_id=passage.version_id,
-            score=passage.score,
-            sent_to_model=passage.sent_to_model,
-            text=passage.text,
-        )
+    recorded_passages = [
+        QueryPassage(query=record, rank=rank, chunk_id=passage.chunk_id, document_id=passage.document_id,
+                     version_id=passage.version_id, score=passage.score, sent_to_model=passage.sent_to_model,
+                     text=passage.text)
         for rank, passage in enumerate(passages, start=1)
-    )
-    ledger_append(kind=LedgerEntry.Kind.QUERY, object_id=record.pk,
-                  content_hash=content_hash(query_content(record, recorded_passages)))
+    ]
+    record_insert = _insert_statement(QueryRecord, [record])  # stamps created_at, which the hash covers
+    entry = ledger_entry_after(head, kind=LedgerEntry.Kind.QUERY, object_id=record.pk,
+                               content_hash=content_hash(query_content(record, recorded_passages)))
+    # Every query pays for its record, so the record, its passages and its link go in one statement (each
+    # round trip costs about a millisecond on two cores: BENCHMARKS.md, recording a query).
+    inserts = [record_insert] + ([_insert_statement(QueryPassage, recorded_passages)] if recorded_passages else [])
+    link_sql, link_params = _insert_statement(LedgerEntry, [entry])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH " + ", ".join(f"insert_{number} AS ({sql})" for number, (sql, _) in enumerate(inserts)) + " "
+            + link_sql,
+            [param for _, params in inserts for param in params] + link_params)
     return record
+
+
+def _insert_statement(model: type[Model], rows: list[Model]) -> tuple[str, list]:
+    """The ORM's own INSERT of these unsaved rows (every column, primary key included where set), not run."""
+    fields = [field for field in model._meta.concrete_fields
+              if not (field.primary_key and getattr(rows[0], field.attname) is None)]
+    query = InsertQuery(model)
+    query.insert_values(fields, rows)
+    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
 
 
 @transaction.atomic
