@@ -691,7 +691,7 @@ def machine_facts(*, k: int) -> list[str]:
         f"database: {version.split(',')[0]}, pgvector {pgvector}; chunk table {table} (HNSW index {hnsw}, GIN {gin})",
         "server settings: " + ", ".join(f"{name}={value}" for name, value in facts.items()),
         f"selector settings: dense search sets hnsw.iterative_scan=relaxed_order, "
-        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(2k, 40); hybrid asks each retriever for {pool}",
+        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(k, 40); hybrid asks each retriever for {pool}, keyword search on a second connection beside the dense one",
     ]
 
 

@@ -18,6 +18,14 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _keyword_searchers_disconnected_before_the_test_database_is_dropped(django_db_setup):
+    yield
+    from kb.search.selectors import keyword_connections_close
+
+    keyword_connections_close()
+
+
 @pytest.fixture(scope="session")
 def python_docs() -> Path:
     if not (PYTHON_DOCS / "faq" / "design.html").exists():

@@ -1,5 +1,6 @@
 import math
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -8,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
@@ -112,15 +113,22 @@ def passages_search_with_filter_for_user(
     pool = max(k * 5, 20)
     embedding = None
     if mode in {"dense", "hybrid"}:
-        # The question is embedded in a thread (CPU, no database) while this thread's connection runs the keyword
-        # search: the two overlap on a multi-core machine.
+        # The question is embedded in a thread (CPU, no database) while this thread reads the permission filter.
         embedding = _EMBEDDER.submit(embed_query, query_text, model_path=active_model_path())
     permission_filter = permission_filter_of(user=user)
     readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter, filters=filters)
-    if mode in {"keyword", "hybrid"}:
+    keyword_beside = None
+    if mode == "hybrid" and not connection.in_atomic_block:
+        # Both retrievers at once, each on its own connection, under the same filter. Not inside a transaction:
+        # another connection would not see what it sees (its uncommitted rows, its snapshot).
+        keyword_beside = _KEYWORD_SEARCHER.submit(keyword_ranking_on_own_connection, readable_chunks,
+                                                  query_text=query_text, k=pool)
+    elif mode in {"keyword", "hybrid"}:
         keyword = _keyword_ranking(readable_chunks, query_text=query_text, k=pool)
     if embedding is not None:
         dense = _dense_ranking(readable_chunks, query_vector=embedding.result(), k=pool)
+    if keyword_beside is not None:
+        keyword = keyword_beside.result()
     ranked = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
     reranker = configured_reranker()
     if reranker is None:
@@ -145,12 +153,14 @@ def _dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray
             # little at our k. One round trip for both settings.
             cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
                            "set_config('hnsw.ef_search', %s, true)", [str(min(1000, max(100, 2 * k)))])
-        # relaxed_order may return neighbours out of order, so a LIMIT of k could cut off a nearer one: take more,
-        # then order them exactly (pgvector's documented pattern for iterative scans).
+        # relaxed_order may return neighbours slightly out of order: the rows are ordered exactly here
+        # (pgvector's documented pattern for iterative scans). A small k takes more rows, so that a nearer one just
+        # past the limit is not cut off; a candidate pool (k * 5 for fusion) is that margin already, and every
+        # extra row costs the filtered index scan a walk to find it (BENCHMARKS.md, search at scale).
         rows = list(
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
-            .values_list("id", "distance")[: max(2 * k, 40)]
+            .values_list("id", "distance")[: max(k, 40)]
         )
     rows.sort(key=lambda row: row[1])
     return [RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows[:k]]
@@ -186,6 +196,31 @@ def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Rank
 
 _WORD = re.compile(r"[^\W_]+")
 _EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+_KEYWORD_SEARCHERS = 4
+_KEYWORD_SEARCHER = ThreadPoolExecutor(max_workers=_KEYWORD_SEARCHERS, thread_name_prefix="keyword-search")
+_keyword_connections: list = []  # the searcher threads' own connections (their Django DatabaseWrapper)
+_keyword_connections_lock = threading.Lock()
+
+
+def keyword_ranking_on_own_connection(readable_chunks: QuerySet[Chunk], *, query_text: str,
+                                      k: int) -> list[RankedChunk]:
+    """_keyword_ranking in a searcher thread. Its connection stays open between searches (opening one costs
+    about as much as the search: 4 ms here); one that broke is replaced before it is used again."""
+    own = connections[readable_chunks.db]
+    with _keyword_connections_lock:
+        if own not in _keyword_connections:
+            own.inc_thread_sharing()  # so that keyword_connections_close may close it from another thread
+            _keyword_connections.append(own)
+    if own.connection is not None and own.errors_occurred and not own.is_usable():
+        own.close()
+    return _keyword_ranking(readable_chunks, query_text=query_text, k=k)
+
+
+def keyword_connections_close() -> None:
+    """Close the searcher threads' connections (they reopen when next used): before a database is dropped."""
+    with _keyword_connections_lock:
+        for wrapper in _keyword_connections:
+            wrapper.close()
 
 
 def keyword_query(query_text: str) -> tuple[SearchQuery, SearchQuery] | None:

@@ -240,3 +240,19 @@ def test_queries_recorded_at_once_from_many_threads_form_one_unbroken_chain():
     assert sequences == list(range(1, len(sequences) + 1))
     assert LedgerEntry.objects.filter(kind="query").count() == 30
     assert "intact" in _verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_refused_at_commit_leaves_nothing_behind_and_the_next_one_is_chained():
+    from django.db import IntegrityError
+
+    from kb.accounts.models import User
+
+    asker = make_user()
+    with pytest.raises(IntegrityError):
+        _query(User(pk=asker.pk + 1000, username="never-saved"))  # its foreign key fails at COMMIT
+
+    assert not QueryRecord.objects.exists() and not LedgerEntry.objects.filter(kind="query").exists()
+    record = _query(asker)
+    assert LedgerEntry.objects.get(kind="query").object_id == record.pk
+    assert "intact" in _verify()

@@ -155,3 +155,37 @@ def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(org
     hybrid = passages_search_for_user(user=organisation["member"], query_text=question, k=5)
     dense = passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="dense")
     assert hybrid and [hit.chunk_id for hit in hybrid] == [hit.chunk_id for hit in dense]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the_same_filter(organisation,
+                                                                                            monkeypatch):
+    import threading
+
+    from django.db import transaction
+
+    from kb.accounts.services import membership_delete
+    from kb.search import selectors
+
+    keyword_threads = []
+    keyword_ranking = selectors._keyword_ranking
+
+    def spied(readable_chunks, **arguments):
+        keyword_threads.append(threading.current_thread().name)
+        return keyword_ranking(readable_chunks, **arguments)
+
+    monkeypatch.setattr(selectors, "_keyword_ranking", spied)
+    question, member = "Why can’t lambda expressions contain statements?", organisation["member"]
+    with transaction.atomic():
+        in_one_connection = passages_search_for_user(user=member, query_text=question, k=5)
+    beside = passages_search_for_user(user=member, query_text=question, k=5)
+
+    assert keyword_threads[0] == threading.current_thread().name
+    assert keyword_threads[1].startswith("keyword-search")
+    assert [hit.chunk_id for hit in beside] == [hit.chunk_id for hit in in_one_connection]
+    assert question in [hit.heading for hit in beside]
+    assert passages_search_for_user(user=organisation["outsider"], query_text=question, k=5) == []
+
+    membership_delete(acting_user=None, membership=member.memberships.get())  # the very next search, both connections
+    assert passages_search_for_user(user=member, query_text=question, k=5) == []
+    assert keyword_threads[-1].startswith("keyword-search")
