@@ -107,8 +107,8 @@ def query_record_create(
     record_insert = _insert_statement(QueryRecord, [record])  # stamps created_at, which the hash covers
     entry = ledger_entry_after(head, kind=LedgerEntry.Kind.QUERY, object_id=record.pk,
                                content_hash=content_hash(query_content(record, recorded_passages)))
-    # Every query pays for its record, so the record, its passages and its link go in one statement (each
-    # round trip costs about a millisecond on two cores: BENCHMARKS.md, recording a query).
+    # Every query pays for its record, so the record, its passages and its link go in one statement: with BEGIN,
+    # the head and COMMIT, four round trips instead of seven (BENCHMARKS.md, recording a query).
     inserts = [record_insert] + ([_insert_statement(QueryPassage, recorded_passages)] if recorded_passages else [])
     link_sql, link_params = _insert_statement(LedgerEntry, [entry])
     with connection.cursor() as cursor:

@@ -46,7 +46,6 @@ class OnnxQueryEncoder:
     tokenizer: object  # tokenizers.Tokenizer, truncating as the model does
     input_names: tuple[str, ...]
     pooling: str  # "mean" or "cls"
-    normalize: bool
 
     def encode(self, text: str) -> np.ndarray:
         encoding = self.tokenizer.encode(text)
@@ -58,7 +57,8 @@ class OnnxQueryEncoder:
             vector = tokens[0]
         else:
             vector = (tokens * mask[0][:, None]).sum(axis=0) / mask.sum()
-        return (vector / np.linalg.norm(vector) if self.normalize else vector).astype(np.float32)
+        # Normalised whatever the model's last module: every vector this app stores is (embeddings.encode).
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def onnx_query_encoder(model_dir: Path, *, cache_dir: Path, threads: int | None) -> OnnxQueryEncoder:
@@ -93,7 +93,7 @@ def _load(target: Path, *, threads: int | None) -> OnnxQueryEncoder:
     tokenizer.no_padding()
     tokenizer.enable_truncation(manifest["max_seq_length"])
     return OnnxQueryEncoder(session=session, tokenizer=tokenizer, input_names=tuple(manifest["input_names"]),
-                            pooling=manifest["pooling"], normalize=manifest["normalize"])
+                            pooling=manifest["pooling"])
 
 
 def _export(model_dir: Path, target: Path) -> None:
@@ -128,7 +128,7 @@ def _export(model_dir: Path, target: Path) -> None:
                 opset_version=17, dynamo=False)
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
         (staging / _MANIFEST).write_text(json.dumps({
-            "model_dir": str(model_dir), "pooling": pooling, "normalize": True, "input_names": list(input_names),
+            "model_dir": str(model_dir), "pooling": pooling, "input_names": list(input_names),
             "max_seq_length": model.max_seq_length}))
         exported = _load(staging, threads=1)
         for question in _CHECK_QUESTIONS:
