@@ -109,7 +109,7 @@ def embed_query(text: str, *, model_path: str | None = None) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def question_encoder(path: str) -> Callable[[str], np.ndarray]:
-    """ONNX Runtime where the model allows it (kb.search.query_encoder: ~3.5x faster), else sentence-transformers."""
+    """ONNX Runtime where the model allows it (kb.search.query_encoder: 2.5x faster), else sentence-transformers."""
     if settings.KB_QUERY_ENCODER == "onnx":
         try:
             return onnx_query_encoder(model_directory(path), cache_dir=settings.VAR_DIR / "query-encoders",

@@ -1,8 +1,8 @@
 """Questions embedded through ONNX Runtime: the same model and weights, exported once from its own folder.
 
 Embedding the question is the largest single part of a search. One short question through sentence-transformers on
-PyTorch takes ~16 ms on one of this machine's cores, through ONNX Runtime ~4.6 ms, with the same vector (cosine
-0.9999999 over the Python FAQ questions; BENCHMARKS.md, permission-filtered search at scale). Passages are still
+PyTorch takes 17-21 ms at p50 on one of this machine's cores, through ONNX Runtime 7-8 ms, with the same vector
+(cosine 0.9999999 or more over the Python FAQ questions; bench/query_encoder.py, BENCHMARKS.md). Passages are still
 embedded by sentence-transformers: they come in batches, where PyTorch's overhead is spread thin.
 
 sentence-transformers' own ONNX backend needs optimum-onnx, which requires transformers < 4.58 (we use 5.x), so

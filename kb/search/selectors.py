@@ -196,8 +196,7 @@ def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Rank
 
 _WORD = re.compile(r"[^\W_]+")
 _EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
-_KEYWORD_SEARCHERS = 4
-_KEYWORD_SEARCHER = ThreadPoolExecutor(max_workers=_KEYWORD_SEARCHERS, thread_name_prefix="keyword-search")
+_KEYWORD_SEARCHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
 _keyword_connections: list = []  # the searcher threads' own connections (their Django DatabaseWrapper)
 _keyword_connections_lock = threading.Lock()
 
