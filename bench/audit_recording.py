@@ -3,13 +3,17 @@ commit), as the chat service calls it for every answer, timed per query on a cha
 The permission filter it records is the one the search read and applied (passages_search_with_filter_for_user), so
 it is read outside the timed part, once per query, as the search does.
 
-    .venv/bin/python bench/audit_recording.py [--queries 1000] [--chain 20000] [--passages 4]
+    .venv/bin/python bench/audit_recording.py [--queries 1000] [--chain 20000] [--passages 4] [--writers 1]
+
+`--writers N` records from N threads at once (each its own connection, --queries each), as N answers finishing
+together would: every record links after the one before it, so they contend for the chain's head.
 """
 
 import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--chain", type=int, default=20000, help="entries in the chain before measuring")
     parser.add_argument("--passages", type=int, default=4)
+    parser.add_argument("--writers", type=int, default=1, help="threads recording at once")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     user = User.objects.filter(username="bench").first() or user_create(
@@ -66,16 +71,29 @@ def main() -> None:
         print(f"filling the chain to {arguments.chain:,} entries ...", flush=True)
         for number in range(existing, arguments.chain):
             record_once(user, number, arguments.passages)
-    for number in range(50):  # warm-up: connections, caches
-        record_once(user, number, arguments.passages)
-    timings = [record_once(user, number, arguments.passages) for number in range(arguments.queries)]
+    timings: list[float] = []
+    start = threading.Barrier(arguments.writers)
+
+    def write() -> None:
+        for number in range(50):  # warm-up: connections, caches
+            record_once(user, number, arguments.passages)
+        start.wait()
+        timings.extend(record_once(user, number, arguments.passages) for number in range(arguments.queries))
+        connection.close()  # this thread's own
+
+    writers = [threading.Thread(target=write) for _ in range(arguments.writers)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
     timings.sort()
     p95 = timings[int(0.95 * len(timings)) - 1]
     print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; chain "
           f"{LedgerEntry.objects.count():,} entries; {arguments.passages} passages of {len(PASSAGE)} characters")
-    print("| recorded queries | p50 | p95 | max |")
-    print("|---:|---:|---:|---:|")
-    print(f"| {len(timings)} | {statistics.median(timings):.2f} ms | {p95:.2f} ms | {timings[-1]:.2f} ms |")
+    print("| writers | recorded queries | p50 | p95 | max |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {arguments.writers} | {len(timings)} | {statistics.median(timings):.2f} ms | {p95:.2f} ms | "
+          f"{timings[-1]:.2f} ms |")
     connection.close()
     server_stop(BENCH_VAR / "pg")
 

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from kb.audit.ledger import PASSAGE_FIELDS
 from kb.audit.models import QueryFeedback, QueryPassage, QueryRecord
 
 EXPORT_CHUNK_SIZE = 2000  # records per fetch from the server-side cursor (and per prefetch of their passages)
@@ -127,15 +128,12 @@ def query_log_csv(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CH
     return _stream(records, header=writer.writerow(CSV_COLUMNS).encode(), encode=encode, chunk_size=chunk_size)
 
 
-_PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
-
-
 def _passages_by_record(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = QueryPassage.objects.filter(query_id__in=ids).order_by("query_id", "rank").values_list(
-        "query_id", *_PASSAGE_FIELDS)
+        "query_id", *PASSAGE_FIELDS)
     for query_id, *values in rows:
-        grouped[query_id].append(dict(zip(_PASSAGE_FIELDS, values)))
+        grouped[query_id].append(dict(zip(PASSAGE_FIELDS, values)))
     return grouped
 
 

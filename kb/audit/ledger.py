@@ -1,20 +1,23 @@
 """The hash chain over audit rows: appending links, and walking them to find the first tampered or missing row.
 
-A row's content is hashed from what the database holds (read back inside the appending transaction), in a
-canonical JSON form, so verification later recomputes exactly the same bytes.
+A row's content is hashed as the database holds it, in a canonical JSON form, so verification later recomputes
+exactly the same bytes: admin events and feedback are read back inside their transaction, a query record is hashed
+from the values it is inserted from, as they read back (query_columns).
 """
 
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import Model
+from django.utils import timezone
 
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
@@ -40,23 +43,31 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
             "created_at": event.created_at.isoformat()}
 
 
-_QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "answer", "model", "backend", "route",
-                 "generation_params", "thinking", "prompt_tokens", "completion_tokens", "retrieval_ms",
-                 "first_token_ms", "total_ms", "error", "scope", "permission_filter", "citations", "flags")
-_PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
+QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "answer", "model", "backend", "route",
+                "generation_params", "thinking", "prompt_tokens", "completion_tokens", "retrieval_ms",
+                "first_token_ms", "total_ms", "error", "scope", "permission_filter", "citations", "flags")
+PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
 
 
-def query_content(record: QueryRecord, passages: list[QueryPassage] | None = None) -> dict[str, Any]:
-    """`passages` as just inserted saves reading them back; they hash the same as the stored rows."""
-    content = {field: _as_stored(getattr(record, field)) for field in _QUERY_FIELDS}
-    content["created_at"] = record.created_at.isoformat()
-    if passages is None:
-        rows = [list(values) for values in record.passages.order_by("rank").values_list(*_PASSAGE_FIELDS)]
-    else:
-        rows = [[getattr(passage, field) for field in _PASSAGE_FIELDS]
-                for passage in sorted(passages, key=lambda passage: passage.rank)]
-    content["passages"] = rows
+def query_columns(**columns: Any) -> dict[str, Any]:
+    """A query record's columns as the database will hold them (JSON values as they read back)."""
+    return {name: _as_stored(value) for name, value in columns.items()}
+
+
+def query_content_of(columns: dict[str, Any], passage_rows: list[list[Any]]) -> dict[str, Any]:
+    """What a record's hash covers: its columns (query_columns) and its passages' PASSAGE_FIELDS in rank order."""
+    content = {field: columns[field] for field in QUERY_FIELDS}
+    content["created_at"] = columns["created_at"].isoformat()
+    content["passages"] = passage_rows
     return content
+
+
+def query_content(record: QueryRecord) -> dict[str, Any]:
+    """The content of a stored record; its passages as prefetched, if they were."""
+    passages = sorted(record.passages.all(), key=lambda passage: passage.rank)
+    columns = {field: _as_stored(getattr(record, field)) for field in QUERY_FIELDS}
+    return query_content_of(columns | {"created_at": record.created_at},
+                            [[getattr(passage, field) for field in PASSAGE_FIELDS] for passage in passages])
 
 
 def _as_stored(value: Any) -> Any:
@@ -88,33 +99,36 @@ def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, p
 
 
 def chain_lock() -> None:
-    """Hold the chain for the rest of this transaction: appends and purges never interleave, links never fork."""
+    """Hold the chain against other retention purges for the rest of this transaction.
+
+    Appends take no lock: a link claims its sequence number, the primary key, and a writer that lost the race to
+    another (or read a head that is no longer the last) inserts nothing and links again after the newer head.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
 
 
 @dataclass(frozen=True)
 class ChainHead:
-    """The last link, held (chain_lock) until this transaction ends, and ids reserved in the same round trip."""
+    """The last link as committed when it was read, and ids reserved in the same round trip."""
 
     sequence: int
     entry_hash: str
     reserved_ids: tuple[int, ...]
 
 
-def chain_head_locked(*, reserve_id_of: type[Model] | None = None) -> ChainHead:
-    """chain_lock, then the chain's last link, in one round trip (the function of migration audit 0009).
-
-    `reserve_id_of` also draws the next primary key of that model, so that a row can be hashed before it is
-    inserted (query_record_create: the record, its passages and its link in one statement).
+def chain_head(*, reserve_id_of: type[Model] | None = None) -> ChainHead:
+    """The chain's last link; `reserve_id_of` also draws the next primary key of that model, so that a row can be
+    hashed before it is inserted (query_record_create: the record, its passages and its link in one statement).
     """
     reserve = ""
     if reserve_id_of is not None:
         table, pk = reserve_id_of._meta.db_table, reserve_id_of._meta.pk.column
         reserve = f", nextval(pg_get_serial_sequence('{table}', '{pk}'))"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT head.sequence, head.entry_hash{reserve} FROM kb_audit_chain_head(%s) AS head",
-                       [_CHAIN_LOCK])
+        cursor.execute(f"SELECT head.sequence, head.entry_hash{reserve} FROM (VALUES (1)) AS one LEFT JOIN LATERAL "
+                       f"(SELECT sequence, entry_hash FROM {LedgerEntry._meta.db_table} ORDER BY sequence DESC LIMIT 1)"
+                       f" AS head ON true")
         sequence, last_hash, *reserved_ids = cursor.fetchone()
     if sequence is None:
         # An empty ledger: a new one, or a retention purge that removed every entry and continues from its hash.
@@ -128,7 +142,43 @@ def ledger_entry_after(head: ChainHead, *, kind: str, object_id: int, content_ha
     return LedgerEntry(
         sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=head.entry_hash,
         entry_hash=entry_hash(sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash,
-                              previous_hash=head.entry_hash))
+                              previous_hash=head.entry_hash), created_at=timezone.now())
+
+
+_LINK_COLUMNS = ", ".join(field.column for field in LedgerEntry._meta.concrete_fields)
+# The link as a common table expression named `link`: one row when it took its sequence number, none when another
+# writer holds that number (committed, or committing: ON CONFLICT waits for it to end). Its only parameter is the
+# entry as JSON (_link_json).
+LINK_CTE = (f"link AS (INSERT INTO {LedgerEntry._meta.db_table} ({_LINK_COLUMNS}) SELECT {_LINK_COLUMNS} FROM "
+            f"jsonb_populate_record(NULL::{LedgerEntry._meta.db_table}, %s::jsonb) ON CONFLICT (sequence) DO NOTHING "
+            f"RETURNING sequence)")
+_LINK_ALONE = f"WITH {LINK_CTE} SELECT count(*) FROM link"
+_LINK_ATTEMPTS = 1000
+
+
+def _link_json(entry: LedgerEntry) -> str:
+    return json.dumps({field.column: getattr(entry, field.attname) for field in LedgerEntry._meta.concrete_fields},
+                      default=datetime.isoformat)  # to the microsecond (DjangoJSONEncoder stops at milliseconds)
+
+
+def chain_append(*, kind: str, object_id: int, content_hash: str, head: ChainHead | None = None,
+                 statement: str = _LINK_ALONE, params: Sequence[Any] = ()) -> LedgerEntry:
+    """Link a row into the chain after `head` (read now when not given), linking again after the newer head as
+    long as another writer took the place; never two links after one entry.
+
+    `statement` runs LINK_CTE (its first parameter) with whatever else it writes, and counts the `link` rows:
+    writes that depend on the link (`WHERE EXISTS (SELECT FROM link)`) happen with it or not at all.
+    """
+    head = head or chain_head()
+    for _ in range(_LINK_ATTEMPTS):
+        entry = ledger_entry_after(head, kind=kind, object_id=object_id, content_hash=content_hash)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [_link_json(entry), *params])
+            [(linked,)] = cursor.fetchall()
+        if linked:
+            return entry
+        head = chain_head()
+    raise RuntimeError(f"the audit chain stayed contended for {_LINK_ATTEMPTS} attempts; {kind} {object_id} unlinked")
 
 
 def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:
@@ -136,11 +186,7 @@ def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None)
 
     Without `content_hash` the row is read back and hashed as stored.
     """
-    head = chain_head_locked()
-    entry = ledger_entry_after(head, kind=kind, object_id=object_id,
-                               content_hash=content_hash or content_hash_of(kind, object_id))
-    entry.save(force_insert=True)
-    return entry
+    return chain_append(kind=kind, object_id=object_id, content_hash=content_hash or content_hash_of(kind, object_id))
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,17 @@
+import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Model
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import chain_head_locked, chain_lock, content_hash, ledger_append, ledger_entry_after, query_content
+from kb.audit.ledger import (LINK_CTE, PASSAGE_FIELDS, chain_append, chain_head, chain_lock, content_hash, ledger_append,
+                             query_columns, query_content_of)
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -46,7 +47,6 @@ class RecordedPassage:
     text: str
 
 
-@transaction.atomic
 def query_record_create(
     *,
     user: User,
@@ -70,63 +70,52 @@ def query_record_create(
     error: str = "",
     channel: str = "web",
 ) -> QueryRecord:
+    """Every query pays for its record, so it is two statements and no transaction of its own (BENCHMARKS.md,
+    recording a query): the chain's head with the record's id reserved, then one INSERT of the record, its passages
+    and its chain link, atomic as any single statement is; inside a caller's transaction it is part of that one.
+    """
     if permission_filter is not None and "department_names" in permission_filter:
         department_names = permission_filter["department_names"]  # read with the filter, in the same round trip
     else:
         department_names = list(departments_of_user(user=user).order_by("name").values_list("name", flat=True))
-    head = chain_head_locked(reserve_id_of=QueryRecord)
-    record = QueryRecord(
-        id=head.reserved_ids[0],
-        user=user,
-        department_names=department_names,
-        channel=channel,
-        question=question,
-        answer=answer,
-        model=model,
-        backend=backend,
-        route=route or {},
-        thinking=thinking,
-        generation_params=generation_params,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        retrieval_ms=retrieval_ms,
-        first_token_ms=first_token_ms,
-        total_ms=total_ms,
-        scope=scope or {},
-        permission_filter=permission_filter or {},
-        citations=citations or [],
-        flags=flags or [],
-        error=error,
-    )
-    recorded_passages = [
-        QueryPassage(query=record, rank=rank, chunk_id=passage.chunk_id, document_id=passage.document_id,
-                     version_id=passage.version_id, score=passage.score, sent_to_model=passage.sent_to_model,
-                     text=passage.text)
-        for rank, passage in enumerate(passages, start=1)
-    ]
-    record_insert = _insert_statement(QueryRecord, [record])  # stamps created_at, which the hash covers
-    entry = ledger_entry_after(head, kind=LedgerEntry.Kind.QUERY, object_id=record.pk,
-                               content_hash=content_hash(query_content(record, recorded_passages)))
-    # Every query pays for its record, so the record, its passages and its link go in one statement: with BEGIN,
-    # the head and COMMIT, four round trips instead of seven (BENCHMARKS.md, recording a query).
-    inserts = [record_insert] + ([_insert_statement(QueryPassage, recorded_passages)] if recorded_passages else [])
-    link_sql, link_params = _insert_statement(LedgerEntry, [entry])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH " + ", ".join(f"insert_{number} AS ({sql})" for number, (sql, _) in enumerate(inserts)) + " "
-            + link_sql,
-            [param for _, params in inserts for param in params] + link_params)
+    head = chain_head(reserve_id_of=QueryRecord)
+    columns = query_columns(
+        id=head.reserved_ids[0], user_id=user.pk, department_names=department_names, channel=channel,
+        question=question, answer=answer, model=model, backend=backend, route=route or {},
+        generation_params=generation_params, thinking=thinking, prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens, retrieval_ms=retrieval_ms, first_token_ms=first_token_ms,
+        total_ms=total_ms, error=error, scope=scope or {}, permission_filter=permission_filter or {},
+        citations=citations or [], flags=flags or [], created_at=timezone.now())
+    passage_rows = [[rank, passage.chunk_id, passage.document_id, passage.version_id, passage.score,
+                     passage.sent_to_model, passage.text] for rank, passage in enumerate(passages, start=1)]
+    rows = {"record": columns,
+            "passages": [dict(zip(PASSAGE_FIELDS, row), query_id=columns["id"]) for row in passage_rows]}
+    chain_append(kind=LedgerEntry.Kind.QUERY, object_id=columns["id"], head=head, statement=_RECORD_WITH_LINK,
+                 content_hash=content_hash(query_content_of(columns, passage_rows)),
+                 params=[json.dumps(rows, default=datetime.isoformat)])
+    record = QueryRecord(**columns)
+    record._state.adding, record._state.db = False, connection.alias
     return record
 
 
-def _insert_statement(model: type[Model], rows: list[Model]) -> tuple[str, list]:
-    """The ORM's own INSERT of these unsaved rows (every column, primary key included where set), not run."""
-    fields = [field for field in model._meta.concrete_fields
-              if not (field.primary_key and getattr(rows[0], field.attname) is None)]
-    query = InsertQuery(model)
-    query.insert_values(fields, rows)
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
-    return sql, list(params)
+def _columns(model: type[Model]) -> str:
+    """Every column but a serial primary key; the record's id is reserved before it is inserted."""
+    return ", ".join(field.column for field in model._meta.concrete_fields
+                     if not field.primary_key or model is QueryRecord)
+
+
+# The record and its passages are written only with their link (LINK_CTE: no link, no rows; chain_append then
+# links again after the newer head). Rows arrive as one JSON document, which jsonb_populate_record maps onto the
+# tables' own columns: one parameter for PostgreSQL to parse instead of ~60 for this process to adapt.
+_RECORD_WITH_LINK = (
+    f"WITH {LINK_CTE}, rows AS (SELECT %s::jsonb AS document), "
+    f"record AS (INSERT INTO {QueryRecord._meta.db_table} ({_columns(QueryRecord)}) "
+    f"SELECT {_columns(QueryRecord)} FROM rows, jsonb_populate_record(NULL::{QueryRecord._meta.db_table}, "
+    f"rows.document -> 'record') WHERE EXISTS (SELECT FROM link) RETURNING id), "
+    f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_columns(QueryPassage)}) "
+    f"SELECT {_columns(QueryPassage)} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
+    f"rows.document -> 'passages') WHERE EXISTS (SELECT FROM record)) "
+    f"SELECT count(*) FROM link")
 
 
 @transaction.atomic

@@ -211,12 +211,64 @@ def test_a_query_is_recorded_in_two_statements_with_its_passages_and_link(trail)
     assert "intact" in _verify()
 
 
+def test_a_record_whose_place_was_taken_is_linked_after_the_newer_head_and_written_once(trail):
+    from kb.audit import services
+
+    user, _ = trail
+    really_read_head = services.chain_head
+    quicker = make_user(username="quicker")
+
+    def head_then_overtaken(**arguments):
+        head = really_read_head(**arguments)
+        with mock.patch.object(services, "chain_head", really_read_head):
+            # another writer links between this head's read and the record's insert
+            overtaking.append(_query(quicker, "overtaking"))
+        return head
+
+    overtaking = []
+    with mock.patch.object(services, "chain_head", head_then_overtaken):
+        late = _query(user, "late")
+
+    overtaken_by = LedgerEntry.objects.get(kind="query", object_id=overtaking[0].pk)
+    link = LedgerEntry.objects.get(kind="query", object_id=late.pk)
+    assert (link.sequence, link.previous_hash) == (overtaken_by.sequence + 1, overtaken_by.entry_hash)
+    assert QueryRecord.objects.filter(question="late").count() == 1 and late.passages.count() == 1
+    assert "intact" in _verify()
+
+
+def test_a_row_hashed_for_a_head_that_is_no_longer_last_is_linked_after_the_last(trail):
+    from kb.audit.ledger import chain_append, chain_head, content_hash_of
+
+    user, _ = trail
+    stale = chain_head()
+    _query(user, "linked in between")
+    event = AuditEvent.objects.create(kind=AuditEvent.Kind.GRANT_CREATED, subject_type="documents.CollectionGrant",
+                                      subject_id="1")
+
+    entry = chain_append(kind=LedgerEntry.Kind.EVENT, object_id=event.pk, head=stale,
+                         content_hash=content_hash_of(LedgerEntry.Kind.EVENT, event.pk))
+
+    assert entry.sequence == stale.sequence + 2
+    assert list(LedgerEntry.objects.values_list("sequence", flat=True)) == list(range(1, entry.sequence + 1))
+    assert "intact" in _verify()
+
+
+def test_a_records_hash_covers_every_column_it_stores():
+    """The record is inserted from the same columns its hash covers; a new column must join both deliberately."""
+    from kb.audit.ledger import PASSAGE_FIELDS, QUERY_FIELDS
+    from kb.audit.models import QueryPassage
+
+    assert {field.attname for field in QueryRecord._meta.concrete_fields} == {*QUERY_FIELDS, "created_at"}
+    assert {field.attname for field in QueryPassage._meta.concrete_fields} == {*PASSAGE_FIELDS, "id", "query_id"}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_queries_recorded_at_once_from_many_threads_form_one_unbroken_chain():
+def test_queries_and_admin_changes_recorded_at_once_from_many_threads_form_one_unbroken_chain():
+    """Appends take no lock: each link claims its sequence number, and a writer that lost it links again."""
     import threading
 
     users = [make_user(username=f"asker{number}") for number in range(6)]
-    start = threading.Barrier(len(users))
+    start = threading.Barrier(len(users) + 2)
     failures = []
 
     def ask(user):
@@ -229,7 +281,18 @@ def test_queries_recorded_at_once_from_many_threads_form_one_unbroken_chain():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=ask, args=(user,)) for user in users]
+    def administer(prefix):
+        try:
+            start.wait()
+            for number in range(5):  # each in its own transaction, with its audit event and link
+                make_user(department=make_department(f"{prefix} {number}"), username=f"{prefix}{number}")
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = ([threading.Thread(target=ask, args=(user,)) for user in users]
+               + [threading.Thread(target=administer, args=(prefix,)) for prefix in ("north", "south")])
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -239,6 +302,7 @@ def test_queries_recorded_at_once_from_many_threads_form_one_unbroken_chain():
     sequences = list(LedgerEntry.objects.values_list("sequence", flat=True))
     assert sequences == list(range(1, len(sequences) + 1))
     assert LedgerEntry.objects.filter(kind="query").count() == 30
+    assert LedgerEntry.objects.filter(kind="event").count() == 6 + 2 * 5 * 3  # users; departments, users, members
     assert "intact" in _verify()
 
 
