@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -99,10 +99,10 @@ def entry_hash(*, sequence: int, kind: str, object_id: int, content_hash: str, p
 
 
 def chain_lock() -> None:
-    """Hold the chain against other retention purges for the rest of this transaction.
+    """Hold the chain for the rest of this transaction: retention purges, and appends that lost their place.
 
-    Appends take no lock: a link claims its sequence number, the primary key, and a writer that lost the race to
-    another (or read a head that is no longer the last) inserts nothing and links again after the newer head.
+    An append takes no lock at first: a link claims its sequence number, the primary key, and a writer that lost
+    the race to another (or read a head that is no longer the last) inserts nothing and links again (chain_append).
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
@@ -163,22 +163,32 @@ def _link_json(entry: LedgerEntry) -> str:
 
 def chain_append(*, kind: str, object_id: int, content_hash: str, head: ChainHead | None = None,
                  statement: str = _LINK_ALONE, params: Sequence[Any] = ()) -> LedgerEntry:
-    """Link a row into the chain after `head` (read now when not given), linking again after the newer head as
-    long as another writer took the place; never two links after one entry.
+    """Link a row into the chain after `head` (read now when not given); never two links after one entry.
 
     `statement` runs LINK_CTE (its first parameter) with whatever else it writes, and counts the `link` rows:
-    writes that depend on the link (`WHERE EXISTS (SELECT FROM link)`) happen with it or not at all.
+    writes that depend on the link (`WHERE EXISTS (SELECT FROM link)`) happen with it or not at all. A writer that
+    lost its place links again after the newer head, queued behind the chain's lock, so that the losers of one race
+    do not all race again for the next place (BENCHMARKS.md, recording a query, several writers).
     """
-    head = head or chain_head()
-    for _ in range(_LINK_ATTEMPTS):
-        entry = ledger_entry_after(head, kind=kind, object_id=object_id, content_hash=content_hash)
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [_link_json(entry), *params])
-            [(linked,)] = cursor.fetchall()
-        if linked:
-            return entry
-        head = chain_head()
+    entry = _link_after(head or chain_head(), kind, object_id, content_hash, statement, params)
+    if entry is not None:
+        return entry
+    with transaction.atomic():
+        chain_lock()
+        for _ in range(_LINK_ATTEMPTS):  # writers that have not lost yet take no lock, and may still come first
+            entry = _link_after(chain_head(), kind, object_id, content_hash, statement, params)
+            if entry is not None:
+                return entry
     raise RuntimeError(f"the audit chain stayed contended for {_LINK_ATTEMPTS} attempts; {kind} {object_id} unlinked")
+
+
+def _link_after(head: ChainHead, kind: str, object_id: int, content_hash: str, statement: str,
+                params: Sequence[Any]) -> LedgerEntry | None:
+    entry = ledger_entry_after(head, kind=kind, object_id=object_id, content_hash=content_hash)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [_link_json(entry), *params])
+        [(linked,)] = cursor.fetchall()
+    return entry if linked else None
 
 
 def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None) -> LedgerEntry:

@@ -264,7 +264,7 @@ def test_a_records_hash_covers_every_column_it_stores():
 
 @pytest.mark.django_db(transaction=True)
 def test_queries_and_admin_changes_recorded_at_once_from_many_threads_form_one_unbroken_chain():
-    """Appends take no lock: each link claims its sequence number, and a writer that lost it links again."""
+    """Each link claims its sequence number; a writer that lost it links again, queued behind the chain's lock."""
     import threading
 
     users = [make_user(username=f"asker{number}") for number in range(6)]
