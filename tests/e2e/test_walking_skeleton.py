@@ -1,46 +1,19 @@
 """The whole path in a real browser: upload → Celery ingestion → ask → streamed, cited answer → permissions."""
 
-import os
 import re
 
 import pytest
-from django.db import connections
 
 from kb.audit.models import QueryRecord
 from kb.documents.models import Document, DocumentVersion
-from tests.factories import PASSWORD, make_collection, make_department, make_user
+from tests.e2e.pages import log_in
+from tests.factories import make_collection, make_department, make_user
 
-# Playwright's synchronous API keeps an event loop in this thread; the ORM calls between its steps are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "Why does Python use indentation for grouping of statements?"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        # While Playwright's loop runs, the ORM keeps this test's connection in a context-local slot that
-        # pytest-django does not close; left open, it blocks dropping the test database.
-        connections.close_all()
-
-
-def _log_in(browser, base_url: str, username: str):
-    page = browser.new_context(base_url=base_url).new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/$"))
-    return page
-
 
 # Records every server-sent event the page handles, in order: a short answer streams for a fraction of a second,
 # too briefly for polling the DOM to be sure of seeing it.
@@ -66,7 +39,7 @@ def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_st
     corrupt = tmp_path / "corrupt.txt"
     corrupt.write_bytes(b"\x00\x01\x02binary junk\xff")
 
-    admin_page = _log_in(browser, live_stack["url"], "eng-admin")
+    admin_page = log_in(browser, live_stack["url"], "eng-admin")
     admin_page.goto("/documents/")
     admin_page.select_option("select[name=collection]", str(collection.pk))
     admin_page.set_input_files("input[name=files]", [str(python_docs / "faq" / "design.html"), str(corrupt)])
@@ -79,7 +52,7 @@ def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_st
     design = Document.objects.select_related("current_version").get(original_name="design.html")
     assert design.current_version.status == DocumentVersion.Status.READY and design.current_version.chunk_count > 10
 
-    alice_page = _log_in(browser, live_stack["url"], "alice")
+    alice_page = log_in(browser, live_stack["url"], "alice")
     _ask(alice_page, QUESTION)
     sync_api.expect(alice_page.locator(".exchange.done")).to_be_visible(timeout=120_000)
     events = alice_page.evaluate("window.sseEvents")
@@ -97,7 +70,7 @@ def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_st
     sync_api.expect(alice_page.locator("#passage-panel .passage-text")).to_contain_text("indentation")
     sync_api.expect(alice_page.locator("#passage-panel")).to_contain_text("Design and History FAQ")
 
-    bob_page = _log_in(browser, live_stack["url"], "bob")
+    bob_page = log_in(browser, live_stack["url"], "bob")
     _ask(bob_page, QUESTION)
     sync_api.expect(bob_page.locator(".exchange.done")).to_be_visible(timeout=120_000)
     sync_api.expect(bob_page.locator(".exchange.done")).to_contain_text("No passage you can read matches")

@@ -1,0 +1,29 @@
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.decorators import sync_and_async_middleware
+
+
+@sync_and_async_middleware
+def refuse_nul_characters(get_response):
+    """PostgreSQL text cannot hold a NUL character: a form field or query parameter with one would otherwise fail
+    inside a view's first query (a server error), so it is refused up front, naming the field."""
+
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        fields = list(request.GET.lists())
+        if request.method == "POST":  # parsed for the CSRF check in any case
+            fields += request.POST.lists()
+        for name, values in fields:
+            if any("\x00" in value for value in values):
+                return HttpResponseBadRequest(f"The field “{name}” contains a NUL character, which cannot be "
+                                              f"stored. Remove it and try again.", content_type="text/plain")
+        return None
+
+    if iscoroutinefunction(get_response):
+        async def middleware(request: HttpRequest) -> HttpResponse:
+            # Parsing a form (an upload, say) is blocking work: off the event loop, as Django's own middleware does.
+            checked = await sync_to_async(refusal)(request) if request.method == "POST" else refusal(request)
+            return checked or await get_response(request)
+    else:
+        def middleware(request: HttpRequest) -> HttpResponse:
+            return refusal(request) or get_response(request)
+    return middleware

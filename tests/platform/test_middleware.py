@@ -1,0 +1,69 @@
+"""A NUL character in a form field or query parameter is refused with the field's name, before any view's query."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
+
+from kb.accounts.models import Department
+from tests.factories import PASSWORD, make_department, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser_client(client):
+    admin = make_user(username="root")
+    admin.is_superuser = True
+    admin.save()
+    client.login(username="root", password=PASSWORD)
+    return client
+
+
+def test_a_form_field_with_a_nul_character_is_refused_by_name_and_changes_nothing(superuser_client):
+    response = superuser_client.post("/organisation/departments/", {"name": "Legal\x00"})
+
+    assert response.status_code == 400
+    assert "“name” contains a NUL character" in response.content.decode()
+    assert not Department.objects.filter(name__startswith="Legal").exists()
+
+
+def test_a_query_parameter_with_a_nul_character_is_refused_by_name(client):
+    make_user(department=make_department("Legal"), username="alice")
+    client.login(username="alice", password=PASSWORD)
+
+    response = client.get("/search/", {"q": "notice\x00 period"})
+
+    assert response.status_code == 400 and "“q” contains a NUL character" in response.content.decode()
+
+
+def test_the_streamed_answer_refuses_a_nul_character_under_asgi_as_well():
+    alice = make_user(department=make_department("Legal"), username="alice")
+
+    async def ask():
+        client = AsyncClient()
+        await client.aforce_login(alice)
+        return await client.get("/stream/", {"q": "notice\x00 period"})
+
+    response = async_to_sync(ask)()
+
+    assert response.status_code == 400 and "“q” contains a NUL character" in response.content.decode()
+
+
+def test_a_form_posted_under_asgi_is_parsed_off_the_event_loop_and_refused_the_same():
+    root = make_user(username="root")
+    root.is_superuser = True
+    root.save()
+
+    async def create():
+        client = AsyncClient()
+        await client.aforce_login(root)
+        return await client.post("/organisation/departments/", {"name": "Legal\x00"})
+
+    assert async_to_sync(create)().status_code == 400
+    assert not Department.objects.filter(name__startswith="Legal").exists()
+
+
+def test_the_same_form_without_a_nul_character_goes_through(superuser_client):
+    superuser_client.post("/organisation/departments/", {"name": "Legal"})
+
+    assert Department.objects.filter(name="Legal").exists()
