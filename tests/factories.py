@@ -23,6 +23,13 @@ def make_user(*, department: Department | None = None, admin: bool = False, user
     return user
 
 
+def make_superuser(username: str = "root") -> User:
+    user = make_user(username=username)
+    user.is_superuser = True
+    user.save()
+    return user
+
+
 def make_collection(
     *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT
 ) -> Collection:

@@ -14,7 +14,7 @@ from kb.audit.models import AuditEvent
 from kb.documents.models import Collection
 from kb.documents.services import grant_create
 from kb.search.selectors import passages_search_for_user
-from tests.factories import ingested_document, make_collection, make_department, make_user
+from tests.factories import ingested_document, make_collection, make_department, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -132,9 +132,7 @@ def test_only_superusers_change_departments_and_user_roles(finance_tree):
 
 def test_role_changes_are_validated_and_audited_with_before_and_after(finance_tree):
     finance, _, _ = finance_tree
-    root = make_user(username="root")
-    root.is_superuser = True
-    root.save()
+    root = make_superuser()
     member = make_user(department=finance)
     membership = member.memberships.get()
 

@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from kb.accounts.models import Department, Membership, User
 from kb.audit.models import AuditEvent
-from tests.factories import PASSWORD, make_department, make_user
+from tests.factories import PASSWORD, make_department, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -12,9 +12,7 @@ HTMX = {"HX-Request": "true"}
 
 @pytest.fixture
 def superuser(client):
-    root = make_user(username="root")
-    root.is_superuser = True
-    root.save()
+    root = make_superuser()
     client.login(username="root", password=PASSWORD)
     return root
 

@@ -1,15 +1,13 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, make_department, make_user
+from tests.factories import PASSWORD, make_department, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_superuser_sees_the_loaded_model_its_state_and_the_presets(client):
-    root = make_user(username="root")
-    root.is_superuser = True
-    root.save()
+    make_superuser()
     client.login(username="root", password=PASSWORD)
 
     page = client.get(reverse("chat:models")).content.decode()

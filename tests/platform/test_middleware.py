@@ -5,16 +5,14 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
 from kb.accounts.models import Department
-from tests.factories import PASSWORD, make_department, make_user
+from tests.factories import PASSWORD, make_department, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def superuser_client(client):
-    admin = make_user(username="root")
-    admin.is_superuser = True
-    admin.save()
+    make_superuser()
     client.login(username="root", password=PASSWORD)
     return client
 
@@ -50,9 +48,7 @@ def test_the_streamed_answer_refuses_a_nul_character_under_asgi_as_well():
 
 
 def test_a_form_posted_under_asgi_is_parsed_off_the_event_loop_and_refused_the_same():
-    root = make_user(username="root")
-    root.is_superuser = True
-    root.save()
+    root = make_superuser()
 
     async def create():
         client = AsyncClient()
