@@ -145,7 +145,12 @@ def ledger_entry_after(head: ChainHead, *, kind: str, object_id: int, content_ha
                               previous_hash=head.entry_hash), created_at=timezone.now())
 
 
-_LINK_COLUMNS = ", ".join(field.column for field in LedgerEntry._meta.concrete_fields)
+def insert_columns(model: type[Model], *, serial_key: bool = False) -> str:
+    """The model's columns for an INSERT from JSON; a serial primary key is left to its sequence."""
+    return ", ".join(field.column for field in model._meta.concrete_fields if not (serial_key and field.primary_key))
+
+
+_LINK_COLUMNS = insert_columns(LedgerEntry)
 # The link as a common table expression named `link`: one row when it took its sequence number, none when another
 # writer holds that number (committed, or committing: ON CONFLICT waits for it to end). Its only parameter is the
 # entry as JSON (_link_json).

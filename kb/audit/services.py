@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import (LINK_CTE, PASSAGE_FIELDS, chain_append, chain_head, chain_lock, content_hash, ledger_append,
-                             query_columns, query_content_of)
+from kb.audit.ledger import (LINK_CTE, PASSAGE_FIELDS, chain_append, chain_head, chain_lock, content_hash,
+                             insert_columns, ledger_append, query_columns, query_content_of)
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -98,22 +98,19 @@ def query_record_create(
     return record
 
 
-def _columns(model: type[Model]) -> str:
-    """Every column but a serial primary key; the record's id is reserved before it is inserted."""
-    return ", ".join(field.column for field in model._meta.concrete_fields
-                     if not field.primary_key or model is QueryRecord)
-
+_RECORD_COLUMNS = insert_columns(QueryRecord)  # its id is reserved (chain_head) so that the hash can cover it
+_PASSAGE_COLUMNS = insert_columns(QueryPassage, serial_key=True)
 
 # The record and its passages are written only with their link (LINK_CTE: no link, no rows; chain_append then
 # links again after the newer head). Rows arrive as one JSON document, which jsonb_populate_record maps onto the
 # tables' own columns: one parameter for PostgreSQL to parse instead of ~60 for this process to adapt.
 _RECORD_WITH_LINK = (
     f"WITH {LINK_CTE}, rows AS (SELECT %s::jsonb AS document), "
-    f"record AS (INSERT INTO {QueryRecord._meta.db_table} ({_columns(QueryRecord)}) "
-    f"SELECT {_columns(QueryRecord)} FROM rows, jsonb_populate_record(NULL::{QueryRecord._meta.db_table}, "
+    f"record AS (INSERT INTO {QueryRecord._meta.db_table} ({_RECORD_COLUMNS}) "
+    f"SELECT {_RECORD_COLUMNS} FROM rows, jsonb_populate_record(NULL::{QueryRecord._meta.db_table}, "
     f"rows.document -> 'record') WHERE EXISTS (SELECT FROM link) RETURNING id), "
-    f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_columns(QueryPassage)}) "
-    f"SELECT {_columns(QueryPassage)} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
+    f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_PASSAGE_COLUMNS}) "
+    f"SELECT {_PASSAGE_COLUMNS} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
     f"rows.document -> 'passages') WHERE EXISTS (SELECT FROM record)) "
     f"SELECT count(*) FROM link")
 
