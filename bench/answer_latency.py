@@ -46,7 +46,7 @@ def faq_passages() -> tuple[list[PassageHit], np.ndarray]:
         for draft in chunk_document(document=parsed, tokenizer=embedding_tokenizer(),
                                     max_tokens=settings.KB_CHUNK_TOKENS,
                                     overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS):
-            hits.append(PassageHit(chunk_id=len(hits), document_id=0, document_title=parsed.title,
+            hits.append(PassageHit(chunk_id=len(hits), document_id=0, version_id=0, document_title=parsed.title,
                                    collection_name="FAQ", heading=draft.heading, text=draft.text, score=0.0))
     vectors = encode(settings.KB_EMBEDDING_MODEL_PATH, [f"{hit.heading}\n{hit.text}" for hit in hits])
     return hits, vectors

@@ -15,15 +15,16 @@ from pathlib import Path
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
                   "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
-# Qwen's template reduced to what the knowledge base renders: system/user/assistant turns, the generation prompt, and
-# the empty thinking block Qwen3.5 templates write when enable_thinking is false.
+# Qwen's template reduced to what the knowledge base renders: system/user/assistant turns, and the generation prompt
+# as Qwen3.5 writes it: an empty thinking block when enable_thinking is false, an open one otherwise.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}"
     "{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- else %}{{- '<think>\\n' }}{%- endif %}"
     "{%- endif %}"
 )
 

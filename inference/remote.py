@@ -96,8 +96,7 @@ class RemoteEngine:
                     if chunk.choices and chunk.choices[0].text:
                         yield Delta(text=chunk.choices[0].text)
                     if chunk.usage is not None:
-                        usage = Usage(prompt_tokens=chunk.usage.prompt_tokens,
-                                      completion_tokens=chunk.usage.completion_tokens)
+                        usage = usage_from_openai(chunk.usage)
         except BadRequestError as error:
             raise RequestRejected(f"the model server refused the request: {api_error_message(error)}") from error
         except (APIConnectionError, APIStatusError) as error:
@@ -115,6 +114,13 @@ def api_error_message(error: Exception) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or (body.get("error") or {}).get("message") or error)
     return str(error)
+
+
+def usage_from_openai(usage: Any) -> Usage:
+    """The `usage` of an OpenAI-compatible response, with the prompt tokens it read from its cache where it says."""
+    details = usage.prompt_tokens_details
+    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                 cached_prompt_tokens=details.cached_tokens if details else None)
 
 
 def _template_from_file(path: str) -> ChatTemplate:

@@ -216,6 +216,8 @@ class Router:
             if usage is not None:
                 self.metrics.output_tokens.labels(model=routed.name).inc(usage.completion_tokens)
                 self.metrics.prompt_tokens.labels(model=routed.name).inc(usage.prompt_tokens)
+                if usage.cached_prompt_tokens:
+                    self.metrics.cached_prompt_tokens.labels(model=routed.name).inc(usage.cached_prompt_tokens)
                 if first_text_at is not None and usage.completion_tokens > 1:
                     seconds = time.perf_counter() - first_text_at
                     if seconds > 0:

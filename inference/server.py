@@ -270,9 +270,12 @@ async def _whole(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str,
     }, headers=headers)
 
 
-def _usage_payload(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+def _usage_payload(usage: Usage) -> dict[str, Any]:
+    payload: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                               "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+    if usage.cached_prompt_tokens is not None:  # OpenAI's field for prompt tokens read from the cache
+        payload["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
+    return payload
 
 
 def _route_payload(route) -> dict[str, Any] | None:

@@ -19,6 +19,8 @@ class GenerationParams:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # Prompt tokens whose KV cache was reused (a repeated prefix); None where the engine does not say.
+    cached_prompt_tokens: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

