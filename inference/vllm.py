@@ -190,4 +190,7 @@ class VllmEngine:
                                 cached_prompt_tokens=cached_prompt_tokens))
 
     async def close(self) -> None:
-        self._engine.shutdown()
+        # Let go of AsyncLLM now: left to the interpreter's exit, its __del__ shuts down again after the modules it
+        # calls are gone and prints a TypeError.
+        engine, self._engine = self._engine, None
+        engine.shutdown()
