@@ -18,6 +18,7 @@ from kb.accounts.services import (
     user_create,
     user_role_change,
 )
+from kb.platform.forms import submitted_id
 from kb.platform.views import render_after_change
 
 
@@ -48,7 +49,7 @@ def _administered_department(request: HttpRequest, department_id: int | str | No
 
 
 def _optional_department(value: str | None) -> Department | None:
-    return get_object_or_404(Department, pk=value) if value else None
+    return get_object_or_404(Department, pk=submitted_id(value)) if value else None
 
 
 @login_required

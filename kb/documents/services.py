@@ -215,8 +215,7 @@ def document_upload(
     number = (document.versions.aggregate(Max("number"))["number__max"] or 0) + 1
     version = DocumentVersion(document=document, batch=batch, number=number, content_hash=content_hash,
                               size_bytes=len(data), uploaded_by=acting_user)
-    # Stored under the base name only: the name inside an archive never becomes a path on disk.
-    version.file.save(PurePosixPath(filename).name, ContentFile(data), save=False)
+    version.file.save(_stored_name(filename), ContentFile(data), save=False)
     version.full_clean()
     version.save()
     audit_record(
@@ -258,10 +257,33 @@ def document_delete(*, acting_user: User, document: Document) -> None:
     document.delete()
 
 
-def _delete_files_after_commit(names: list[str]) -> None:
-    from django.core.files.storage import default_storage
+def _stored_name(filename: str) -> str:
+    """The file's name on disk: never the uploaded name, which may be longer in bytes than a file system allows (90
+    CJK characters are 270 bytes), hold a path from inside an archive, or be reserved. The version's folder is
+    already unique (collection and content hash); the document keeps its real name."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    return "original" + (suffix if suffix[1:].isascii() and suffix[1:].isalnum() and len(suffix) <= 10 else "")
 
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+def _delete_files_after_commit(names: list[str]) -> None:
+    from django.core.files.storage import FileSystemStorage, default_storage
+
+    def delete() -> None:
+        for name in names:
+            default_storage.delete(name)
+            if isinstance(default_storage, FileSystemStorage):  # object stores have no folders to leave behind
+                _remove_empty_folders(Path(default_storage.path(name)).parent, root=Path(default_storage.location))
+
+    transaction.on_commit(delete)
+
+
+def _remove_empty_folders(folder: Path, *, root: Path) -> None:
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: another version or document still lives there
+            return
+        folder = folder.parent
 
 
 @transaction.atomic

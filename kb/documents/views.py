@@ -32,6 +32,7 @@ from kb.documents.services import (
     stalled_cutoff,
     upload_batch,
 )
+from kb.platform.forms import submitted_id
 from kb.platform.views import render_after_change
 
 
@@ -62,7 +63,7 @@ def documents_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def documents_upload(request: HttpRequest) -> HttpResponse:
-    collection = _manageable_collections(request).filter(pk=request.POST.get("collection") or None).first()
+    collection = _manageable_collections(request).filter(pk=submitted_id(request.POST.get("collection"))).first()
     uploads = request.FILES.getlist("files")
     if collection is None or not uploads:
         problem = "Choose a collection you manage." if collection is None else "Choose at least one file."
@@ -171,7 +172,7 @@ def access_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def grant_create_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(_manageable_collections(request), pk=collection_id)
-    department = Department.objects.filter(pk=request.POST.get("department") or None).first()
+    department = Department.objects.filter(pk=submitted_id(request.POST.get("department"))).first()
     user = User.objects.filter(username=request.POST.get("username", "").strip()).first()
     if (department is None) == (user is None):
         return _render_access(request, status=400, error="Choose a department or give one existing username.")
@@ -190,7 +191,8 @@ def grant_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def collection_create_view(request: HttpRequest) -> HttpResponse:
-    owner = get_object_or_404(departments_administered_by(user=request.user), pk=request.POST.get("owner") or None)
+    owner = get_object_or_404(departments_administered_by(user=request.user),
+                              pk=submitted_id(request.POST.get("owner")))
     name = request.POST.get("name", "").strip()
     visibility = request.POST.get("visibility", Collection.Visibility.DEPARTMENT)
     return _change_access(request, lambda: collection_create(acting_user=request.user, name=name, owner=owner,

@@ -4,6 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
+from kb.platform.forms import submitted_id
 from kb.search.selectors import PassageFilters, passages_search_for_user
 
 SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
@@ -36,7 +37,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if mode not in SEARCH_MODES:
         mode = "hybrid"
     collections = collections_readable_by(user=request.user)
-    collection = collections.filter(pk=request.GET.get("collection") or None).first()
+    collection = collections.filter(pk=submitted_id(request.GET.get("collection"))).first()
     file_type = request.GET.get("type", "") if request.GET.get("type", "") in FILE_TYPES else ""
     filters = PassageFilters(collection_ids=(collection.pk,) if collection else (),
                              extensions=FILE_TYPES[file_type][1])

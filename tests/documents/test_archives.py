@@ -50,7 +50,8 @@ def test_archives_are_expanded_recursively_into_documents(admin_and_collection):
     assert result.rejected == []
     assert sorted(v.document.original_name for v in result.accepted) == ["bundle.zip/docs/a.md",
                                                                          "bundle.zip/inner.zip/b.md"]
-    assert sorted(v.file.name.rsplit("/", 1)[-1] for v in result.accepted) == ["a.md", "b.md"]
+    # on disk, no name from inside the archive: each version's own folder, one fixed name with the type's suffix
+    assert [v.file.name.rsplit("/", 1)[-1] for v in result.accepted] == ["original.md", "original.md"]
 
 
 def test_unsafe_names_and_encrypted_members_are_refused_and_nothing_lands_outside_media(admin_and_collection,

@@ -1,3 +1,7 @@
+import io
+import zipfile
+from pathlib import Path
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -108,3 +112,35 @@ def test_department_admins_grant_and_revoke_read_access_on_the_access_page(clien
 
     client.post(reverse("documents:grant-revoke", args=[grant.pk]), headers={"HX-Request": "true"})
     assert not CollectionGrant.objects.exists()
+
+
+def test_a_name_longer_in_bytes_than_a_file_name_may_be_loses_nothing_around_it(client, setup):
+    long_name = "年度報告書" * 18 + ".md"  # 90 CJK characters: 273 bytes in UTF-8, under the 255-character cap
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as members:
+        members.writestr(f"reports/{'議事録' * 30}.md", "# Minutes\n\nThe board met.")
+
+    response = _upload(
+        client, setup,
+        SimpleUploadedFile("before.md", b"# Before\n\nFirst file."),
+        SimpleUploadedFile(long_name, "# Annual report\n\nRevenue grew.".encode()),
+        SimpleUploadedFile("after.md", b"# After\n\nLast file."),
+        SimpleUploadedFile("minutes.zip", archive.getvalue()),
+    )
+
+    assert response.status_code == 200 and "Queued 4 files for ingestion." in response.content.decode()
+    names = set(DocumentVersion.objects.values_list("document__original_name", flat=True))
+    assert names == {"before.md", long_name, "after.md", f"minutes.zip/reports/{'議事録' * 30}.md"}
+    assert all(len(Path(version.file.name).name.encode()) <= 16 for version in DocumentVersion.objects.all())
+
+
+def test_deleting_a_document_leaves_no_empty_folder_behind(client, setup, django_capture_on_commit_callbacks):
+    _upload(client, setup, SimpleUploadedFile("memo.txt", b"Office closes at 6."))
+    stored = Path(DocumentVersion.objects.get().file.path)
+    assert stored.is_file()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("documents:delete", args=[Document.objects.get().pk]), headers={"HX-Request": "true"})
+
+    assert not stored.parent.exists()
+    assert not stored.parent.parent.exists()  # the collection's folder held only this document
