@@ -29,11 +29,11 @@ from django.conf import settings  # noqa: E402
 from inference.config import smollm2_wheel_path  # noqa: E402
 from inference.factory import build_engine  # noqa: E402
 from inference.llama_cpp import LlamaCppConfig  # noqa: E402
-from kb.chat.engine import answer_generation_params  # noqa: E402
+from kb.chat.generation import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
 from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
-from kb.search.embeddings import embedding_tokenizer, encode  # noqa: E402
+from embedding.encoders import chunking_tokenizer, encode  # noqa: E402
 from kb.search.selectors import PassageHit  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
@@ -43,7 +43,7 @@ def faq_passages() -> tuple[list[PassageHit], np.ndarray]:
     hits = []
     for page in ("general.html", "design.html", "programming.html"):
         parsed = parse_document(data=(FAQ / page).read_bytes(), filename=page)
-        for draft in chunk_document(document=parsed, tokenizer=embedding_tokenizer(),
+        for draft in chunk_document(document=parsed, tokenizer=chunking_tokenizer(settings.KB_EMBEDDING_MODEL_PATH),
                                     max_tokens=settings.KB_CHUNK_TOKENS,
                                     overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS):
             hits.append(PassageHit(chunk_id=len(hits), document_id=0, version_id=0, document_title=parsed.title,

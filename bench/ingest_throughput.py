@@ -49,7 +49,7 @@ from kb.documents.services import (  # noqa: E402
     document_upload,
     document_version_ingest,
 )
-from kb.search.embeddings import embed_passages  # noqa: E402
+from kb.documents.embedding_models import passages_embed_for_active_model  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
@@ -78,7 +78,7 @@ def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, torch threads default; "
           f"{len(pages)} pages of {DOCS} and {len(uploads) - len(pages)} logs of {LOGS}; chunk {settings.KB_CHUNK_TOKENS} tokens, "
           f"batch {settings.KB_EMBEDDING_BATCH_SIZE}", flush=True)
-    embed_passages(["warm-up"])
+    passages_embed_for_active_model(["warm-up"])
     admin, collection = fresh_collection()
 
     started = time.perf_counter()
@@ -97,7 +97,7 @@ def main() -> None:
     texts = [f"{heading}\n{text}" for heading, text in Chunk.objects.order_by("id").values_list("heading", "text")]
 
     started = time.perf_counter()
-    embed_passages(texts)
+    passages_embed_for_active_model(texts)
     encode_only = time.perf_counter() - started
 
     end_to_end_rate = len(texts) / end_to_end

@@ -50,8 +50,8 @@ The data
 
 What is timed (time.perf_counter around the selector call, Django ORM included), per user class, after a warm-up:
 - hybrid: `passages_search_for_user(mode="hybrid", k)` as the app calls it, query embedding included;
-- its parts: `embed_query`, `chunks_search_for_user` with the candidate pool hybrid asks for (k*5) and
-  `chunks_keyword_search_for_user` with that pool; also dense-only `chunks_search_for_user(k)`;
+- its parts: `embed_query`, the dense ranking with the candidate pool hybrid asks for (k*5) and
+  the keyword ranking with that pool; also the dense ranking alone with k (`dense_search`, `keyword_search`);
 - exact: the same readable-chunks queryset ordered by cosine distance with index scans off (`SET LOCAL
   enable_indexscan = off`: no HNSW, a sequential or bitmap scan and a sort) — the ground truth, timed for reference;
 - naive: an unfiltered HNSW scan (`hnsw.iterative_scan = off`, ef_search 40 and LIMIT 40, and a wider ef_search 200
@@ -111,7 +111,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from kb.search.embeddings import prepare_process_for_questions  # noqa: E402
+from embedding.encoders import prepare_process_for_questions  # noqa: E402
 
 prepare_process_for_questions()  # as the web process does (kb/asgi.py)
 
@@ -130,11 +130,11 @@ from kb.accounts.services import department_create  # noqa: E402
 from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
-from kb.documents.selectors import chunks_readable_by, collections_readable_by  # noqa: E402
+from kb.documents.selectors import chunks_readable_by, collections_readable_by, permission_filter_of  # noqa: E402
 from kb.platform.embedded_pg import server_stop, socket_dir_of_running_server  # noqa: E402
 from kb.search import selectors  # noqa: E402
-from kb.search.embeddings import embed_passages, embed_query, embedding_tokenizer  # noqa: E402
-from kb.search.reranking import configured_reranker  # noqa: E402
+from kb.documents.embedding_models import chunking_tokenizer, passages_embed_for_active_model  # noqa: E402
+from kb.search.selectors import embed_query  # noqa: E402
 
 BASE_DIR = BENCH_VAR / "base"
 DEPARTMENTS = 50
@@ -172,7 +172,7 @@ def base_passages(*, limit: int, seed: int) -> tuple[list[dict], list[dict], np.
         if len(passages) >= limit:
             break
         parsed = parse_document(data=page.read_bytes(), filename=page.name)
-        drafts = chunk_document(document=parsed, tokenizer=embedding_tokenizer(),
+        drafts = chunk_document(document=parsed, tokenizer=chunking_tokenizer(),
                                 max_tokens=settings.KB_CHUNK_TOKENS, overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS)
         drafts = drafts[: limit - len(passages)]
         if not drafts or (len(drafts) > 60 and page.parent.name != "faq"):
@@ -186,7 +186,7 @@ def base_passages(*, limit: int, seed: int) -> tuple[list[dict], list[dict], np.
     texts = [f"{p['heading']}\n{p['text']}" for p in passages]  # what document_version_ingest embeds
     started, parts = time.perf_counter(), []
     for start in range(0, len(texts), 256):
-        parts.append(embed_passages(texts[start:start + 256]))
+        parts.append(passages_embed_for_active_model(texts[start:start + 256]))
         print(f"  {start + len(parts[-1])}/{len(texts)} in {time.perf_counter() - started:.0f} s", flush=True)
     vectors = np.vstack(parts).astype(np.float32)
     np.save(vectors_file, vectors)
@@ -524,6 +524,18 @@ def loaded_marker(arguments: argparse.Namespace) -> dict | None:
 # Searching
 
 
+def dense_search(*, user: User, query_vector: np.ndarray, k: int) -> list[selectors.PassageHit]:
+    """The dense part of passages_search_for_user alone, for a vector embedded before."""
+    readable = chunks_readable_by(user=user, permission_filter=permission_filter_of(user=user))
+    return selectors.hits_of(selectors.dense_ranking(readable, query_vector=query_vector, k=k), readable_chunks=readable)
+
+
+def keyword_search(*, user: User, query_text: str, k: int) -> list[selectors.PassageHit]:
+    """The keyword part of passages_search_for_user alone."""
+    readable = chunks_readable_by(user=user, permission_filter=permission_filter_of(user=user))
+    return selectors.hits_of(selectors.keyword_ranking(readable, query_text=query_text, k=k), readable_chunks=readable)
+
+
 def exact_dense(*, user: User, query_vector: np.ndarray, k: int) -> list[selectors.RankedChunk]:
     """Ground truth: the same readable chunks ordered by cosine distance, without the HNSW index."""
     with transaction.atomic():
@@ -559,7 +571,7 @@ def recall(found: list[int], truth: list[int]) -> float:
 def explain_dense(*, user: User, query_vector: np.ndarray, k: int, verbose: bool) -> str:
     """The plan PostgreSQL runs for chunks_search_for_user, with the selector's own settings."""
     with CaptureQueriesContext(connection) as captured:
-        selectors.chunks_search_for_user(user=user, query_vector=query_vector, k=k)
+        dense_search(user=user, query_vector=query_vector, k=k)
     statements = [query["sql"] for query in captured.captured_queries]
     search = next(sql for sql in statements if "<=>" in sql)
     settings_sql = [sql for sql in statements if "set_config(" in sql]
@@ -609,7 +621,7 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
     classes = user_classes(k=k)
     rng = np.random.default_rng(arguments.seed + 3)
     vectors_by_question = dict(zip(questions, query_vectors))
-    if configured_reranker() is not None:
+    if settings.KB_RERANKER_MODEL_PATH:
         print("  note: KB_RERANKER_MODEL_PATH is set; hybrid recall then compares reranked lists", flush=True)
     results = {}
     for label, group in classes.items():
@@ -631,9 +643,9 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
             user, can_read = users[number % len(users)], visible[number % len(users)]
             # Database calls first, the two that run the model last: torch's OpenMP threads keep spinning for a
             # while after a call, and a database query right after one competes with them for the two cores.
-            dense, t_dense = timed(selectors.chunks_search_for_user, user=user, query_vector=vector, k=k)
-            _dense_pool, t_dense_pool = timed(selectors.chunks_search_for_user, user=user, query_vector=vector, k=pool)
-            keyword, t_keyword = timed(selectors.chunks_keyword_search_for_user, user=user, query_text=question, k=pool)
+            dense, t_dense = timed(dense_search, user=user, query_vector=vector, k=k)
+            _dense_pool, t_dense_pool = timed(dense_search, user=user, query_vector=vector, k=pool)
+            keyword, t_keyword = timed(keyword_search, user=user, query_text=question, k=pool)
             exact, t_exact = timed(exact_dense, user=user, query_vector=vector, k=pool)
             naive_40, t_naive_40 = timed(naive_dense, user=user, query_vector=vector, k=k, ef_search=40)
             naive_200, t_naive_200 = timed(naive_dense, user=user, query_vector=vector, k=k, ef_search=200)

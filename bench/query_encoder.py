@@ -1,4 +1,4 @@
-"""Embedding one question: sentence-transformers on PyTorch against the ONNX Runtime export (kb/search/query_encoder.py).
+"""Embedding one question: sentence-transformers on PyTorch against the ONNX Runtime export (embedding/onnx_questions.py).
 
 Both as the web process runs them (prepare_process_for_questions: one thread), on the Python 3.11 FAQ questions
 (Debian's python3.11-doc), after a warm-up; prints p50 / p95 per question and how close the two vectors are. No
@@ -23,7 +23,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from kb.search.embeddings import prepare_process_for_questions  # noqa: E402
+from embedding.encoders import prepare_process_for_questions  # noqa: E402
 
 prepare_process_for_questions()
 
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from kb.documents.parsing import parse_document  # noqa: E402
-from kb.search.embeddings import question_encoder  # noqa: E402
+from embedding.encoders import question_encoder  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
 
@@ -45,9 +45,7 @@ def faq_questions() -> list[str]:
 
 
 def encoder(kind: str):
-    settings.KB_QUERY_ENCODER = kind
-    question_encoder.cache_clear()
-    return question_encoder("")
+    return question_encoder("", backend=kind, onnx_cache_dir=settings.VAR_DIR / "query-encoders")
 
 
 def timings(embed, questions: list[str]) -> list[float]:

@@ -1,6 +1,6 @@
 import os
 
-from kb.search.embeddings import prepare_process_for_questions
+from embedding.encoders import prepare_process_for_questions
 
 prepare_process_for_questions()
 
@@ -14,8 +14,8 @@ django_application = get_asgi_application()
 application = ASGIStaticFilesHandler(django_application) if settings.KB_SERVE_STATIC else django_application
 
 # Load the LLM and the embedding model at start-up, not on the first user's question.
-from kb.chat.engine import answer_backend  # noqa: E402
-from kb.search.embeddings import embed_query  # noqa: E402
+from kb.chat.generation import answer_backend  # noqa: E402
+from kb.search.selectors import embed_query  # noqa: E402
 
 answer_backend()
 embed_query("warm-up")

@@ -130,7 +130,6 @@ CELERY_BEAT_SCHEDULE = {"audit-retention": {"task": "kb.audit.tasks.audit_purge_
 
 # Embeddings
 KB_EMBEDDING_MODEL_PATH = env("KB_EMBEDDING_MODEL_PATH", default="")  # empty: all-MiniLM-L6-v2 from its wheel
-KB_EMBEDDING_DIMENSIONS = 384
 KB_EMBEDDING_BATCH_SIZE = env.int("KB_EMBEDDING_BATCH_SIZE", default=32)
 # "onnx": questions through ONNX Runtime (exported once per model under KB_VAR_DIR/query-encoders); "torch": through
 # sentence-transformers, as passages are.

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from kb.accounts.models import Department, Membership, User
@@ -19,7 +19,7 @@ from kb.accounts.services import (
     user_role_change,
 )
 from kb.platform.forms import submitted_id
-from kb.platform.views import render_after_change
+from kb.platform.views import render_after_change, render_page
 
 
 def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
@@ -36,8 +36,7 @@ def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) ->
         "user_roles": User.Role.choices,
         **extra,
     }
-    template = "accounts/organisation.html#organisation" if request.htmx else "accounts/organisation.html"
-    return render(request, template, context, status=status)
+    return render_page(request, "accounts/organisation.html", partial="organisation", context=context, status=status)
 
 
 def _attempt(request: HttpRequest, change) -> HttpResponse:

@@ -27,6 +27,7 @@ from kb.audit.selectors import (
     query_records_of_user,
 )
 from kb.audit.services import audit_export_record, query_feedback_create
+from kb.platform.views import render_page
 
 QUERIES_PER_PAGE = 50
 # The list shows none of these; leaving them out keeps a page of 50 records small whatever their answers' length.
@@ -76,7 +77,7 @@ def _render_list(request: HttpRequest, *, auditing: bool) -> HttpResponse:
     name = "audit/query_list.html"
     context = {"form": form, "page": page, "auditing": auditing,
                "list_url": reverse("audit:queries" if auditing else "audit:history")}
-    return render(request, f"{name}#results" if request.htmx else name, context, status=200 if valid else 400)
+    return render_page(request, name, context, partial="results", status=200 if valid else 400)
 
 
 @login_required
@@ -93,8 +94,7 @@ _JSON_FIELDS = ("route", "generation_params", "scope", "permission_filter", "cit
 def _render_record(request: HttpRequest, record: QueryRecord, *, auditing: bool, **extra) -> HttpResponse:
     as_json = {name: json.dumps(getattr(record, name), indent=2, ensure_ascii=False, sort_keys=True)
                for name in _JSON_FIELDS}
-    template = "audit/query_detail.html#record" if request.htmx else "audit/query_detail.html"
-    return render(request, template, {"record": record, "auditing": auditing, "as_json": as_json, **extra})
+    return render_page(request, "audit/query_detail.html", partial="record", context={"record": record, "auditing": auditing, "as_json": as_json, **extra})
 
 
 @login_required

@@ -16,7 +16,7 @@ from inference.types import EngineError, Route, Usage
 from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
-from kb.chat.engine import answer_backend, answer_generation_params
+from kb.chat.generation import answer_backend, answer_generation_params
 from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
 
 SYSTEM_PROMPT = (

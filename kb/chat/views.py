@@ -13,8 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inference.registry import PRESETS
 from inference.types import EngineError
-from kb.chat.engine import answer_backend
+from kb.chat.generation import answer_backend
 from kb.chat.services import CITATION, AnswerEvent, PromptPassage, answer_stream
+from kb.platform.views import render_page
 
 MAX_QUESTION_CHARS = 2000
 
@@ -40,8 +41,7 @@ def chat_ask(request: HttpRequest) -> HttpResponse:
         "stream_url": f"{reverse('chat:stream')}?{urlencode({'q': question})}",
         "max_question_chars": MAX_QUESTION_CHARS,
     }
-    template = "chat/chat.html#exchange" if request.htmx else "chat/chat.html"
-    return render(request, template, context, status=400 if error else 200)
+    return render_page(request, "chat/chat.html", partial="exchange", context=context, status=400 if error else 200)
 
 
 def _sse(event: str, data: str) -> bytes:
@@ -115,5 +115,4 @@ def models_page(request: HttpRequest) -> HttpResponse:
         for preset in PRESETS.values()
     ]
     context = {"models": models, "error": error, "presets": presets}
-    template = "chat/models.html#models" if request.htmx else "chat/models.html"
-    return render(request, template, context)
+    return render_page(request, "chat/models.html", partial="models", context=context)

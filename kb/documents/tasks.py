@@ -1,8 +1,10 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
+from kb.documents.jobs import INGEST_DOCUMENT_VERSION, REEMBED_CHUNKS
 
-@shared_task(bind=True, max_retries=5)
+
+@shared_task(name=INGEST_DOCUMENT_VERSION, bind=True, max_retries=5)
 def ingest_document_version(self, version_id: int) -> None:
     from kb.documents.services import TRANSIENT_ERRORS, document_version_ingest, document_version_mark_failed
 
@@ -23,3 +25,10 @@ def requeue_stalled_ingestion(**_) -> None:
     from kb.documents.services import document_versions_requeue_stalled
 
     document_versions_requeue_stalled()
+
+
+@shared_task(name=REEMBED_CHUNKS)
+def reembed_chunks(model_id: int) -> None:
+    from kb.documents.embedding_models import embedding_model_change_run
+
+    embedding_model_change_run(model_id=model_id)

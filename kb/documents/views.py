@@ -33,7 +33,7 @@ from kb.documents.services import (
     upload_batch,
 )
 from kb.platform.forms import submitted_id
-from kb.platform.views import render_after_change
+from kb.platform.views import render_after_change, render_page
 
 
 def _manageable_collections(request: HttpRequest):
@@ -50,8 +50,7 @@ def _render_workspace(request: HttpRequest, *, status: int = 200, **extra) -> Ht
         "stalled_before": stalled_cutoff(),
         **extra,
     }
-    template = "documents/documents.html#workspace" if request.htmx else "documents/documents.html"
-    return render(request, template, context, status=status)
+    return render_page(request, "documents/documents.html", partial="workspace", context=context, status=status)
 
 
 @login_required
@@ -122,8 +121,7 @@ def upload_batches_page(request: HttpRequest) -> HttpResponse:
     # Someone who manages no collection sees an empty history (the Documents page answers 403 instead).
     page = Paginator(upload_batches_manageable_by(user=request.user), UPLOAD_BATCHES_PER_PAGE).get_page(
         request.GET.get("page"))
-    template = "documents/batches.html#batches" if request.htmx else "documents/batches.html"
-    return render(request, template, {"page": page})
+    return render_page(request, "documents/batches.html", partial="batches", context={"page": page})
 
 
 def _rejected_files(batch: UploadBatch) -> list[tuple[str, str]]:
@@ -142,8 +140,7 @@ def upload_batch_page(request: HttpRequest, batch_id: int) -> HttpResponse:
         "rejected_files": _rejected_files(batch),
         "stalled_before": stalled_cutoff(),
     }
-    template = "documents/batch.html#files" if request.htmx else "documents/batch.html"
-    return render(request, template, context)
+    return render_page(request, "documents/batch.html", partial="files", context=context)
 
 
 def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
@@ -154,8 +151,7 @@ def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpR
         "grants__department", "grants__user", "grants__granted_by")
     context = {"collections": collections, "departments": Department.objects.all(), "owners": owners,
                "visibilities": Collection.Visibility.choices, **extra}
-    template = "documents/access.html#access" if request.htmx else "documents/access.html"
-    return render(request, template, context, status=status)
+    return render_page(request, "documents/access.html", partial="access", context=context, status=status)
 
 
 def _change_access(request: HttpRequest, change) -> HttpResponse:

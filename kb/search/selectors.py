@@ -1,3 +1,4 @@
+import functools
 import math
 import re
 import threading
@@ -14,11 +15,19 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
 
+from embedding.encoders import question_encoder
+from embedding.reranking import cross_encoder
 from kb.accounts.models import User
 from kb.documents.models import Chunk
+from kb.documents.embedding_models import active_model_path
 from kb.documents.selectors import chunks_readable_by, permission_filter_of
-from kb.search.embeddings import active_model_path, embed_query
-from kb.search.reranking import configured_reranker
+
+
+def embed_query(text: str, *, model_path: str | None = None) -> np.ndarray:
+    """With `model_path` (read before, from the database) this touches no database: it can run in a thread."""
+    path = active_model_path() if model_path is None else model_path
+    return question_encoder(path, backend=settings.KB_QUERY_ENCODER,
+                            onnx_cache_dir=settings.VAR_DIR / "query-encoders")(text)
 
 
 @dataclass(frozen=True)
@@ -80,22 +89,6 @@ class FilteredSearch:
     permission_filter: dict  # what every part of the search was filtered to (permission_filter_of), for the record
 
 
-def chunks_search_for_user(
-    *, user: User, query_vector: np.ndarray, k: int, filters: PassageFilters | None = None
-) -> list[PassageHit]:
-    """The k passages nearest to the query among those the user may read, permission filter inside the SQL."""
-    readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter_of(user=user), filters=filters)
-    return hits_of(_dense_ranking(readable_chunks, query_vector=query_vector, k=k), readable_chunks=readable_chunks)
-
-
-def chunks_keyword_search_for_user(
-    *, user: User, query_text: str, k: int, filters: PassageFilters | None = None
-) -> list[PassageHit]:
-    """Full-text search (the question's words, ranked by weighted frequency) among what the user may read."""
-    readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter_of(user=user), filters=filters)
-    return hits_of(_keyword_ranking(readable_chunks, query_text=query_text, k=k), readable_chunks=readable_chunks)
-
-
 def passages_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
 ) -> list[PassageHit]:
@@ -114,29 +107,36 @@ def passages_search_with_filter_for_user(
     embedding = None
     if mode in {"dense", "hybrid"}:
         # The question is embedded in a thread (CPU, no database) while this thread reads the permission filter.
-        embedding = _EMBEDDER.submit(embed_query, query_text, model_path=active_model_path())
+        embedding = _embedder().submit(embed_query, query_text, model_path=active_model_path())
     permission_filter = permission_filter_of(user=user)
     readable_chunks = _readable_chunks(user=user, permission_filter=permission_filter, filters=filters)
     keyword_beside = None
     if mode == "hybrid" and not connection.in_atomic_block:
         # Both retrievers at once, each on its own connection, under the same filter. Not inside a transaction:
         # another connection would not see what it sees (its uncommitted rows, its snapshot).
-        keyword_beside = _KEYWORD_SEARCHER.submit(keyword_ranking_on_own_connection, readable_chunks,
+        keyword_beside = _keyword_searcher().submit(keyword_ranking_on_own_connection, readable_chunks,
                                                   query_text=query_text, k=pool)
     elif mode in {"keyword", "hybrid"}:
-        keyword = _keyword_ranking(readable_chunks, query_text=query_text, k=pool)
+        keyword = keyword_ranking(readable_chunks, query_text=query_text, k=pool)
     if embedding is not None:
-        dense = _dense_ranking(readable_chunks, query_vector=embedding.result(), k=pool)
+        dense = dense_ranking(readable_chunks, query_vector=embedding.result(), k=pool)
     if keyword_beside is not None:
         keyword = keyword_beside.result()
     ranked = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
-    reranker = configured_reranker()
-    if reranker is None:
+    if settings.KB_RERANKER_MODEL_PATH:
+        hits = reranked(query_text, hits_of(ranked, readable_chunks=readable_chunks))[:k]
+    else:
         # Texts and titles are read for the passages shown only, not for every candidate of the pool.
         hits = hits_of(ranked[:k], readable_chunks=readable_chunks)
-    else:
-        hits = reranker.rerank(query_text, hits_of(ranked, readable_chunks=readable_chunks))[:k]
     return FilteredSearch(hits=hits, permission_filter=permission_filter)
+
+
+def reranked(query_text: str, hits: list[PassageHit]) -> list[PassageHit]:
+    """The hits in the order of the cross-encoder at KB_RERANKER_MODEL_PATH (a local folder), its scores theirs."""
+    scores = cross_encoder(settings.KB_RERANKER_MODEL_PATH).scores(query_text,
+                                                                 [f"{hit.heading}\n{hit.text}" for hit in hits])
+    return sorted((replace(hit, score=score) for hit, score in zip(hits, scores, strict=True)),
+                  key=lambda hit: -hit.score)
 
 
 def _readable_chunks(*, user: User, permission_filter: dict, filters: PassageFilters | None) -> QuerySet[Chunk]:
@@ -144,7 +144,7 @@ def _readable_chunks(*, user: User, permission_filter: dict, filters: PassageFil
     return readable_chunks if filters is None else filters.apply(readable_chunks)
 
 
-def _dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray, k: int) -> list[RankedChunk]:
+def dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray, k: int) -> list[RankedChunk]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             # Without iterative scans an HNSW search filters its first ef_search candidates only and can return
@@ -166,7 +166,7 @@ def _dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray
     return [RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows[:k]]
 
 
-def _keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int) -> list[RankedChunk]:
+def keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int) -> list[RankedChunk]:
     query = keyword_query(query_text)
     if query is None:
         return []
@@ -195,8 +195,18 @@ def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Rank
 
 
 _WORD = re.compile(r"[^\W_]+")
-_EMBEDDER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
-_KEYWORD_SEARCHER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
+
+
+@functools.cache
+def _embedder() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-query")
+
+
+@functools.cache
+def _keyword_searcher() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
+
+
 _keyword_connections: list = []  # the searcher threads' own connections (their Django DatabaseWrapper)
 _keyword_connections_lock = threading.Lock()
 
@@ -212,7 +222,7 @@ def keyword_ranking_on_own_connection(readable_chunks: QuerySet[Chunk], *, query
             _keyword_connections.append(own)
     if own.connection is not None and own.errors_occurred and not own.is_usable():
         own.close()
-    return _keyword_ranking(readable_chunks, query_text=query_text, k=k)
+    return keyword_ranking(readable_chunks, query_text=query_text, k=k)
 
 
 def keyword_connections_close() -> None:

@@ -1,11 +1,11 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
 from kb.platform.forms import submitted_id
 from kb.search.selectors import PassageFilters, passages_search_for_user
+from kb.platform.views import render_page
 
 SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
 FILE_TYPES = {
@@ -24,8 +24,7 @@ MAX_QUERY_CHARS = 500
 def passage_detail(request: HttpRequest, chunk_id: int) -> HttpResponse:
     chunk = chunk_get_for_user(user=request.user, chunk_id=chunk_id)
     before, after = chunk_neighbours_for_user(user=request.user, chunk=chunk)
-    template = "search/passage.html#passage" if request.htmx else "search/passage.html"
-    return render(request, template, {"chunk": chunk, "document": chunk.document, "before": before, "after": after})
+    return render_page(request, "search/passage.html", partial="passage", context={"chunk": chunk, "document": chunk.document, "before": before, "after": after})
 
 
 @login_required
@@ -43,8 +42,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                              extensions=FILE_TYPES[file_type][1])
     hits = passages_search_for_user(user=request.user, query_text=query, k=20, mode=mode, filters=filters) \
         if query else []
-    template = "search/search.html#results" if request.htmx else "search/search.html"
-    return render(request, template, {
+    return render_page(request, "search/search.html", partial="results", context={
         "query": query, "mode": mode, "modes": SEARCH_MODES, "hits": hits, "collections": collections,
         "collection": collection, "file_types": {key: label for key, (label, _) in FILE_TYPES.items()},
         "file_type": file_type,

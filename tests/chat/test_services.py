@@ -108,7 +108,7 @@ def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(eng
 
 
 def test_answers_come_from_the_serving_process_when_one_is_configured(engineering, settings, tmp_path):
-    from kb.chat.engine import answer_backend
+    from kb.chat.generation import answer_backend
     from tests.inference.serving import Server
 
     server = Server(tmp_path)

@@ -1,17 +1,17 @@
 from kb.documents.chunking import chunk_document
 from kb.documents.parsing import parse_document
-from kb.search.embeddings import embedding_tokenizer
+from embedding.encoders import chunking_tokenizer
 
 
 def _chunks(parsed, max_tokens=120, overlap=20):
-    return chunk_document(document=parsed, tokenizer=embedding_tokenizer(), max_tokens=max_tokens,
+    return chunk_document(document=parsed, tokenizer=chunking_tokenizer(""), max_tokens=max_tokens,
                           overlap_tokens=overlap)
 
 
 def test_chunks_respect_the_token_budget_and_point_back_into_the_text(python_docs):
     parsed = parse_document(data=(python_docs / "howto" / "logging.html").read_bytes(), filename="logging.html")
     chunks = _chunks(parsed)
-    tokenizer = embedding_tokenizer()
+    tokenizer = chunking_tokenizer("")
 
     assert len(chunks) > 20
     for chunk in chunks:

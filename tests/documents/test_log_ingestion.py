@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from kb.documents.models import Chunk, DocumentVersion
-from kb.search.embeddings import embed_query
-from kb.search.selectors import PassageFilters, chunks_search_for_user
+from kb.search.selectors import PassageFilters, passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
@@ -79,11 +78,11 @@ def test_retrieval_filters_log_windows_by_host_time_and_severity_within_permissi
     ingested_document(collection=collection, name="messages.log", content=SYSLOG.encode())
     member = make_user(department=department)
     outsider = make_user(department=make_department("Sales"))
-    query = embed_query("database error relation does not exist")
     year = Chunk.objects.exclude(time_start=None).first().time_start.year
 
     def search(user, filters):
-        return chunks_search_for_user(user=user, query_vector=query, k=10, filters=filters)
+        return passages_search_for_user(user=user, query_text="database error relation does not exist", k=10,
+                                        filters=filters, mode="dense")
 
     db_hits = search(member, PassageFilters(host="db-2"))
     assert db_hits and all("db-2" in hit.heading for hit in db_hits)

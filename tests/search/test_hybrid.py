@@ -5,7 +5,6 @@ from django.urls import reverse
 
 from kb.search.selectors import (
     PassageHit,
-    chunks_keyword_search_for_user,
     passages_search_for_user,
     reciprocal_rank_fusion,
 )
@@ -36,12 +35,12 @@ def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
 
 
 def test_keyword_search_ranks_passages_holding_the_words(organisation):
-    hits = chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda expressions statements",
-                                          k=5)
+    hits = passages_search_for_user(user=organisation["member"], query_text="lambda expressions statements",
+                                    k=5, mode="keyword")
 
     assert hits and "lambda" in (hits[0].heading + hits[0].text).lower()
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
-    assert chunks_keyword_search_for_user(user=organisation["member"], query_text="?!", k=5) == []
+    assert passages_search_for_user(user=organisation["member"], query_text="?!", k=5, mode="keyword") == []
 
 
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
@@ -77,7 +76,7 @@ def test_a_configured_cross_encoder_reorders_the_candidates(organisation, settin
     import torch
     from sentence_transformers import CrossEncoder
 
-    from kb.search.embeddings import model_directory
+    from embedding.encoders import model_directory
 
     torch.manual_seed(0)
     CrossEncoder(str(model_directory("")), num_labels=1, device="cpu").save(str(tmp_path / "reranker"))
@@ -130,7 +129,7 @@ def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(
     settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"]  # "lambda" is rare enough, "statement" is not
     assert word_statistics["statement"] > word_statistics["lambda"]
 
-    hits = chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda statements", k=50)
+    hits = passages_search_for_user(user=organisation["member"], query_text="lambda statements", k=50, mode="keyword")
 
     assert hits and all("lambda" in _words(hit) for hit in hits)
     assert "statement" in _words(hits[0])
@@ -139,11 +138,11 @@ def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(
 def test_when_every_word_is_common_candidates_hold_all_of_them_together(organisation, word_statistics, settings):
     settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"] * word_statistics["statement"]
 
-    hits = chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda statements", k=50)
+    hits = passages_search_for_user(user=organisation["member"], query_text="lambda statements", k=50, mode="keyword")
 
     assert hits and all("lambda" in _words(hit) and "statement" in _words(hit) for hit in hits)
     # One common word alone is as common as itself: no keyword candidates.
-    assert chunks_keyword_search_for_user(user=organisation["member"], query_text="lambda", k=50) == []
+    assert passages_search_for_user(user=organisation["member"], query_text="lambda", k=50, mode="keyword") == []
 
 
 def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(organisation, word_statistics,
@@ -151,7 +150,7 @@ def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(org
     settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["python"] / 2
     question = "What is Python?"
 
-    assert chunks_keyword_search_for_user(user=organisation["member"], query_text=question, k=5) == []
+    assert passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="keyword") == []
     hybrid = passages_search_for_user(user=organisation["member"], query_text=question, k=5)
     dense = passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="dense")
     assert hybrid and [hit.chunk_id for hit in hybrid] == [hit.chunk_id for hit in dense]
@@ -168,13 +167,13 @@ def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the
     from kb.search import selectors
 
     keyword_threads = []
-    keyword_ranking = selectors._keyword_ranking
+    keyword_ranking = selectors.keyword_ranking
 
     def spied(readable_chunks, **arguments):
         keyword_threads.append(threading.current_thread().name)
         return keyword_ranking(readable_chunks, **arguments)
 
-    monkeypatch.setattr(selectors, "_keyword_ranking", spied)
+    monkeypatch.setattr(selectors, "keyword_ranking", spied)
     question, member = "Why can’t lambda expressions contain statements?", organisation["member"]
     with transaction.atomic():
         in_one_connection = passages_search_for_user(user=member, query_text=question, k=5)

@@ -3,8 +3,7 @@ from django.db import connection
 
 from kb.documents.models import Collection
 from kb.documents.selectors import chunk_get_for_user
-from kb.search.embeddings import embed_query
-from kb.search.selectors import chunks_search_for_user
+from kb.search.selectors import passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +23,7 @@ def organisation(python_docs):
 def test_members_find_their_department_passages_first(organisation):
     alice = make_user(department=organisation["engineering"])
 
-    hits = chunks_search_for_user(user=alice, query_vector=embed_query(QUESTION), k=4)
+    hits = passages_search_for_user(user=alice, query_text=QUESTION, k=4, mode="dense")
 
     assert len(hits) == 4
     assert hits[0].heading == QUESTION
@@ -37,7 +36,7 @@ def test_other_departments_get_nothing_from_a_department_collection(organisation
     nobody = make_user()
 
     for user in (bob, nobody):
-        assert chunks_search_for_user(user=user, query_vector=embed_query(QUESTION), k=4) == []
+        assert passages_search_for_user(user=user, query_text=QUESTION, k=4, mode="dense") == []
         chunk_id = organisation["document"].chunks.first().pk
         with pytest.raises(Exception, match="No such passage"):
             chunk_get_for_user(user=user, chunk_id=chunk_id)
@@ -47,7 +46,7 @@ def test_company_wide_collections_are_readable_by_everyone(organisation):
     bob = make_user(department=organisation["finance"])
     Collection.objects.filter(pk=organisation["collection"].pk).update(visibility=Collection.Visibility.COMPANY)
 
-    hits = chunks_search_for_user(user=bob, query_vector=embed_query(QUESTION), k=4)
+    hits = passages_search_for_user(user=bob, query_text=QUESTION, k=4, mode="dense")
 
     assert hits and hits[0].heading == QUESTION
 
@@ -62,7 +61,7 @@ def test_filtered_search_still_returns_k_rows_when_the_readable_rows_are_few(org
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
 
-    hits = chunks_search_for_user(user=bob, query_vector=embed_query(QUESTION), k=10)
+    hits = passages_search_for_user(user=bob, query_text=QUESTION, k=10, mode="dense")
 
     assert len(hits) == 10
     assert {hit.collection_name for hit in hits} == {finance_faq.name}

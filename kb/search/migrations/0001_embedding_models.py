@@ -12,7 +12,7 @@ def create_the_configured_model(apps, schema_editor):
     apps.get_model("search", "EmbeddingModel").objects.create(
         name=Path(configured).name if configured else "all-MiniLM-L6-v2",
         path=configured,
-        dimensions=settings.KB_EMBEDDING_DIMENSIONS,
+        dimensions=384,  # the column documents 0001 created
         state="active",
     )
 

@@ -1,21 +1,54 @@
-"""Changing the embedding model: re-embed every chunk in the background while the old vectors keep serving,
-then switch all of them, and the question side with them, in one transaction."""
+"""The chunks' embedding model: which one embeds passages, and changing it.
+
+A change re-embeds every chunk in the background while the old vectors keep serving, then switches all of them, and
+the question side with them, in one transaction. Which model is active is a database fact, so that every process
+(web, workers) switches together.
+"""
 
 import logging
 from pathlib import Path
 
+import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from embedding import encoders
 from kb.accounts.models import User
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
-from kb.documents.models import Chunk
-from kb.search.embeddings import encode, load_model
-from kb.search.models import EmbeddingModel
+from kb.documents.jobs import REEMBED_CHUNKS, job_enqueue_on_commit
+from kb.documents.models import Chunk, EmbeddingModel
 
 logger = logging.getLogger(__name__)
+
+
+def embedding_model_path(*, state: EmbeddingModel.State) -> str | None:
+    return EmbeddingModel.objects.filter(state=state).values_list("path", flat=True).first()
+
+
+def active_model_path() -> str:
+    return embedding_model_path(state=EmbeddingModel.State.ACTIVE) or ""
+
+
+def passages_embed(texts: list[str], *, model_path: str) -> np.ndarray:
+    return encoders.encode(model_path, texts, batch_size=settings.KB_EMBEDDING_BATCH_SIZE)
+
+
+def passages_embed_for_active_model(texts: list[str]) -> np.ndarray:
+    return passages_embed(texts, model_path=active_model_path())
+
+
+def passages_embed_for_incoming_model(texts: list[str]) -> np.ndarray | None:
+    """Vectors from the model being built to replace the active one, or None when no change is under way."""
+    path = embedding_model_path(state=EmbeddingModel.State.BUILDING)
+    return None if path is None else passages_embed(texts, model_path=path)
+
+
+def chunking_tokenizer():
+    """The configured model's tokenizer, not the active one's: chunk sizes stay stable across model changes."""
+    return encoders.chunking_tokenizer(settings.KB_EMBEDDING_MODEL_PATH)
 
 
 @transaction.atomic
@@ -26,7 +59,7 @@ def embedding_model_change_start(*, acting_user: User | None, path: str) -> Embe
     if path == active.path:
         raise ValidationError(f"{path or 'the bundled model'} is already the active embedding model")
     try:
-        dimensions = load_model(path).get_embedding_dimension()
+        dimensions = encoders.dimensions_of(path)
     except Exception as error:  # any failure to load is the admin's to fix, reported in words
         raise ValidationError(f"cannot load a sentence-transformers model from {path}: {error}") from error
     incoming = EmbeddingModel.objects.create(
@@ -37,9 +70,7 @@ def embedding_model_change_start(*, acting_user: User | None, path: str) -> Embe
     audit_record(actor=acting_user, kind=AuditEvent.Kind.EMBEDDING_MODEL_CHANGE_STARTED, subject=incoming,
                  before={"active": active.name, "dimensions": active.dimensions},
                  after={"incoming": incoming.name, "dimensions": dimensions})
-    from kb.search.tasks import reembed_chunks
-
-    transaction.on_commit(lambda: reembed_chunks.delay(incoming.pk))
+    job_enqueue_on_commit(REEMBED_CHUNKS, incoming.pk)
     return incoming
 
 
@@ -53,7 +84,7 @@ def embedding_model_reembed_step(*, model_id: int, batch_size: int = 256) -> int
         )
         if not batch:
             return 0
-        vectors = encode(incoming.path, [f"{heading}\n{text}" for _, heading, text in batch])
+        vectors = passages_embed([f"{heading}\n{text}" for _, heading, text in batch], model_path=incoming.path)
         Chunk.objects.bulk_update(
             [Chunk(pk=pk, embedding_next=vector) for (pk, _, _), vector in zip(batch, vectors, strict=True)],
             ["embedding_next"],
@@ -68,7 +99,7 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
     """Switch searches to the incoming model: every chunk's vector and the column's type change together."""
     with connection.cursor() as cursor:
         # New chunks would otherwise slip in without the incoming vector between the last step and the switch.
-        cursor.execute("LOCK TABLE documents_chunk IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"LOCK TABLE {_chunk_table()} IN SHARE ROW EXCLUSIVE MODE")
     while embedding_model_reembed_step(model_id=model_id):
         pass
     incoming = EmbeddingModel.objects.select_for_update().get(pk=model_id, state=EmbeddingModel.State.BUILDING)
@@ -80,7 +111,7 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
         # also resets the column's storage to the type's default: vectors are kept in the row again (migration
         # documents 0007) before the same statement rewrites the table.
         cursor.execute(
-            f"ALTER TABLE documents_chunk ALTER COLUMN embedding TYPE vector({incoming.dimensions:d}) "
+            f"ALTER TABLE {_chunk_table()} ALTER COLUMN embedding TYPE vector({incoming.dimensions:d}) "
             f"USING embedding_next::vector({incoming.dimensions:d}), ALTER COLUMN embedding SET STORAGE MAIN"
         )
     Chunk.objects.update(embedding_next=None)
@@ -101,3 +132,7 @@ def embedding_model_change_run(*, model_id: int) -> None:
     while embedding_model_reembed_step(model_id=model_id):
         pass
     embedding_model_activate(model_id=model_id)
+
+
+def _chunk_table() -> str:
+    return connection.ops.quote_name(Chunk._meta.db_table)

@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from kb.search.models import EmbeddingModel
-from kb.search.services import embedding_model_change_start
+from kb.documents.models import EmbeddingModel
+from kb.documents.embedding_models import embedding_model_change_start
 
 
 class Command(BaseCommand):

@@ -57,7 +57,7 @@ class OnnxQueryEncoder:
             vector = tokens[0]
         else:
             vector = (tokens * mask[0][:, None]).sum(axis=0) / mask.sum()
-        # Normalised whatever the model's last module: every vector this app stores is (embeddings.encode).
+        # Normalised whatever the model's last module: every vector this app stores is (encoders.encode).
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 

@@ -5,15 +5,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from kb.audit.models import AuditEvent
-from kb.documents.models import Chunk
-from kb.search.embeddings import embed_query, model_directory
-from kb.search.models import EmbeddingModel
-from kb.search.selectors import chunks_search_for_user
-from kb.search.services import (
+from kb.documents.models import Chunk, EmbeddingModel
+from embedding.encoders import model_directory
+from kb.documents.embedding_models import (
     embedding_model_activate,
     embedding_model_change_start,
     embedding_model_reembed_step,
 )
+from kb.search.selectors import embed_query, passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
 from tests.search.test_selectors import vector_storage
 
@@ -62,7 +61,7 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
     # Half-way: questions still use the old model against the old vectors.
     assert _column_dimensions() == 384
     assert len(embed_query(QUESTION)) == 384
-    hits = chunks_search_for_user(user=alice, query_vector=embed_query(QUESTION), k=3)
+    hits = passages_search_for_user(user=alice, query_text=QUESTION, k=3, mode="dense")
     assert hits[0].heading == QUESTION
     # A document ingested during the change gets vectors from both models.
     late = ingested_document(collection=collection, name="general.html",
@@ -77,7 +76,7 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
     assert vector_storage()["storage"] == "m" and vector_storage()["vectors_out_of_line"] == 0
     assert not Chunk.objects.filter(embedding_next__isnull=False).exists()
     assert len(embed_query(QUESTION)) == 256
-    hits = chunks_search_for_user(user=alice, query_vector=embed_query(QUESTION), k=5)
+    hits = passages_search_for_user(user=alice, query_text=QUESTION, k=5, mode="dense")
     assert len(hits) == 5 and all(hit.score > 0 for hit in hits)
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.EMBEDDING_MODEL_ACTIVATED).exists()
 

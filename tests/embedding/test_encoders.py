@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from kb.search import embeddings
-from kb.search.embeddings import encode, model_directory, question_encoder
-from kb.search.query_encoder import OnnxQueryEncoder, UnsupportedForOnnx, onnx_query_encoder
+from embedding import encoders
+from embedding.encoders import encode, model_directory, question_encoder
+from embedding.onnx_questions import OnnxQueryEncoder, UnsupportedForOnnx, onnx_query_encoder
 
 FAQ_QUESTIONS = [  # from the Python 3.11 FAQ, and a log line: what people ask here
     "Is there a tool to help find bugs or perform static analysis?",
@@ -28,9 +28,8 @@ def _cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.sum(first * second, axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1))
 
 
-def test_the_default_model_embeds_questions_through_onnx_with_sentence_transformers_vectors(settings):
-    settings.KB_QUERY_ENCODER = "onnx"
-    embed = question_encoder("")
+def test_the_default_model_embeds_questions_through_onnx_with_sentence_transformers_vectors(tmp_path):
+    embed = question_encoder("", backend="onnx", onnx_cache_dir=tmp_path)
     assert isinstance(embed.__self__, OnnxQueryEncoder)
 
     through_onnx = np.stack([embed(question) for question in FAQ_QUESTIONS])
@@ -66,22 +65,25 @@ def max_pooling_model(tmp_path_factory):
 
 
 def test_a_model_the_export_cannot_reproduce_embeds_questions_with_sentence_transformers(
-        settings, tmp_path, max_pooling_model):
+        tmp_path, max_pooling_model):
     with pytest.raises(UnsupportedForOnnx, match="pooling 'max'"):
         onnx_query_encoder(max_pooling_model, cache_dir=tmp_path, threads=1)
     assert list(tmp_path.iterdir()) == []
 
-    settings.KB_QUERY_ENCODER = "onnx"
-    embed = question_encoder(str(max_pooling_model))
+    embed = question_encoder(str(max_pooling_model), backend="onnx", onnx_cache_dir=tmp_path)
     assert not isinstance(getattr(embed, "__self__", None), OnnxQueryEncoder)
     vector = embed("How do I convert a string to a number?")
     assert np.allclose(vector, encode(str(max_pooling_model), ["How do I convert a string to a number?"])[0])
 
 
-def test_the_torch_setting_keeps_questions_on_sentence_transformers(settings, monkeypatch):
-    settings.KB_QUERY_ENCODER = "torch"
+def test_the_torch_setting_keeps_questions_on_sentence_transformers(tmp_path, monkeypatch):
     exports = []
-    monkeypatch.setattr(embeddings, "onnx_query_encoder", lambda *args, **kwargs: exports.append(args))
-    vector = question_encoder("")("How do I convert a string to a number?")
+    monkeypatch.setattr(encoders, "onnx_query_encoder", lambda *args, **kwargs: exports.append(args))
+    vector = question_encoder("", backend="torch", onnx_cache_dir=tmp_path)("How do I convert a string to a number?")
     assert exports == []
     assert np.allclose(vector, encode("", ["How do I convert a string to a number?"])[0])
+
+
+def test_an_unknown_question_backend_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="unknown question encoder 'tensorflow'"):
+        question_encoder("", backend="tensorflow", onnx_cache_dir=tmp_path)
