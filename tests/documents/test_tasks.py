@@ -192,3 +192,11 @@ def test_a_dropped_database_connection_mid_document_is_retried_and_the_document_
     assert finished.attempts == 2
     assert Chunk.objects.filter(version=version).count() == finished.chunk_count
     assert "Retry in" in (tmp_path / "worker.log").read_text()
+
+
+def test_the_jobs_services_queue_by_name_are_tasks_the_worker_knows():
+    from kb.celery import app
+    from kb.documents.jobs import INGEST_DOCUMENT_VERSION, REEMBED_CHUNKS
+
+    app.loader.import_default_modules()  # what a worker imports at start: every app's tasks module
+    assert {INGEST_DOCUMENT_VERSION, REEMBED_CHUNKS} <= set(app.tasks)
