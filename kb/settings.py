@@ -1,4 +1,8 @@
-"""Settings come from environment variables (documented in .env.example) with embedded defaults."""
+"""Settings come from environment variables (documented in .env.example) with embedded defaults.
+
+Importing them starts no database: the embedded PostgreSQL is only named here (its database backend starts it
+before the first connection).
+"""
 
 import os
 from pathlib import Path
@@ -6,6 +10,7 @@ from pathlib import Path
 import environ
 
 from inference.config import DEFAULT_ROUTE
+from kb.platform.embedded_pg import socket_dir_of
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -75,17 +80,20 @@ TEMPLATES = [
 DATABASE_URL = env("DATABASE_URL", default="")
 DATABASE_URL_FROM_ENV = bool(DATABASE_URL)
 if not DATABASE_URL:
-    from kb.platform.embedded_pg import database_ensure, socket_dir_of_running_server
-
-    _socket_dir = socket_dir_of_running_server(EMBEDDED_PG_DIR)
+    # The embedded server, by name only: its backend (kb/platform/embedded_pg) starts it and creates both databases
+    # before any process's first connection; a Celery worker ensures them before it reaches the broker.
+    _socket_dir = socket_dir_of(EMBEDDED_PG_DIR)
     _database_name = env("KB_EMBEDDED_DATABASE", default="kb")
-    database_ensure(socket_dir=_socket_dir, name=_database_name)
-    database_ensure(socket_dir=_socket_dir, name=f"{_database_name}_broker")
     DATABASE_URL = f"postgres://postgres@/{_database_name}?host={_socket_dir}"
     _default_broker_url = f"sqla+postgresql+psycopg://postgres@/{_database_name}_broker?host={_socket_dir}"
+    DATABASES = {"default": {
+        **env.db_url_config(DATABASE_URL),
+        "ENGINE": "kb.platform.embedded_pg",
+        "EMBEDDED_SERVER": {"DATA_DIR": EMBEDDED_PG_DIR, "DATABASES": [_database_name, f"{_database_name}_broker"]},
+    }}
 else:
     _default_broker_url = "redis://127.0.0.1:6379/0"
-DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

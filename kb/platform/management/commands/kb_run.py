@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from kb.platform.embedded_pg import server_stop
+from kb.platform.embedded_pg import server_ensure_for, server_stop
 from kb.platform.serving import serving_python
 
 
@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_demo: bool, **options):
         if not settings.DATABASE_URL_FROM_ENV:
+            server_ensure_for(settings.DATABASES["default"])  # the database backend would at its first connection
             self.step(f"PostgreSQL 18 + pgvector (embedded) is running, data in {settings.EMBEDDED_PG_DIR}")
         self.step("applying database migrations")
         call_command("migrate", interactive=False, verbosity=0)
