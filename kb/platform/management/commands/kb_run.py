@@ -1,6 +1,5 @@
 """Start everything the app needs in one terminal; Ctrl-C stops it all."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import server_ensure_for, server_stop
 from kb.platform.serving import serving_python
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        environment = dict(os.environ)
+        environment = environment_with_dotenv(settings.BASE_DIR / ".env")  # what settings read, .env included
         try:
             if settings.KB_INFERENCE_URL:
                 self.step(f"answers come from the model server at {settings.KB_INFERENCE_URL}")
