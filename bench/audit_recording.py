@@ -46,7 +46,8 @@ def record_once(user: User, number: int, passages: int) -> float:
     permission_filter = permission_filter_of(user=user)
     started = time.perf_counter()
     query_record_create(
-        user=user, question=f"What is the notice period? ({number})", answer="Three months [1]." * 20,
+        user=user, department_names=permission_filter["department_names"],
+        question=f"What is the notice period? ({number})", answer="Three months [1]." * 20,
         model="qwen3.5-4b", backend="vllm", route={"skipped": []}, generation_params={"temperature": 1.0},
         prompt_tokens=1800, completion_tokens=240, retrieval_ms=35, first_token_ms=180, total_ms=2400,
         scope={"mode": "hybrid", "k": passages}, permission_filter=permission_filter,

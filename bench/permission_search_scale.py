@@ -131,7 +131,7 @@ from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
 from kb.documents.parsing import parse_document  # noqa: E402
 from kb.documents.selectors import chunks_readable_by, collections_readable_by, permission_filter_of  # noqa: E402
-from kb.platform.embedded_pg import server_stop, socket_dir_of_running_server  # noqa: E402
+from kb.platform.embedded_pg import server_ensure, server_stop  # noqa: E402
 from kb.search import selectors  # noqa: E402
 from kb.documents.embedding_models import chunking_tokenizer, passages_embed_for_active_model  # noqa: E402
 from kb.search.selectors import embed_query  # noqa: E402
@@ -771,7 +771,7 @@ def server_shared_buffers(size: str) -> None:
     print(f"restarting the bench server with shared_buffers {size} ...", flush=True)
     connection.close()
     server_stop(BENCH_VAR / "pg")
-    socket_dir_of_running_server(BENCH_VAR / "pg")
+    server_ensure(data_dir=BENCH_VAR / "pg")
 
 
 def main() -> None:

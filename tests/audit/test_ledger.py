@@ -11,12 +11,14 @@ from django.utils import timezone
 
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
 from kb.audit.services import RecordedPassage, audit_purge, query_feedback_create, query_record_create
-from tests.factories import make_department, make_user
+from tests.factories import department_names_of, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def _query(user, question="What is the notice period?", **recorded):
+    if "department_names" not in recorded:
+        recorded["department_names"] = department_names_of(user)
     return query_record_create(**recorded,
         user=user, question=question, answer="Three months [1].", model="smollm2-135m", backend="llama_cpp",
         generation_params={"temperature": 0.2}, prompt_tokens=120, completion_tokens=8, retrieval_ms=12,
@@ -200,7 +202,7 @@ def test_a_query_is_recorded_in_two_statements_with_its_passages_and_link(trail)
     user, _ = trail
     applied = permission_filter_of(user=user)  # read by the search, as the chat service passes it
     with transaction.atomic(), CaptureQueriesContext(connection) as statements:
-        record = _query(user, "counted", permission_filter=applied)
+        record = _query(user, "counted", permission_filter=applied, department_names=applied["department_names"])
     # The chain's head with the record's reserved id, then record, passages and link together: every query pays
     # for its record (BENCHMARKS.md, recording a query).
     assert [statement["sql"].split()[0] for statement in statements if "SAVEPOINT" not in statement["sql"]] == [
@@ -212,21 +214,22 @@ def test_a_query_is_recorded_in_two_statements_with_its_passages_and_link(trail)
 
 
 def test_a_record_whose_place_was_taken_is_linked_after_the_newer_head_and_written_once(trail):
-    from kb.audit import services
+    from kb.audit import ledger
 
     user, _ = trail
-    really_read_head = services.chain_head
+    really_read_head = ledger.chain_head
     quicker = make_user(username="quicker")
 
     def head_then_overtaken(**arguments):
         head = really_read_head(**arguments)
-        with mock.patch.object(services, "chain_head", really_read_head):
-            # another writer links between this head's read and the record's insert
-            overtaking.append(_query(quicker, "overtaking"))
+        if not overtaking:  # the record's head, not the ones it links after when it has lost its place
+            with mock.patch.object(ledger, "chain_head", really_read_head):
+                # another writer links between this head's read and the record's insert
+                overtaking.append(_query(quicker, "overtaking"))
         return head
 
     overtaking = []
-    with mock.patch.object(services, "chain_head", head_then_overtaken):
+    with mock.patch.object(ledger, "chain_head", head_then_overtaken):
         late = _query(user, "late")
 
     overtaken_by = LedgerEntry.objects.get(kind="query", object_id=overtaking[0].pk)
@@ -260,6 +263,15 @@ def test_a_records_hash_covers_every_column_it_stores():
 
     assert {field.attname for field in QueryRecord._meta.concrete_fields} == {*QUERY_FIELDS, "created_at"}
     assert {field.attname for field in QueryPassage._meta.concrete_fields} == {*PASSAGE_FIELDS, "id", "query_id"}
+
+
+def test_a_record_is_written_only_from_exactly_the_fields_its_hash_covers(trail):
+    from kb.audit.ledger import query_record_append
+
+    user, _ = trail
+    with pytest.raises(TypeError, match="mood"):
+        query_record_append(passages=[], user_id=user.pk, question="unhashed column?", mood="curious")
+    assert not QueryRecord.objects.filter(question="unhashed column?").exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from kb.audit.selectors import (
     query_records_of_user,
 )
 from kb.audit.services import RecordedPassage, query_feedback_create, query_record_create
-from tests.factories import PASSWORD, make_department, make_user
+from tests.factories import PASSWORD, department_names_of, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,8 @@ def ask(user: User, question: str = "How do I book leave?", *, answer: str = "As
                         text="Sick leave is reported by 9:00."),
     ]
     arguments = dict(
-        user=user, question=question, answer=answer, passages=passages, model=model, backend="vllm",
+        user=user, department_names=department_names_of(user), question=question, answer=answer, passages=passages,
+        model=model, backend="vllm",
         generation_params={"temperature": 0.2, "enable_thinking": False}, prompt_tokens=120, completion_tokens=9,
         retrieval_ms=14, first_token_ms=85, total_ms=410, flags=flags,
         citations=[{"number": 1, "chunk_id": passages[0].chunk_id}] if passages else [],

@@ -8,6 +8,7 @@ class Command(BaseCommand):
     help = "Stop the embedded PostgreSQL server under KB_VAR_DIR (no-op with an external DATABASE_URL)."
 
     def handle(self, *args, **options):
-        if settings.EMBEDDED_PG_DIR.exists():
-            server_stop(settings.EMBEDDED_PG_DIR)
+        if server_stop(settings.EMBEDDED_PG_DIR):
             self.stdout.write(f"stopped the embedded PostgreSQL in {settings.EMBEDDED_PG_DIR}")
+        else:
+            self.stdout.write(f"no embedded PostgreSQL runs in {settings.EMBEDDED_PG_DIR}")

@@ -1,6 +1,5 @@
 """Start everything the app needs in one terminal; Ctrl-C stops it all."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from kb.platform.embedded_pg import server_stop
+from kb.platform.dotenv import environment_with_dotenv
+from kb.platform.embedded_pg import server_ensure_for, server_stop
 from kb.platform.serving import serving_python
 
 
@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, no_demo: bool, **options):
         if not settings.DATABASE_URL_FROM_ENV:
+            server_ensure_for(settings.DATABASES["default"])  # the database backend would at its first connection
             self.step(f"PostgreSQL 18 + pgvector (embedded) is running, data in {settings.EMBEDDED_PG_DIR}")
         self.step("applying database migrations")
         call_command("migrate", interactive=False, verbosity=0)
@@ -47,7 +48,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        environment = dict(os.environ)
+        environment = environment_with_dotenv(settings.BASE_DIR / ".env")  # what settings read, .env included
         try:
             if settings.KB_INFERENCE_URL:
                 self.step(f"answers come from the model server at {settings.KB_INFERENCE_URL}")

@@ -3,8 +3,10 @@
 import os
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.serving import serving_python
 
 
@@ -18,6 +20,9 @@ class Command(BaseCommand):
     def handle(self, *args, port: int | None, **options):
         from inference.__main__ import main
 
+        # The serving process and its engines (vLLM's VLLM_*, Hugging Face's HF_*) read their variables from the
+        # environment: the project's .env joins it here, as settings read it, for this process and the one it becomes.
+        os.environ.update(environment_with_dotenv(settings.BASE_DIR / ".env"))
         if port is not None:
             os.environ["KB_INFERENCE_PORT"] = str(port)
         python = serving_python()
