@@ -125,11 +125,11 @@ from django.db.models import OuterRef, Subquery  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from pgvector.django import CosineDistance  # noqa: E402
 
+from extract.chunking import chunk_document  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create  # noqa: E402
-from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
-from kb.documents.parsing import parse_document  # noqa: E402
 from kb.documents.selectors import chunks_readable_by, collections_readable_by  # noqa: E402
 from kb.platform.embedded_pg import server_stop, socket_dir_of_running_server  # noqa: E402
 from kb.search import selectors  # noqa: E402

@@ -14,15 +14,15 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from extract.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
+from extract.chunking import ChunkDraft, chunk_document, chunk_log
+from extract.office import extract_email_attachments
+from extract.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
-from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
-from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
-from kb.documents.office import extract_email_attachments
-from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
 from kb.search.embeddings import embed_passages, embed_passages_for_incoming_model, embedding_tokenizer
 

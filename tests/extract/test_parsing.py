@@ -1,6 +1,6 @@
 import pytest
 
-from kb.documents.parsing import DocumentRejected, parse_document
+from extract.parsing import DocumentRejected, parse_document
 
 
 def test_markdown_sections_follow_headings_and_cover_the_text():

@@ -8,9 +8,9 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from extract.parsing import SUPPORTED_EXTENSIONS
 from kb.accounts.models import User
 from kb.documents.models import Collection, DocumentVersion
-from kb.documents.parsing import SUPPORTED_EXTENSIONS
 from kb.documents.services import upload_batch
 
 

@@ -18,9 +18,9 @@ from email.message import EmailMessage
 import pytest
 from bs4 import BeautifulSoup
 
-from kb.documents import office
-from kb.documents.office import OFFICE_KINDS, extract_email_attachments, parse_office_document
-from kb.documents.parsing import SUPPORTED_EXTENSIONS, DocumentRejected, ParsedDocument, parse_document
+from extract import office
+from extract.office import OFFICE_KINDS, extract_email_attachments, parse_office_document
+from extract.parsing import SUPPORTED_EXTENSIONS, DocumentRejected, ParsedDocument, parse_document
 
 WHAT_IS_PYTHON = "Python is an interpreted, interactive, object-oriented programming language."
 PSF_SENTENCE = "The Python Software Foundation is an independent non-profit organization"

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from kb.documents.parsing import DocumentRejected, ParsedDocument, Section
+from extract.parsing import DocumentRejected, ParsedDocument, Section
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _offline_unstructured() -> None:
     for private_name in ("_SPACY_MODEL_NAME", "_install_spacy_model", "_get_nlp"):
         if not hasattr(tokenize, private_name):
             raise OfficeSupportUnavailable(
-                f"unstructured.nlp.tokenize has no {private_name} any more: review kb/documents/office.py")
+                f"unstructured.nlp.tokenize has no {private_name} any more: review extract/office.py")
 
     def _refuse_download() -> None:
         raise OfficeSupportUnavailable(f"unstructured could not load the spaCy model at {model_dir} and wanted to "

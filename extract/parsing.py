@@ -10,11 +10,11 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
-from kb.documents.logs import detect_log_format
+from extract.logs import detect_log_format
 
 SUPPORTED_EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
                         ".html": "html", ".htm": "html", ".log": "log", ".jsonl": "log", ".ndjson": "log",
-                        # Parsed by kb.documents.office (the `unstructured` library); the kind names its format.
+                        # Parsed by extract.office (the `unstructured` library); the kind names its format.
                         ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv",
                         ".odt": "odt", ".epub": "epub", ".rst": "rst", ".eml": "email"}
 _OFFICE_KINDS = {"pdf", "docx", "pptx", "xlsx", "csv", "odt", "epub", "rst", "email"}
@@ -71,7 +71,7 @@ def _decode(data: bytes) -> str:
 def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
     kind = file_kind(filename)
     if kind in _OFFICE_KINDS:  # binary formats: never decoded as text here
-        from kb.documents.office import parse_office_document  # imports `unstructured` (slow) only when needed
+        from extract.office import parse_office_document  # imports `unstructured` (slow) only when needed
 
         return parse_office_document(data=data, filename=filename, kind=kind)
     fallback_title = Path(filename).stem

@@ -1,5 +1,5 @@
-from kb.documents.chunking import chunk_document
-from kb.documents.parsing import parse_document
+from extract.chunking import chunk_document
+from extract.parsing import parse_document
 from kb.search.embeddings import embedding_tokenizer
 
 
