@@ -11,7 +11,7 @@ from datetime import datetime
 from tokenizers import Tokenizer
 
 from extract.logs import log_windows, parse_log
-from extract.parsing import ParsedDocument
+from extract.types import ParsedDocument
 
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 

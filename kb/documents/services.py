@@ -14,10 +14,12 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from extract.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
+from extract.archives import ArchiveLimits, ArchiveProblem, archive_members
 from extract.chunking import ChunkDraft, chunk_document, chunk_log
-from extract.office import extract_email_attachments
-from extract.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
+from extract.formats import file_kind, is_archive, is_email
+from extract.mail import extract_email_attachments
+from extract.parsing import parse_document
+from extract.types import DocumentRejected, ParsedDocument
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
