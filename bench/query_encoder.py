@@ -30,7 +30,7 @@ prepare_process_for_questions()
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from kb.documents.parsing import parse_document  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 from embedding.encoders import question_encoder  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")

@@ -32,10 +32,10 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create, membership_create, user_create  # noqa: E402
 from kb.documents.models import Chunk, Collection, Document  # noqa: E402
-from kb.documents.parsing import parse_document  # noqa: E402
 from kb.documents.services import collection_create, document_upload, document_version_ingest  # noqa: E402
 from kb.platform.embedded_pg import server_stop  # noqa: E402
 from kb.search.selectors import passages_search_for_user  # noqa: E402

@@ -14,18 +14,20 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from extract.archives import ArchiveLimits, ArchiveProblem, archive_members
+from extract.chunking import ChunkDraft, chunk_document, chunk_log
+from extract.formats import file_kind, is_archive, is_email
+from extract.mail import extract_email_attachments
+from extract.parsing import parse_document
+from extract.types import DocumentRejected, ParsedDocument
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
-from kb.documents.archives import ArchiveLimits, ArchiveProblem, archive_members, is_archive
-from kb.documents.chunking import ChunkDraft, chunk_document, chunk_log
 from kb.documents.embedding_models import (chunking_tokenizer, passages_embed_for_active_model,
                                             passages_embed_for_incoming_model)
 from kb.documents.jobs import INGEST_DOCUMENT_VERSION, job_enqueue_on_commit
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
-from kb.documents.office import extract_email_attachments
-from kb.documents.parsing import DocumentRejected, ParsedDocument, file_kind, is_email, parse_document
 from kb.documents.selectors import collections_manageable_by
 
 logger = logging.getLogger(__name__)

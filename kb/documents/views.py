@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from extract.formats import ACCEPTED_EXTENSIONS, FORMATS
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
 from kb.documents.models import Collection, CollectionGrant, UploadBatch
@@ -43,8 +44,15 @@ def _manageable_collections(request: HttpRequest):
     return collections
 
 
+# What the upload form says it takes, and what its file picker offers: every type the upload accepts.
+UPLOAD_FORMATS = ", ".join(file_format.label for file_format in FORMATS)
+UPLOAD_ACCEPT = ",".join(ACCEPTED_EXTENSIONS)
+
+
 def _render_workspace(request: HttpRequest, *, status: int = 200, **extra) -> HttpResponse:
     context = {
+        "upload_formats": UPLOAD_FORMATS,
+        "upload_accept": UPLOAD_ACCEPT,
         "collections": _manageable_collections(request),
         "versions": document_versions_manageable_by(user=request.user)[:200],
         "stalled_before": stalled_cutoff(),

@@ -2,19 +2,17 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from extract.formats import SEARCH_GROUPS, search_group_extensions
 from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
 from kb.platform.forms import submitted_id
 from kb.search.selectors import PassageFilters, passages_search_for_user
 from kb.platform.views import render_page
 
 SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
+# The type filter: its query value, label and the extensions it finds, from the one table of file types.
 FILE_TYPES = {
     "": ("Any type", ()),
-    "logs": ("Logs", (".log", ".jsonl", ".ndjson")),
-    "pdf": ("PDF", (".pdf",)),
-    "office": ("Office files", (".docx", ".pptx", ".xlsx", ".odt", ".csv", ".epub")),
-    "web": ("Web pages and Markdown", (".html", ".htm", ".md", ".markdown", ".rst")),
-    "mail": ("E-mail", (".eml",)),
+    **{group: (label, search_group_extensions(group)) for group, label in SEARCH_GROUPS.items()},
 }
 MAX_QUERY_CHARS = 500
 

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from tokenizers import Tokenizer
 
-from kb.documents.logs import log_windows, parse_log
-from kb.documents.parsing import ParsedDocument
+from extract.logs import log_windows, parse_log
+from extract.types import ParsedDocument
 
 _SENTENCE_ENDS = (".", "!", "?", ":", ";")
 

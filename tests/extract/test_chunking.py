@@ -1,6 +1,6 @@
-from kb.documents.chunking import chunk_document
-from kb.documents.parsing import parse_document
 from embedding.encoders import chunking_tokenizer
+from extract.chunking import chunk_document
+from extract.parsing import parse_document
 
 
 def _chunks(parsed, max_tokens=120, overlap=20):

@@ -1,6 +1,7 @@
 import pytest
 
-from kb.documents.parsing import DocumentRejected, parse_document
+from extract.parsing import parse_document
+from extract.types import DocumentRejected
 
 
 def test_markdown_sections_follow_headings_and_cover_the_text():

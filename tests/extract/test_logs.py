@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench.log_parsing_accuracy import FAIL2BAN_LOGS, FAIL2BAN_NOW, FAIL2BAN_ZONE, load_sample, measure
-from kb.documents.logs import detect_log_format, log_windows, parse_log
+from extract.logs import detect_log_format, log_windows, parse_log
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 
@@ -61,7 +61,7 @@ def test_a_python_traceback_stays_in_its_record():
         "Traceback (most recent call last):\n"
         '  File "/srv/kb/kb/documents/tasks.py", line 57, in index_document\n'
         "    parsed = parse_document(data=blob, filename=name)\n"
-        '  File "/srv/kb/kb/documents/parsing.py", line 88, in parse_document\n'
+        '  File "/srv/kb/extract/parsing.py", line 88, in parse_document\n'
         "    raise ValueError(f\"time data '2024-05-02 09:14:04' does not match format\")\n"
         "ValueError: time data '2024-05-02 09:14:04' does not match format\n"
         "2024-05-02 09:14:05,001 WARNING kb.tasks: retrying document 43 in 60 s\n"

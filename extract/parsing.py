@@ -1,62 +1,24 @@
-"""Turn an uploaded file into plain text split into titled sections.
+"""Turn an uploaded file into plain text split into titled sections: the entry point of extraction.
 
 Markdown and plain text keep their text as written; HTML keeps the visible text of its main content, one block per
-line. Sections are contiguous spans of that text, so chunk offsets point straight into it.
+line. Sections are contiguous spans of that text, so chunk offsets point straight into it. Logs are kept whole for
+`extract.logs`; office formats, PDF and e-mail go to `extract.office`.
 """
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
-from kb.documents.logs import detect_log_format
+from extract.formats import OFFICE_KINDS, file_kind
+from extract.logs import detect_log_format
+from extract.office import parse_office_document
+from extract.types import DocumentRejected, ParsedDocument, Section
 
-SUPPORTED_EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
-                        ".html": "html", ".htm": "html", ".log": "log", ".jsonl": "log", ".ndjson": "log",
-                        # Parsed by kb.documents.office (the `unstructured` library); the kind names its format.
-                        ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv",
-                        ".odt": "odt", ".epub": "epub", ".rst": "rst", ".eml": "email"}
-_OFFICE_KINDS = {"pdf", "docx", "pptx", "xlsx", "csv", "odt", "epub", "rst", "email"}
 _HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "pre", "li", "dt", "dd", "th", "td", "caption",
                 "blockquote", "figcaption"]
 _HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
-
-
-class DocumentRejected(ValueError):
-    """The file cannot be ingested; the message is shown to the admin as the reason."""
-
-
-@dataclass(frozen=True)
-class Section:
-    heading: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class ParsedDocument:
-    title: str
-    text: str
-    sections: list[Section]
-    # Character spans (tables) that a chunk boundary must not cut when they fit in one chunk.
-    whole_spans: list[tuple[int, int]] = field(default_factory=list)
-    # Log files are chunked into time windows of records rather than by sections.
-    is_log: bool = False
-    log_format: str | None = None
-
-
-def is_email(filename: str) -> bool:
-    return Path(filename).suffix.lower() == ".eml"
-
-
-def file_kind(filename: str) -> str:
-    extension = Path(filename).suffix.lower()
-    if extension not in SUPPORTED_EXTENSIONS:
-        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-        raise DocumentRejected(f"'{extension or filename}' files are not supported yet (supported: {supported})")
-    return SUPPORTED_EXTENSIONS[extension]
 
 
 def _decode(data: bytes) -> str:
@@ -70,9 +32,7 @@ def _decode(data: bytes) -> str:
 
 def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
     kind = file_kind(filename)
-    if kind in _OFFICE_KINDS:  # binary formats: never decoded as text here
-        from kb.documents.office import parse_office_document  # imports `unstructured` (slow) only when needed
-
+    if kind in OFFICE_KINDS:  # binary formats, never decoded as text here; `unstructured` loads on the first one
         return parse_office_document(data=data, filename=filename, kind=kind)
     fallback_title = Path(filename).stem
     if kind == "log":

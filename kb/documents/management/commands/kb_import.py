@@ -8,9 +8,9 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from extract.formats import ACCEPTED_EXTENSIONS
 from kb.accounts.models import User
 from kb.documents.models import Collection, DocumentVersion
-from kb.documents.parsing import SUPPORTED_EXTENSIONS
 from kb.documents.services import upload_batch
 
 
@@ -56,11 +56,10 @@ class Command(BaseCommand):
 
     @staticmethod
     def _files(paths: list[Path]) -> list[Path]:
-        wanted = {*SUPPORTED_EXTENSIONS, ".zip"}
         found: list[Path] = []
         for path in paths:
             if path.is_dir():
-                found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+                found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in ACCEPTED_EXTENSIONS)
             elif path.is_file():
                 found.append(path)
             else:
