@@ -94,6 +94,7 @@ from kb.audit.models import QueryRecord  # noqa: E402
 from kb.audit.selectors import query_records_for_auditor  # noqa: E402
 from kb.audit.views import QueryLogFilterForm  # noqa: E402
 from kb.platform.embedded_pg import database_ensure, server_stop  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 
 BATCH = 100_000
 POINTS = (0.10, 0.50, 1.00)
@@ -134,9 +135,9 @@ def loaded_marker(arguments: argparse.Namespace) -> dict | None:
 
 def organisation() -> tuple[list[tuple[int, list[str]]], User]:
     """Departments by the service (it writes the tree's closure), users in bulk; (user id, department names)."""
-    finance = department_create(acting_user=None, name="Finance")
-    departments = [department_create(acting_user=None, name="Payroll", parent=finance)]
-    departments += [department_create(acting_user=None, name=name) for name in ("Legal", "IT", "Sales", "Operations")]
+    finance = department_create(acting_user=system_actor(), name="Finance")
+    departments = [department_create(acting_user=system_actor(), name="Payroll", parent=finance)]
+    departments += [department_create(acting_user=system_actor(), name=name) for name in ("Legal", "IT", "Sales", "Operations")]
     users = User.objects.bulk_create(User(username=f"bench-user-{n:02d}", password="!") for n in range(40))
     Membership.objects.bulk_create(Membership(user=user, department=departments[n % len(departments)])
                                    for n, user in enumerate(users))

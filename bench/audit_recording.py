@@ -37,6 +37,7 @@ from kb.audit.models import LedgerEntry  # noqa: E402
 from kb.audit.services import RecordedPassage, query_record_create  # noqa: E402
 from kb.documents.selectors import permission_filter_of  # noqa: E402
 from kb.platform.embedded_pg import server_stop  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 
 PASSAGE = ("The notice period for employees is three months, counted from the first day of the month after "
            "notice is given; see the staff handbook, section 4.2, for exceptions during probation. ") * 3
@@ -66,7 +67,7 @@ def main() -> None:
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     user = User.objects.filter(username="bench").first() or user_create(
-        acting_user=None, username="bench", password="bench-password-1")
+        acting_user=system_actor(), username="bench", password="bench-password-1")
     existing = LedgerEntry.objects.count()
     if existing < arguments.chain:
         print(f"filling the chain to {arguments.chain:,} entries ...", flush=True)

@@ -50,16 +50,17 @@ from kb.documents.services import (  # noqa: E402
     document_version_ingest,
 )
 from kb.documents.embedding_models import passages_embed_for_active_model  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
 
 
 def fresh_collection():
-    department = department_create(acting_user=None, name="Bench")
-    admin = user_create(acting_user=None, username="bench", password="bench-password-1")
-    membership_create(acting_user=None, user=admin, department=department, role=Membership.Role.ADMIN)
-    collection = collection_create(acting_user=None, name="Python docs", owner=department,
+    department = department_create(acting_user=system_actor(), name="Bench")
+    admin = user_create(acting_user=system_actor(), username="bench", password="bench-password-1")
+    membership_create(acting_user=system_actor(), user=admin, department=department, role=Membership.Role.ADMIN)
+    collection = collection_create(acting_user=system_actor(), name="Python docs", owner=department,
                                    visibility=Collection.Visibility.COMPANY)
     return admin, collection
 

@@ -135,6 +135,7 @@ from kb.platform.embedded_pg import server_ensure, server_stop  # noqa: E402
 from kb.search import selectors  # noqa: E402
 from kb.documents.embedding_models import chunking_tokenizer, passages_embed_for_active_model  # noqa: E402
 from kb.search.selectors import embed_query  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 
 BASE_DIR = BENCH_VAR / "base"
 DEPARTMENTS = 50
@@ -386,7 +387,7 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
     # Departments through the service: it also keeps the department tree's closure rows that permissions read (50
     # audit rows do no harm). Everything else through the real models with bulk_create: the services would write
     # rows one by one with an audit row each, far too slow for this volume, and the audit trail is irrelevant here.
-    departments = [department_create(acting_user=None, name="D00 Narrow" if n == 0 else f"D{n:02d} Department")
+    departments = [department_create(acting_user=system_actor(), name="D00 Narrow" if n == 0 else f"D{n:02d} Department")
                    for n in range(DEPARTMENTS)]
     unusable = make_password(None)
     users = User.objects.bulk_create([User(username=f"d{n:02d}", password=unusable) for n in range(DEPARTMENTS)]

@@ -39,6 +39,7 @@ from kb.documents.models import Chunk, Collection, Document  # noqa: E402
 from kb.documents.services import collection_create, document_upload, document_version_ingest  # noqa: E402
 from kb.platform.embedded_pg import server_stop  # noqa: E402
 from kb.search.selectors import passages_search_for_user  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 MODES = ("dense", "keyword", "hybrid")
@@ -47,10 +48,10 @@ MODES = ("dense", "keyword", "hybrid")
 def corpus_user() -> User:
     if not Document.objects.filter(original_name__startswith="faq/").exists():
         print("ingesting the whole Python documentation (about 20 minutes on 2 cores) ...", flush=True)
-        department = department_create(acting_user=None, name="Bench")
-        admin = user_create(acting_user=None, username="bench", password="bench-password-1")
-        membership_create(acting_user=None, user=admin, department=department, role=Membership.Role.ADMIN)
-        collection = collection_create(acting_user=None, name="Python docs", owner=department,
+        department = department_create(acting_user=system_actor(), name="Bench")
+        admin = user_create(acting_user=system_actor(), username="bench", password="bench-password-1")
+        membership_create(acting_user=system_actor(), user=admin, department=department, role=Membership.Role.ADMIN)
+        collection = collection_create(acting_user=system_actor(), name="Python docs", owner=department,
                                        visibility=Collection.Visibility.COMPANY)
         pages = sorted(p for p in DOCS.rglob("*.html") if "_static" not in p.parts)
         for number, page in enumerate(pages, start=1):

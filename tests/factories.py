@@ -7,20 +7,21 @@ from kb.accounts.selectors import departments_of_user
 from kb.accounts.services import department_create, membership_create, user_create
 from kb.documents.models import Collection, Document, DocumentVersion
 from kb.documents.services import collection_create, document_upload, document_version_ingest
+from kb.platform.actors import system_actor
 
 PASSWORD = "correct-horse-battery"
 _sequence = itertools.count(1)
 
 
 def make_department(name: str | None = None, *, parent: Department | None = None) -> Department:
-    return department_create(acting_user=None, name=name or f"Department {next(_sequence)}", parent=parent)
+    return department_create(acting_user=system_actor(), name=name or f"Department {next(_sequence)}", parent=parent)
 
 
 def make_user(*, department: Department | None = None, admin: bool = False, username: str | None = None) -> User:
-    user = user_create(acting_user=None, username=username or f"user{next(_sequence)}", password=PASSWORD)
+    user = user_create(acting_user=system_actor(), username=username or f"user{next(_sequence)}", password=PASSWORD)
     if department is not None:
         role = Membership.Role.ADMIN if admin else Membership.Role.MEMBER
-        membership_create(acting_user=None, user=user, department=department, role=role)
+        membership_create(acting_user=system_actor(), user=user, department=department, role=role)
     return user
 
 
@@ -39,7 +40,7 @@ def department_names_of(user: User) -> list[str]:
 def make_collection(
     *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT
 ) -> Collection:
-    return collection_create(acting_user=None, name=f"Collection {next(_sequence)}", owner=owner,
+    return collection_create(acting_user=system_actor(), name=f"Collection {next(_sequence)}", owner=owner,
                              visibility=visibility)
 
 

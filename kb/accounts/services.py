@@ -8,7 +8,7 @@ from kb.audit.services import audit_record
 
 
 @transaction.atomic
-def department_create(*, acting_user: User | None, name: str, parent: Department | None = None) -> Department:
+def department_create(*, acting_user: User, name: str, parent: Department | None = None) -> Department:
     _require_superuser(acting_user)
     department = Department(name=name, parent=parent)
     department.full_clean()
@@ -24,7 +24,7 @@ def department_create(*, acting_user: User | None, name: str, parent: Department
 
 
 @transaction.atomic
-def department_move(*, acting_user: User | None, department: Department, parent: Department | None) -> Department:
+def department_move(*, acting_user: User, department: Department, parent: Department | None) -> Department:
     """Put a department (with everything below it) under another one, or at the top; access follows at once."""
     _require_superuser(acting_user)
     subtree = DepartmentAncestry.objects.filter(ancestor=department)
@@ -52,7 +52,7 @@ def department_move(*, acting_user: User | None, department: Department, parent:
 @transaction.atomic
 def user_create(
     *,
-    acting_user: User | None,
+    acting_user: User,
     username: str,
     password: str,
     role: User.Role = User.Role.EMPLOYEE,
@@ -73,7 +73,7 @@ def user_create(
 
 
 @transaction.atomic
-def user_role_change(*, acting_user: User | None, user: User, role: User.Role) -> User:
+def user_role_change(*, acting_user: User, user: User, role: User.Role) -> User:
     """Employee or compliance auditor; an auditor reads query logs, not documents, unless granted like anyone."""
     _require_superuser(acting_user)
     before = {"role": user.role}
@@ -87,7 +87,7 @@ def user_role_change(*, acting_user: User | None, user: User, role: User.Role) -
 
 @transaction.atomic
 def membership_create(
-    *, acting_user: User | None, user: User, department: Department, role: Membership.Role = Membership.Role.MEMBER
+    *, acting_user: User, user: User, department: Department, role: Membership.Role = Membership.Role.MEMBER
 ) -> Membership:
     _require_department_admin(acting_user, department)
     membership = Membership(user=user, department=department, role=role)
@@ -103,7 +103,7 @@ def membership_create(
 
 
 @transaction.atomic
-def membership_role_change(*, acting_user: User | None, membership: Membership, role: Membership.Role) -> Membership:
+def membership_role_change(*, acting_user: User, membership: Membership, role: Membership.Role) -> Membership:
     _require_department_admin(acting_user, membership.department)
     before = {"role": membership.role}
     membership.role = role
@@ -115,7 +115,7 @@ def membership_role_change(*, acting_user: User | None, membership: Membership, 
 
 
 @transaction.atomic
-def membership_delete(*, acting_user: User | None, membership: Membership) -> None:
+def membership_delete(*, acting_user: User, membership: Membership) -> None:
     """Leaving a department takes effect on the next query: permissions are never cached."""
     _require_department_admin(acting_user, membership.department)
     audit_record(
@@ -127,12 +127,11 @@ def membership_delete(*, acting_user: User | None, membership: Membership) -> No
     membership.delete()
 
 
-def _require_superuser(acting_user: User | None) -> None:
-    # acting_user None is the system itself: set-up commands and migrations, never a web request.
-    if acting_user is not None and not acting_user.is_superuser:
+def _require_superuser(acting_user: User) -> None:
+    if not acting_user.is_superuser:
         raise PermissionDenied("Only a superuser may change departments and user roles.")
 
 
-def _require_department_admin(acting_user: User | None, department: Department) -> None:
-    if acting_user is not None and not departments_administered_by(user=acting_user).filter(pk=department.pk).exists():
+def _require_department_admin(acting_user: User, department: Department) -> None:
+    if not departments_administered_by(user=acting_user).filter(pk=department.pk).exists():
         raise PermissionDenied(f"You do not administer {department}.")

@@ -18,6 +18,7 @@ from kb.accounts.services import (
     user_create,
     user_role_change,
 )
+from kb.platform.actors import SYSTEM_USERNAME
 from kb.platform.forms import submitted_id
 from kb.platform.views import render_after_change, render_page
 
@@ -31,7 +32,7 @@ def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) ->
     context = {
         "tree": tree,
         "all_departments": Department.objects.all(),
-        "users": User.objects.order_by("username") if request.user.is_superuser else [],
+        "users": User.objects.exclude(username=SYSTEM_USERNAME).order_by("username") if request.user.is_superuser else [],
         "membership_roles": Membership.Role.choices,
         "user_roles": User.Role.choices,
         **extra,

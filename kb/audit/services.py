@@ -14,7 +14,7 @@ from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
 
 def audit_record(
     *,
-    actor: AbstractUser | None,
+    actor: AbstractUser,
     kind: AuditEvent.Kind,
     subject: Model,
     before: dict[str, Any] | None = None,
@@ -105,7 +105,7 @@ class PurgeResult:
 
 
 @transaction.atomic
-def audit_purge(*, acting_user: AbstractUser | None, older_than_days: int) -> PurgeResult | None:
+def audit_purge(*, acting_user: AbstractUser, older_than_days: int) -> PurgeResult | None:
     """Remove audit rows older than the retention period, keeping the chain verifiable.
 
     The cut is a prefix of the chain: the purge records the last removed sequence and its hash, and verification
@@ -113,7 +113,7 @@ def audit_purge(*, acting_user: AbstractUser | None, older_than_days: int) -> Pu
     """
     if older_than_days < 1:
         raise ValidationError("Retention must be at least one day.")
-    if acting_user is not None and not acting_user.is_superuser:
+    if not acting_user.is_superuser:
         raise PermissionDenied("Only a superuser may purge the audit trail.")
     cutoff = timezone.now() - timedelta(days=older_than_days)
     chain_lock()

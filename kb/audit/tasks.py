@@ -7,6 +7,7 @@ def audit_purge_expired() -> None:
     from django.conf import settings
 
     from kb.audit.services import audit_purge
+    from kb.platform.actors import system_actor
 
     if settings.KB_AUDIT_RETENTION_DAYS > 0:
-        audit_purge(acting_user=None, older_than_days=settings.KB_AUDIT_RETENTION_DAYS)
+        audit_purge(acting_user=system_actor(), older_than_days=settings.KB_AUDIT_RETENTION_DAYS)

@@ -20,6 +20,7 @@ from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.jobs import REEMBED_CHUNKS, job_enqueue_on_commit
 from kb.documents.models import Chunk, EmbeddingModel
+from kb.platform.actors import system_actor
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def chunking_tokenizer():
 
 
 @transaction.atomic
-def embedding_model_change_start(*, acting_user: User | None, path: str) -> EmbeddingModel:
+def embedding_model_change_start(*, acting_user: User, path: str) -> EmbeddingModel:
     if EmbeddingModel.objects.filter(state=EmbeddingModel.State.BUILDING).exists():
         raise ValidationError("a change of embedding model is already under way")
     active = EmbeddingModel.objects.get(state=EmbeddingModel.State.ACTIVE)
@@ -120,7 +121,7 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
     incoming.state = EmbeddingModel.State.ACTIVE
     incoming.activated_at = timezone.now()
     incoming.save(update_fields=["state", "activated_at"])
-    audit_record(actor=None, kind=AuditEvent.Kind.EMBEDDING_MODEL_ACTIVATED, subject=incoming,
+    audit_record(actor=system_actor(), kind=AuditEvent.Kind.EMBEDDING_MODEL_ACTIVATED, subject=incoming,
                  before={"active": outgoing.name, "dimensions": outgoing.dimensions},
                  after={"active": incoming.name, "dimensions": incoming.dimensions,
                         "chunks": incoming.progress_total})

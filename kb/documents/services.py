@@ -29,6 +29,7 @@ from kb.documents.embedding_models import (chunking_tokenizer, passages_embed_fo
 from kb.documents.jobs import INGEST_DOCUMENT_VERSION, job_enqueue_on_commit
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
 from kb.documents.selectors import collections_manageable_by
+from kb.platform.actors import system_actor
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,12 @@ def _enqueue_ingest(version_id: int) -> None:
 @transaction.atomic
 def collection_create(
     *,
-    acting_user: User | None,
+    acting_user: User,
     name: str,
     owner: Department,
     visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT,
 ) -> Collection:
-    if acting_user is not None and not departments_administered_by(user=acting_user).filter(pk=owner.pk).exists():
+    if not departments_administered_by(user=acting_user).filter(pk=owner.pk).exists():
         raise PermissionDenied(f"you do not administer {owner.name}")
     collection = Collection(name=name, owner=owner, visibility=visibility, created_by=acting_user)
     collection.full_clean()
@@ -400,7 +401,7 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
     version.save(update_fields=["status", "chunk_count", "progress_done", "progress_total", "heartbeat_at",
                                 "updated_at"])
     audit_record(
-        actor=None,
+        actor=system_actor(),
         kind=AuditEvent.Kind.DOCUMENT_INGESTED,
         subject=version,
         before=before,
@@ -417,7 +418,7 @@ def document_version_mark_failed(*, version_id: int, reason: str) -> None:
     version.failure_reason = reason
     version.save(update_fields=["status", "failure_reason", "updated_at"])
     logger.warning("document version %s failed: %s", version_id, reason)
-    audit_record(actor=None, kind=AuditEvent.Kind.DOCUMENT_FAILED, subject=version, before=before,
+    audit_record(actor=system_actor(), kind=AuditEvent.Kind.DOCUMENT_FAILED, subject=version, before=before,
                  after={"reason": reason})
 
 
@@ -436,7 +437,7 @@ def document_versions_requeue_stalled() -> list[int]:
         before = {"status": version.status, "heartbeat_at": version.heartbeat_at.isoformat()}
         version.status = DocumentVersion.Status.QUEUED
         version.save(update_fields=["status", "updated_at"])
-        audit_record(actor=None, kind=AuditEvent.Kind.DOCUMENT_REQUEUED, subject=version, before=before,
+        audit_record(actor=system_actor(), kind=AuditEvent.Kind.DOCUMENT_REQUEUED, subject=version, before=before,
                      after={"status": version.status})
         _enqueue_ingest(version.pk)
     if stalled:

@@ -15,6 +15,7 @@ from kb.documents.models import Collection
 from kb.documents.services import grant_create
 from kb.search.selectors import passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_superuser, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +93,7 @@ def test_moving_a_department_moves_access_on_the_next_query(finance_tree):
     salaries_member = make_user(department=salaries)
     assert _sees(salaries_member)
 
-    department_move(acting_user=None, department=payroll, parent=operations)
+    department_move(acting_user=system_actor(), department=payroll, parent=operations)
 
     assert not _sees(salaries_member)
     assert set(departments_of_user(user=salaries_member)) == {operations, payroll, salaries}
@@ -105,15 +106,15 @@ def test_a_department_cannot_move_under_its_own_sub_department(finance_tree):
     finance, _, salaries = finance_tree
 
     with pytest.raises(ValidationError, match="under itself"):
-        department_move(acting_user=None, department=finance, parent=salaries)
+        department_move(acting_user=system_actor(), department=finance, parent=salaries)
     with pytest.raises(ValidationError, match="under itself"):
-        department_move(acting_user=None, department=finance, parent=finance)
+        department_move(acting_user=system_actor(), department=finance, parent=finance)
     assert DepartmentAncestry.objects.filter(ancestor=finance).count() == 3
 
 
 def test_moving_to_the_top_cuts_every_inherited_department(finance_tree):
     finance, payroll, salaries = finance_tree
-    department_move(acting_user=None, department=payroll, parent=None)
+    department_move(acting_user=system_actor(), department=payroll, parent=None)
 
     assert set(DepartmentAncestry.objects.filter(department=salaries).values_list("ancestor", flat=True)) == {
         payroll.pk, salaries.pk}
@@ -154,7 +155,7 @@ def test_an_auditor_reads_no_company_wide_documents_without_a_membership_or_gran
     ingested_document(collection=handbook, name="payroll.md",
                       content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.")
     auditor = make_user(username="auditor")
-    user_role_change(acting_user=None, user=auditor, role=User.Role.AUDITOR)
+    user_role_change(acting_user=system_actor(), user=auditor, role=User.Role.AUDITOR)
     employee = make_user()
 
     assert _sees(employee) and not _sees(auditor)

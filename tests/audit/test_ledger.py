@@ -12,6 +12,7 @@ from django.utils import timezone
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
 from kb.audit.services import RecordedPassage, audit_purge, query_feedback_create, query_record_create
 from tests.factories import department_names_of, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def test_a_purge_of_an_old_prefix_keeps_young_feedback_and_verifies():
     young = _query(user, "new question")
     query_feedback_create(user=user, record=asked_long_ago[2], rating=QueryFeedback.Rating.HELPFUL)
 
-    result = audit_purge(acting_user=None, older_than_days=365)
+    result = audit_purge(acting_user=system_actor(), older_than_days=365)
 
     assert result.queries == 2 and result.events == 3  # the third old query has young feedback and stays
     assert set(QueryRecord.objects.values_list("pk", flat=True)) == {asked_long_ago[2].pk, young.pk}
@@ -186,7 +187,7 @@ def test_a_purge_of_every_entry_continues_the_chain_from_the_removed_range():
     with mock.patch("django.utils.timezone.now", return_value=long_ago):
         _query(make_user(), "old question")
 
-    result = audit_purge(acting_user=None, older_than_days=365)
+    result = audit_purge(acting_user=system_actor(), older_than_days=365)
     _query(make_user(username="later"), "new question")
 
     first = LedgerEntry.objects.order_by("sequence").first()

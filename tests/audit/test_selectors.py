@@ -21,12 +21,13 @@ from kb.audit.selectors import (
 )
 from kb.audit.services import RecordedPassage, query_feedback_create, query_record_create
 from tests.factories import PASSWORD, department_names_of, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
 
 def make_auditor(username: str = "auditor") -> User:
-    return user_create(acting_user=None, username=username, password=PASSWORD, role=User.Role.AUDITOR)
+    return user_create(acting_user=system_actor(), username=username, password=PASSWORD, role=User.Role.AUDITOR)
 
 
 def ask(user: User, question: str = "How do I book leave?", *, answer: str = "Ask your manager [1].",
@@ -80,7 +81,7 @@ def test_employees_and_department_admins_may_not_read_the_query_log(org):
 
 
 def test_auditors_and_superusers_read_every_record_newest_first(org):
-    superuser = user_create(acting_user=None, username="root", password=PASSWORD, is_superuser=True)
+    superuser = user_create(acting_user=system_actor(), username="root", password=PASSWORD, is_superuser=True)
     first, second = ask(org["alice"]), ask(org["bob"])
 
     assert ids(query_records_for_auditor(user=org["auditor"], filters=QueryLogFilters())) == [second.pk, first.pk]

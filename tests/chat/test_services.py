@@ -11,6 +11,7 @@ from kb.accounts.services import membership_delete
 from kb.audit.models import QueryRecord
 from kb.chat.services import CITATION, answer_stream
 from tests.factories import ingested_document, make_collection, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,7 +82,7 @@ def test_the_record_holds_the_filter_the_search_applied_even_if_access_changes_w
         first = await anext(stream)
         # Alice leaves the department while the model is still answering from what she could read then.
         membership = await Membership.objects.aget(user=alice)
-        await sync_to_async(membership_delete)(acting_user=None, membership=membership)
+        await sync_to_async(membership_delete)(acting_user=system_actor(), membership=membership)
         rest = [event async for event in stream]
         await sync_to_async(connections.close_all)()
         return [first, *rest]

@@ -10,6 +10,7 @@ from kb.accounts.services import user_create
 from kb.documents.models import DocumentVersion
 from kb.documents.services import document_version_ingest, upload_batch
 from tests.factories import PASSWORD, make_collection, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def test_employees_see_no_uploads_and_cannot_open_one(client, legal):
 
 def test_superusers_see_every_departments_uploads(client, legal):
     batch = _batch(legal, SimpleUploadedFile("contract.md", b"# Contract"))
-    root = user_create(acting_user=None, username="root", password=PASSWORD, is_superuser=True)
+    root = user_create(acting_user=system_actor(), username="root", password=PASSWORD, is_superuser=True)
     client.login(username=root.username, password=PASSWORD)
 
     assert [b.pk for b in client.get(reverse("documents:batches")).context["page"]] == [batch.pk]

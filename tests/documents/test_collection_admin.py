@@ -5,6 +5,7 @@ from kb.audit.models import AuditEvent
 from kb.documents.models import Chunk, Collection
 from kb.documents.services import collection_create
 from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def test_a_collection_cannot_be_created_for_a_department_one_does_not_administer
 
 def test_a_duplicate_name_is_refused_with_the_reason(client, legal_admin):
     legal = legal_admin.memberships.get().department
-    collection_create(acting_user=None, name="Contracts", owner=legal)
+    collection_create(acting_user=system_actor(), name="Contracts", owner=legal)
 
     response = client.post(reverse("documents:collection-create"), {"name": "Contracts", "owner": legal.pk},
                            headers=HTMX)

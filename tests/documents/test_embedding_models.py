@@ -15,6 +15,7 @@ from kb.documents.embedding_models import (
 from kb.search.selectors import embed_query, passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
 from tests.search.test_selectors import vector_storage
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
     total = Chunk.objects.count()
 
     with django_capture_on_commit_callbacks() as jobs:
-        incoming = embedding_model_change_start(acting_user=None, path=smaller_model)
+        incoming = embedding_model_change_start(acting_user=system_actor(), path=smaller_model)
     assert len(jobs) == 1 and incoming.dimensions == 256 and incoming.progress_total == total
 
     assert embedding_model_reembed_step(model_id=incoming.pk, batch_size=10) == 10
@@ -83,9 +84,9 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
 
 def test_a_model_that_cannot_be_loaded_or_is_already_active_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="cannot load a sentence-transformers model"):
-        embedding_model_change_start(acting_user=None, path=str(tmp_path / "nothing-here"))
+        embedding_model_change_start(acting_user=system_actor(), path=str(tmp_path / "nothing-here"))
     with pytest.raises(ValidationError, match="already the active embedding model"):
-        embedding_model_change_start(acting_user=None, path="")
+        embedding_model_change_start(acting_user=system_actor(), path="")
 
 
 def test_the_command_lists_models_and_starts_a_change(smaller_model, capsys):

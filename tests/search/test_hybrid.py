@@ -9,6 +9,7 @@ from kb.search.selectors import (
     reciprocal_rank_fusion,
 )
 from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -185,6 +186,6 @@ def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the
     assert question in [hit.heading for hit in beside]
     assert passages_search_for_user(user=organisation["outsider"], query_text=question, k=5) == []
 
-    membership_delete(acting_user=None, membership=member.memberships.get())  # the very next search, both connections
+    membership_delete(acting_user=system_actor(), membership=member.memberships.get())  # the very next search, both connections
     assert passages_search_for_user(user=member, query_text=question, k=5) == []
     assert keyword_threads[-1].startswith("keyword-search")

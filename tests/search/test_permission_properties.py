@@ -22,6 +22,7 @@ from kb.documents.services import (
     grant_revoke,
 )
 from kb.search.selectors import passages_search_for_user
+from kb.platform.actors import system_actor
 
 DEPARTMENTS = 3
 QUERY = "quarterly figures"
@@ -91,7 +92,7 @@ class PermissionPropertyTests(TestCase):
     @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(organisations)
     def test_no_channel_leaks_whatever_the_organisation(self, spec):
-        root = user_create(acting_user=None, username="root", password="x" * 12, is_superuser=True)
+        root = user_create(acting_user=system_actor(), username="root", password="x" * 12, is_superuser=True)
         departments = [department_create(acting_user=root, name="D0")]
         for number, parent in enumerate(spec["parents"], start=1):
             departments.append(department_create(acting_user=root, name=f"D{number}",

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.audit.services import audit_purge
+from kb.platform.actors import system_actor
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
     def handle(self, *args, days: int, **options):
         if days <= 0:
             raise CommandError("Retention is off (KB_AUDIT_RETENTION_DAYS=0): give --days to purge.")
-        result = audit_purge(acting_user=None, older_than_days=days)
+        result = audit_purge(acting_user=system_actor(), older_than_days=days)
         if result is None:
             self.stdout.write(f"nothing older than {days} days")
             return

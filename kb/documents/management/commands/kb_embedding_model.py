@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from kb.documents.models import EmbeddingModel
 from kb.documents.embedding_models import embedding_model_change_start
+from kb.platform.actors import system_actor
 
 
 class Command(BaseCommand):
@@ -23,7 +24,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{model.state:<9} {model.name} ({model.dimensions} dimensions) {model.path}")
             return
         try:
-            incoming = embedding_model_change_start(acting_user=None, path=path)
+            incoming = embedding_model_change_start(acting_user=system_actor(), path=path)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from error
         self.stdout.write(f"re-embedding {incoming.progress_total} passages with {incoming.name} in the background; "

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from extract.formats import ACCEPTED_EXTENSIONS
 from kb.accounts.models import User
 from kb.documents.models import Collection, DocumentVersion
+from kb.platform.actors import SYSTEM_USERNAME
 from kb.documents.services import upload_batch
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                 yield File(handle, name=path.name)
 
     def _acting_user(self, username: str | None) -> User:
-        users = User.objects.filter(username=username) if username else User.objects.filter(is_superuser=True)
+        users = User.objects.filter(username=username) if username else User.objects.filter(is_superuser=True).exclude(username=SYSTEM_USERNAME)
         acting_user = users.order_by("pk").first()
         if acting_user is None:
             raise CommandError(f"no user {username!r}" if username else "no superuser exists; pass --user")

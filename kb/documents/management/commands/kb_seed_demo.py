@@ -10,6 +10,7 @@ from kb.accounts.models import Membership, User
 from kb.accounts.services import department_create, membership_create, user_create
 from kb.documents.models import Collection
 from kb.documents.services import collection_create, document_upload
+from kb.platform.actors import system_actor
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 DEMO = {
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         def new_user(username: str, what: str, **kwargs) -> User:
             password = secrets.token_urlsafe(9)
             passwords[username] = (password, what)
-            return user_create(acting_user=None, username=username, password=password, **kwargs)
+            return user_create(acting_user=system_actor(), username=username, password=password, **kwargs)
 
         admin = new_user("admin", "superuser", is_superuser=True)
         new_user("auditor", "compliance auditor", role=User.Role.AUDITOR)
