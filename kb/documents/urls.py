@@ -9,6 +9,7 @@ urlpatterns = [
     path("versions/<int:version_id>/row/", views.document_version_row, name="version-row"),
     path("versions/<int:version_id>/retry/", views.document_version_retry_view, name="version-retry"),
     path("<int:document_id>/delete/", views.document_delete_view, name="delete"),
+    path("<int:document_id>/move/", views.document_move_view, name="move"),
     path("batches/", views.upload_batches_page, name="batches"),
     path("batches/<int:batch_id>/", views.upload_batch_page, name="batch-detail"),
     path("batches/<int:batch_id>/card/", views.upload_batch_progress, name="batch"),

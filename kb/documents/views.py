@@ -27,6 +27,7 @@ from kb.documents.services import (
     collection_delete,
     collection_visibility_change,
     document_delete,
+    document_move,
     document_version_retry,
     grant_create,
     grant_revoke,
@@ -88,12 +89,17 @@ def upload_batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
     return render(request, "documents/documents.html#batch", {"progress": progress})
 
 
+def _row_context(request: HttpRequest, version) -> dict:
+    """What the row partial needs when it is drawn alone: the collections its move form offers, as in the workspace."""
+    return {"version": version, "stalled_before": stalled_cutoff(),
+            "collections": collections_manageable_by(user=request.user)}
+
+
 @login_required
 @require_GET
 def document_version_row(request: HttpRequest, version_id: int) -> HttpResponse:
     version = document_version_get_for_manager(user=request.user, version_id=version_id)
-    return render(request, "documents/documents.html#row",
-                  {"version": version, "stalled_before": stalled_cutoff()})
+    return render(request, "documents/documents.html#row", _row_context(request, version))
 
 
 @login_required
@@ -104,8 +110,7 @@ def document_version_retry_view(request: HttpRequest, version_id: int) -> HttpRe
         version = document_version_retry(acting_user=request.user, version=version)
     except UploadRejected as error:
         return _render_workspace(request, status=400, rejected=[str(error)])
-    response = render(request, "documents/documents.html#row",
-                      {"version": version, "stalled_before": stalled_cutoff()})
+    response = render(request, "documents/documents.html#row", _row_context(request, version))
     # The upload history's file list listens for this to redraw itself and start polling again.
     response["HX-Trigger"] = "version-retried"
     return response
@@ -118,6 +123,23 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
     name = document.original_name
     document_delete(acting_user=request.user, document=document)
     return _render_workspace(request, deleted=name)
+
+
+@login_required
+@require_POST
+def document_move_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = document_get_for_manager(user=request.user, document_id=document_id)
+    to_collection = (_manageable_collections(request).exclude(pk=document.collection_id)
+                     .filter(pk=submitted_id(request.POST.get("collection"))).first())
+    if to_collection is None:
+        return _render_workspace(request, status=400, rejected=["Choose a collection you manage."])
+    try:
+        document_move(acting_user=request.user, document=document, to_collection=to_collection)
+    except UploadRejected as error:
+        return _render_workspace(request, status=400, rejected=[str(error)])
+    except PermissionDenied as error:
+        return _render_workspace(request, status=403, rejected=[str(error)])
+    return _render_workspace(request, moved=document)
 
 
 UPLOAD_BATCHES_PER_PAGE = 25

@@ -1,4 +1,5 @@
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from django.urls import reverse
 
 from kb.documents.models import Document, DocumentVersion
 from kb.documents.services import document_version_ingest
-from tests.factories import PASSWORD, make_collection, make_department, make_user
+from kb.search.selectors import passages_search_for_user
+from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +146,101 @@ def test_deleting_a_document_leaves_no_empty_folder_behind(client, setup, django
 
     assert not stored.parent.exists()
     assert not stored.parent.parent.exists()  # the collection's folder held only this document
+
+
+@pytest.fixture
+def two_departments(client):
+    """An admin of a firm manages the collections of both its departments; each department has a plain member."""
+    firm = make_department("Firm")
+    legal, sales = make_department("Legal", parent=firm), make_department("Sales", parent=firm)
+    admin = make_user(department=firm, admin=True)
+    client.login(username=admin.username, password=PASSWORD)
+    contracts, leads = make_collection(owner=legal), make_collection(owner=sales)
+    memo = ingested_document(collection=contracts, name="memo.txt",
+                             content=b"The office closes at six on Fridays during the summer.")
+    return {"contracts": contracts, "leads": leads, "memo": memo,
+            "legal_member": make_user(department=legal), "sales_member": make_user(department=sales)}
+
+
+def _move(client, document, collection_id):
+    return client.post(reverse("documents:move", args=[document.pk]), {"collection": collection_id},
+                       headers={"HX-Request": "true"})
+
+
+def _finds(user, document) -> bool:
+    hits = passages_search_for_user(user=user, query_text="office closes Fridays", k=5, mode="keyword")
+    return document.pk in {hit.document_id for hit in hits}
+
+
+def test_a_manager_of_both_collections_moves_a_document_and_its_readers_change_with_it(client, two_departments):
+    memo, leads = two_departments["memo"], two_departments["leads"]
+    legal_member, sales_member = two_departments["legal_member"], two_departments["sales_member"]
+    assert _finds(legal_member, memo)
+    assert not _finds(sales_member, memo)
+
+    response = _move(client, memo, leads.pk)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Moved memo.txt to {leads.name}." in page
+    assert Document.objects.get(pk=memo.pk).collection == leads
+    assert f"<td>{leads.name}</td>" in page  # the row now shows its new collection
+    assert _finds(sales_member, memo)
+    assert not _finds(legal_member, memo)
+
+
+def test_moving_is_a_post(client, two_departments):
+    assert client.get(reverse("documents:move", args=[two_departments["memo"].pk])).status_code == 405
+
+
+@pytest.mark.parametrize("target", ["unmanaged", "abc", "own"])
+def test_a_collection_the_user_may_not_move_to_is_refused_and_nothing_moves(client, two_departments, target):
+    memo, contracts = two_departments["memo"], two_departments["contracts"]
+    collection_id = {"unmanaged": lambda: make_collection(owner=make_department("Finance")).pk,
+                     "abc": lambda: "abc", "own": lambda: contracts.pk}[target]()
+
+    response = _move(client, memo, collection_id)
+
+    assert response.status_code == 400
+    assert "Choose a collection you manage." in response.content.decode()
+    assert Document.objects.get(pk=memo.pk).collection == contracts
+
+
+def test_a_name_clash_in_the_target_collection_is_refused_with_its_reason(client, two_departments):
+    memo, contracts, leads = two_departments["memo"], two_departments["contracts"], two_departments["leads"]
+    ingested_document(collection=leads, name="memo.txt", content=b"Another memo.")
+
+    response = _move(client, memo, leads.pk)
+
+    assert response.status_code == 400
+    assert f"{leads.name} already has a document named memo.txt" in response.content.decode()
+    assert Document.objects.get(pk=memo.pk).collection == contracts
+
+
+def _move_options(html: str) -> set[int]:
+    form = html.split('name="collection" aria-label="Move', 1)[1].split("</select>", 1)[0]
+    return {int(value) for value in re.findall(r'<option value="(\d+)"', form)}
+
+
+def test_the_move_form_offers_only_the_other_collections_the_user_manages(client, two_departments):
+    memo, contracts, leads = two_departments["memo"], two_departments["contracts"], two_departments["leads"]
+    archive = make_collection(owner=contracts.owner)
+    make_collection(owner=make_department("Finance"))  # not theirs: never offered
+
+    page = client.get(reverse("documents:page")).content.decode()
+    row = client.get(reverse("documents:version-row", args=[memo.current_version_id]),
+                     headers={"HX-Request": "true"}).content.decode()
+
+    for html in (page, row):
+        assert reverse("documents:move", args=[memo.pk]) in html
+        assert _move_options(html) == {leads.pk, archive.pk}
+
+
+def test_a_manager_of_a_single_collection_sees_no_move_form(client, setup):
+    _upload(client, setup, SimpleUploadedFile("memo.txt", b"Office closes at 6."))
+    document = Document.objects.get()
+
+    page = client.get(reverse("documents:page")).content.decode()
+
+    assert "Delete memo.txt" in page
+    assert reverse("documents:move", args=[document.pk]) not in page
