@@ -19,13 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://unused@/unused")  # nothing here touches the database
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from embedding.encoders import chunking_tokenizer, encode  # noqa: E402
 from extract.chunking import chunk_document  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from inference.config import smollm2_wheel_path  # noqa: E402
@@ -33,7 +34,6 @@ from inference.factory import build_engine  # noqa: E402
 from inference.llama_cpp import LlamaCppConfig  # noqa: E402
 from kb.chat.generation import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
-from embedding.encoders import chunking_tokenizer, encode  # noqa: E402
 from kb.search.selectors import PassageHit  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
@@ -43,11 +43,24 @@ def faq_passages() -> tuple[list[PassageHit], np.ndarray]:
     hits = []
     for page in ("general.html", "design.html", "programming.html"):
         parsed = parse_document(data=(FAQ / page).read_bytes(), filename=page)
-        for draft in chunk_document(document=parsed, tokenizer=chunking_tokenizer(settings.KB_EMBEDDING_MODEL_PATH),
-                                    max_tokens=settings.KB_CHUNK_TOKENS,
-                                    overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS):
-            hits.append(PassageHit(chunk_id=len(hits), document_id=0, version_id=0, document_title=parsed.title,
-                                   collection_name="FAQ", heading=draft.heading, text=draft.text, score=0.0))
+        for draft in chunk_document(
+            document=parsed,
+            tokenizer=chunking_tokenizer(settings.KB_EMBEDDING_MODEL_PATH),
+            max_tokens=settings.KB_CHUNK_TOKENS,
+            overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS,
+        ):
+            hits.append(
+                PassageHit(
+                    chunk_id=len(hits),
+                    document_id=0,
+                    version_id=0,
+                    document_title=parsed.title,
+                    collection_name="FAQ",
+                    heading=draft.heading,
+                    text=draft.text,
+                    score=0.0,
+                )
+            )
     vectors = encode(settings.KB_EMBEDDING_MODEL_PATH, [f"{hit.heading}\n{hit.text}" for hit in hits])
     return hits, vectors
 
@@ -80,8 +93,13 @@ def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs; threads {settings.KB_LLM_THREADS}", flush=True)
     print("embedding the FAQ passages ...", flush=True)
     hits, vectors = faq_passages()
-    engine = build_engine(LlamaCppConfig(model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),
-                                         n_ctx=settings.KB_LLM_CONTEXT_LENGTH, n_threads=settings.KB_LLM_THREADS))
+    engine = build_engine(
+        LlamaCppConfig(
+            model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),
+            n_ctx=settings.KB_LLM_CONTEXT_LENGTH,
+            n_threads=settings.KB_LLM_THREADS,
+        )
+    )
     print(f"engine: {engine.info.model} on {engine.info.backend}, n_ctx {engine.info.context_length}")
     asks = questions(arguments.questions)
     for budget in arguments.budget:
@@ -89,18 +107,24 @@ def main() -> None:
         for number, question in enumerate(asks, start=1):
             question_vector = encode(settings.KB_EMBEDDING_MODEL_PATH, [question])[0]
             order = np.argsort(-(vectors @ question_vector))[: settings.KB_RETRIEVAL_TOP_K]
-            passages = passages_within_budget(hits=[hits[i] for i in order], count_tokens=engine.count_tokens,
-                                              budget_tokens=budget)
+            passages = passages_within_budget(
+                hits=[hits[i] for i in order], count_tokens=engine.count_tokens, budget_tokens=budget
+            )
             prompt = engine.chat_template.render(answer_messages(question=question, passages=passages))
             first, rate, prompt_tokens = asyncio.run(measure(engine, prompt))
             firsts.append(first)
             rates.append(rate)
             prompt_sizes.append(prompt_tokens)
-            print(f"  budget {budget}: question {number}/{len(asks)}: prompt {prompt_tokens} tokens, "
-                  f"first token {first:.2f} s, {rate:.1f} tokens/s", flush=True)
-        print(f"budget {budget} passage tokens: prompt median {statistics.median(prompt_sizes):.0f} tokens; "
-              f"first token median {statistics.median(firsts):.2f} s, max {max(firsts):.2f} s; "
-              f"generation median {statistics.median(rates):.1f} tokens/s")
+            print(
+                f"  budget {budget}: question {number}/{len(asks)}: prompt {prompt_tokens} tokens, "
+                f"first token {first:.2f} s, {rate:.1f} tokens/s",
+                flush=True,
+            )
+        print(
+            f"budget {budget} passage tokens: prompt median {statistics.median(prompt_sizes):.0f} tokens; "
+            f"first token median {statistics.median(firsts):.2f} s, max {max(firsts):.2f} s; "
+            f"generation median {statistics.median(rates):.1f} tokens/s"
+        )
 
 
 if __name__ == "__main__":

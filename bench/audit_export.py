@@ -93,8 +93,8 @@ from kb.accounts.services import department_create  # noqa: E402
 from kb.audit.models import QueryRecord  # noqa: E402
 from kb.audit.selectors import query_records_for_auditor  # noqa: E402
 from kb.audit.views import QueryLogFilterForm  # noqa: E402
-from kb.platform.embedded_pg import database_ensure, server_stop  # noqa: E402
 from kb.platform.actors import system_actor  # noqa: E402
+from kb.platform.embedded_pg import database_ensure, server_stop  # noqa: E402
 
 BATCH = 100_000
 POINTS = (0.10, 0.50, 1.00)
@@ -137,12 +137,17 @@ def organisation() -> tuple[list[tuple[int, list[str]]], User]:
     """Departments by the service (it writes the tree's closure), users in bulk; (user id, department names)."""
     finance = department_create(acting_user=system_actor(), name="Finance")
     departments = [department_create(acting_user=system_actor(), name="Payroll", parent=finance)]
-    departments += [department_create(acting_user=system_actor(), name=name) for name in ("Legal", "IT", "Sales", "Operations")]
+    departments += [
+        department_create(acting_user=system_actor(), name=name) for name in ("Legal", "IT", "Sales", "Operations")
+    ]
     users = User.objects.bulk_create(User(username=f"bench-user-{n:02d}", password="!") for n in range(40))
-    Membership.objects.bulk_create(Membership(user=user, department=departments[n % len(departments)])
-                                   for n, user in enumerate(users))
-    names = {department.pk: (["Finance", "Payroll"] if department.name == "Payroll" else [department.name])
-             for department in departments}
+    Membership.objects.bulk_create(
+        Membership(user=user, department=departments[n % len(departments)]) for n, user in enumerate(users)
+    )
+    names = {
+        department.pk: (["Finance", "Payroll"] if department.name == "Payroll" else [department.name])
+        for department in departments
+    }
     auditor = User.objects.create(username="bench-auditor", password="!", role=User.Role.AUDITOR)
     return [(user.pk, names[departments[n % len(departments)].pk]) for n, user in enumerate(users)], auditor
 
@@ -196,9 +201,11 @@ def generate(arguments: argparse.Namespace) -> dict:
         users, _auditor = organisation()
     user_ids = [user_id for user_id, _ in users]
     departments = [json.dumps(names) for _, names in users]
-    print(f"generating {arguments.rows:,} records with {arguments.passages} passages each, directly in SQL "
-          f"(INSERT ... SELECT generate_series): no services, so NO ledger entries; the point is export memory",
-          flush=True)
+    print(
+        f"generating {arguments.rows:,} records with {arguments.passages} passages each, directly in SQL "
+        f"(INSERT ... SELECT generate_series): no services, so NO ledger entries; the point is export memory",
+        flush=True,
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
         for first in range(1, arguments.rows + 1, BATCH):
@@ -206,8 +213,17 @@ def generate(arguments: argparse.Namespace) -> dict:
             with transaction.atomic():
                 cursor.execute("SELECT coalesce(max(id), 0) FROM audit_queryrecord")
                 after = cursor.fetchone()[0]
-                cursor.execute(RECORDS_SQL, {"users": user_ids, "departments": departments, "user_count": len(users),
-                                             "rows": arguments.rows, "first": first, "last": last})
+                cursor.execute(
+                    RECORDS_SQL,
+                    {
+                        "users": user_ids,
+                        "departments": departments,
+                        "user_count": len(users),
+                        "rows": arguments.rows,
+                        "first": first,
+                        "last": last,
+                    },
+                )
                 cursor.execute(PASSAGES_SQL, {"passages": arguments.passages, "after": after})
                 cursor.execute(FEEDBACK_SQL, {"after": after})
             print(f"  {last:,}/{arguments.rows:,} records, {time.perf_counter() - started:.0f} s", flush=True)
@@ -216,8 +232,12 @@ def generate(arguments: argparse.Namespace) -> dict:
             cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
         size = cursor.fetchone()[0]
-    marker = {"rows": arguments.rows, "passages": arguments.passages, "generate_seconds": round(generated, 1),
-              "database_size": size}
+    marker = {
+        "rows": arguments.rows,
+        "passages": arguments.passages,
+        "generate_seconds": round(generated, 1),
+        "database_size": size,
+    }
     marker_file().write_text(json.dumps(marker))
     print(f"generated in {generated:.1f} s ({arguments.rows / generated:,.0f} records/s); database {size}", flush=True)
     return marker
@@ -252,8 +272,16 @@ class Watch:
         self.peak = max(self.peak, now)
         while self.pending and self.records >= self.pending[0] * self.expected:
             elapsed = time.perf_counter() - self.started
-            self.points.append({"share": self.pending.pop(0), "records": self.records, "seconds": elapsed,
-                                "rate": self.records / elapsed if elapsed else 0.0, "rss": now, "peak": self.peak})
+            self.points.append(
+                {
+                    "share": self.pending.pop(0),
+                    "records": self.records,
+                    "seconds": elapsed,
+                    "rate": self.records / elapsed if elapsed else 0.0,
+                    "rss": now,
+                    "peak": self.peak,
+                }
+            )
 
     def close(self) -> None:
         self.sink.close()
@@ -290,10 +318,18 @@ def export_asgi(*, path: str, query: str, cookie: str, watch: Watch) -> int:
                     done.set()
 
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
             "headers": [(b"host", b"localhost"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())],
-            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
         }
         await application(scope, receive, send)
 
@@ -333,9 +369,12 @@ def main() -> None:
     auditor = User.objects.get(username="bench-auditor")
     expected = expected_records(auditor, arguments.query)
     cookie = session_cookie(auditor)
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; database {DATABASE} ({marker['database_size']}); "
-          f"exporting {expected:,} records{' for ' + arguments.query if arguments.query else ''}", flush=True)
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, load average "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; database {DATABASE} ({marker['database_size']}); "
+        f"exporting {expected:,} records{' for ' + arguments.query if arguments.query else ''}",
+        flush=True,
+    )
     # One export that matches nothing first, per path: imports, URL resolution and templates are loaded before any
     # RSS is read, so the table shows what the rows cost.
     for way in arguments.paths.split(","):
@@ -357,8 +396,11 @@ def main() -> None:
             watch.close()
             if status != 200 or watch.records != expected:
                 raise SystemExit(f"{export_format}/{way}: status {status}, {watch.records:,} of {expected:,} records")
-            print(f"  {export_format} via {way}: {watch.records:,} records, {watch.bytes / MIB:,.0f} MiB in "
-                  f"{watch.points[-1]['seconds']:.1f} s", flush=True)
+            print(
+                f"  {export_format} via {way}: {watch.records:,} records, {watch.bytes / MIB:,.0f} MiB in "
+                f"{watch.points[-1]['seconds']:.1f} s",
+                flush=True,
+            )
             results.append((export_format, way, watch))
     report(results, expected)
     connection.close()
@@ -369,17 +411,22 @@ def report(results: list, expected: int) -> None:
     print()
     print(f"Exports of {expected:,} query records (RSS of the exporting process; 'before' is just before the request)")
     print()
-    print("| export | served by | at | records | elapsed s | records/s | RSS MiB | peak RSS MiB so far "
-          "| RSS before MiB |")
+    print(
+        "| export | served by | at | records | elapsed s | records/s | RSS MiB | peak RSS MiB so far | RSS before MiB |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for export_format, way, watch in results:
         for point in watch.points:
-            print(f"| {export_format} | {way} | {point['share']:.0%} | {point['records']:,} | {point['seconds']:.1f} | "
-                  f"{point['rate']:,.0f} | {point['rss'] / MIB:.1f} | {point['peak'] / MIB:.1f} | "
-                  f"{watch.baseline / MIB:.1f} |")
+            print(
+                f"| {export_format} | {way} | {point['share']:.0%} | {point['records']:,} | {point['seconds']:.1f} | "
+                f"{point['rate']:,.0f} | {point['rss'] / MIB:.1f} | {point['peak'] / MIB:.1f} | "
+                f"{watch.baseline / MIB:.1f} |"
+            )
     print()
-    print(f"process peak RSS over the whole run (ru_maxrss, generation included): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
+    print(
+        f"process peak RSS over the whole run (ru_maxrss, generation included): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

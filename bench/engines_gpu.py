@@ -39,18 +39,28 @@ DEVICE = "cuda"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Needs a CUDA GPU; it stops with a message where there is none.")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a model folder (config.json, weights, tokenizer with a chat template); default: a "
-                             f"random-weight Qwen3.5 built once in {DEFAULT_MODEL_DIR.relative_to(ROOT)}")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Needs a CUDA GPU; it stops with a message where there is none.",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a model folder (config.json, weights, tokenizer with a chat template); default: a "
+        f"random-weight Qwen3.5 built once in {DEFAULT_MODEL_DIR.relative_to(ROOT)}",
+    )
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--prompt-tokens", nargs="+", type=int, default=[1024, 4096, 16384])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--max-tokens", type=int, default=128, help="answer tokens per stream (default 128)")
-    parser.add_argument("--gpu-memory-fraction", type=float, default=0.85,
-                        help="vLLM's gpu_memory_utilization; LMDeploy's cache_max_entry_count (default 0.85)")
+    parser.add_argument(
+        "--gpu-memory-fraction",
+        type=float,
+        default=0.85,
+        help="vLLM's gpu_memory_utilization; LMDeploy's cache_max_entry_count (default 0.85)",
+    )
     parser.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs (starts faster)")
     parser.add_argument("--lmdeploy-backend", choices=("pytorch", "turbomind"), default="pytorch")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds each backend may take (default 1800)")
@@ -65,12 +75,15 @@ def require_gpu() -> str:
     except ImportError:
         sys.exit("bench/engines_gpu.py needs torch with CUDA and a GPU; torch is not installed here.")
     if not torch.cuda.is_available():
-        sys.exit(f"bench/engines_gpu.py needs a CUDA GPU; torch {torch.__version__} sees none "
-                 f"(CUDA build: {torch.version.cuda or 'no, a CPU build'}). Run it on the GPU machine.")
+        sys.exit(
+            f"bench/engines_gpu.py needs a CUDA GPU; torch {torch.__version__} sees none "
+            f"(CUDA build: {torch.version.cuda or 'no, a CPU build'}). Run it on the GPU machine."
+        )
     return torch.cuda.get_device_name(0)
 
 
 # --- prompts -------------------------------------------------------------------------------------------------------
+
 
 class PromptSource:
     """Distinct prompts of an exact token length, cut from Python's standard library source."""
@@ -80,8 +93,9 @@ class PromptSource:
         self.tokens: list[int] = []
         self.offset = 0
         for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-            self.tokens += tokenizer.encode(path.read_text(encoding="utf-8", errors="replace"),
-                                            add_special_tokens=False)
+            self.tokens += tokenizer.encode(
+                path.read_text(encoding="utf-8", errors="replace"), add_special_tokens=False
+            )
             if len(self.tokens) > needed_tokens:
                 break
 
@@ -89,12 +103,13 @@ class PromptSource:
         """The text of the next `count` tokens; re-encoding it gives `count` tokens give or take a few."""
         if self.offset + count > len(self.tokens):
             self.offset = 0  # wrapped: a prompt may then repeat an earlier one
-        ids = self.tokens[self.offset:self.offset + count]
+        ids = self.tokens[self.offset : self.offset + count]
         self.offset += count
         return self.tokenizer.decode(ids)
 
 
 # --- workers: one backend each, in its own process -----------------------------------------------------------------
+
 
 def run_worker(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
@@ -111,14 +126,24 @@ def start_engine(args: argparse.Namespace, context: int):
     if args.worker == "vllm":
         from inference.vllm import VllmConfig, VllmEngine
 
-        return VllmEngine(VllmConfig(model_path=str(args.model), max_model_len=context,
-                                     gpu_memory_utilization=args.gpu_memory_fraction,
-                                     enforce_eager=args.enforce_eager))
+        return VllmEngine(
+            VllmConfig(
+                model_path=str(args.model),
+                max_model_len=context,
+                gpu_memory_utilization=args.gpu_memory_fraction,
+                enforce_eager=args.enforce_eager,
+            )
+        )
     from inference.lmdeploy import LmdeployConfig, LmdeployEngine
 
-    return LmdeployEngine(LmdeployConfig(model_path=str(args.model), backend=args.lmdeploy_backend,
-                                         session_len=context,
-                                         cache_max_entry_count=min(args.gpu_memory_fraction, 0.95)))
+    return LmdeployEngine(
+        LmdeployConfig(
+            model_path=str(args.model),
+            backend=args.lmdeploy_backend,
+            session_len=context,
+            cache_max_entry_count=min(args.gpu_memory_fraction, 0.95),
+        )
+    )
 
 
 def measure_engine(args: argparse.Namespace, prompts: PromptSource, context: int) -> list[dict]:
@@ -147,8 +172,15 @@ def measure_engine(args: argparse.Namespace, prompts: PromptSource, context: int
                 started = time.perf_counter()
                 results = await asyncio.gather(*(one_stream(prompt) for prompt in batch))
                 wall = time.perf_counter() - started
-                rows.append(_row(prompt_tokens, concurrency, [r[0] for r in results if r[0] is not None],
-                                 sum(r[1] for r in results), wall))
+                rows.append(
+                    _row(
+                        prompt_tokens,
+                        concurrency,
+                        [r[0] for r in results if r[0] is not None],
+                        sum(r[1] for r in results),
+                        wall,
+                    )
+                )
                 print(f"  {args.worker}: {prompt_tokens} tokens × {concurrency} streams done", file=sys.stderr)
         await engine.close()
 
@@ -164,8 +196,11 @@ def measure_transformers(args: argparse.Namespace, prompts: PromptSource, contex
     started = time.perf_counter()
     architecture = AutoConfig.from_pretrained(str(args.model), local_files_only=True).architectures[0]
     # .to() rather than device_map, which needs accelerate.
-    model = getattr(transformers, architecture).from_pretrained(str(args.model), dtype=torch.bfloat16,
-                                                                local_files_only=True).to(DEVICE)
+    model = (
+        getattr(transformers, architecture)
+        .from_pretrained(str(args.model), dtype=torch.bfloat16, local_files_only=True)
+        .to(DEVICE)
+    )
     model.eval()
     torch.cuda.synchronize()
     rows = [{"kind": "load", "seconds": time.perf_counter() - started}]
@@ -191,12 +226,19 @@ def measure_transformers(args: argparse.Namespace, prompts: PromptSource, contex
         torch.cuda.synchronize()
         started = time.perf_counter()
         with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=args.max_tokens, do_sample=True, temperature=1.0,
-                                    top_p=0.95, top_k=40, stopping_criteria=StoppingCriteriaList([clock]),
-                                    pad_token_id=tokenizer.pad_token_id)
+            output = model.generate(
+                **inputs,
+                max_new_tokens=args.max_tokens,
+                do_sample=True,
+                temperature=1.0,
+                top_p=0.95,
+                top_k=40,
+                stopping_criteria=StoppingCriteriaList([clock]),
+                pad_token_id=tokenizer.pad_token_id,
+            )
         torch.cuda.synchronize()
         wall = time.perf_counter() - started
-        answers = output[:, inputs["input_ids"].shape[1]:]
+        answers = output[:, inputs["input_ids"].shape[1] :]
         completion = int((answers != tokenizer.pad_token_id).sum())
         return clock.first - started, completion, wall
 
@@ -207,8 +249,14 @@ def measure_transformers(args: argparse.Namespace, prompts: PromptSource, contex
                 first, completion, wall = one_batch([prompts.take(prompt_tokens) for _ in range(concurrency)])
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                rows.append({"kind": "run", "prompt_tokens": prompt_tokens, "concurrency": concurrency,
-                             "error": "out of GPU memory"})
+                rows.append(
+                    {
+                        "kind": "run",
+                        "prompt_tokens": prompt_tokens,
+                        "concurrency": concurrency,
+                        "error": "out of GPU memory",
+                    }
+                )
                 continue
             # One batch: every stream gets its first token at the same moment.
             rows.append(_row(prompt_tokens, concurrency, [first] * concurrency, completion, wall))
@@ -217,12 +265,20 @@ def measure_transformers(args: argparse.Namespace, prompts: PromptSource, contex
 
 
 def _row(prompt_tokens: int, concurrency: int, firsts: list[float], completion: int, wall: float) -> dict:
-    return {"kind": "run", "prompt_tokens": prompt_tokens, "concurrency": concurrency,
-            "ttft_median": statistics.median(firsts) if firsts else None, "ttft_max": max(firsts, default=None),
-            "output_tokens": completion, "wall": wall, "tokens_per_second": completion / wall if wall else 0.0}
+    return {
+        "kind": "run",
+        "prompt_tokens": prompt_tokens,
+        "concurrency": concurrency,
+        "ttft_median": statistics.median(firsts) if firsts else None,
+        "ttft_max": max(firsts, default=None),
+        "output_tokens": completion,
+        "wall": wall,
+        "tokens_per_second": completion / wall if wall else 0.0,
+    }
 
 
 # --- the driver ----------------------------------------------------------------------------------------------------
+
 
 def ensure_model(args: argparse.Namespace) -> Path:
     if args.model is not None:
@@ -240,16 +296,37 @@ def ensure_model(args: argparse.Namespace) -> Path:
 def run_backend(args: argparse.Namespace, backend: str) -> list[dict] | str:
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "result.json"
-        command = [sys.executable, __file__, "--worker", backend, "--result", str(result), "--model", str(args.model),
-                   "--max-tokens", str(args.max_tokens), "--gpu-memory-fraction", str(args.gpu_memory_fraction),
-                   "--lmdeploy-backend", args.lmdeploy_backend,
-                   "--prompt-tokens", *map(str, args.prompt_tokens), "--concurrency", *map(str, args.concurrency)]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            backend,
+            "--result",
+            str(result),
+            "--model",
+            str(args.model),
+            "--max-tokens",
+            str(args.max_tokens),
+            "--gpu-memory-fraction",
+            str(args.gpu_memory_fraction),
+            "--lmdeploy-backend",
+            args.lmdeploy_backend,
+            "--prompt-tokens",
+            *map(str, args.prompt_tokens),
+            "--concurrency",
+            *map(str, args.concurrency),
+        ]
         if args.enforce_eager:
             command.append("--enforce-eager")
         started = time.perf_counter()
         try:
-            finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      timeout=args.timeout, env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"})
+            finished = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+                env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
+            )
         except subprocess.TimeoutExpired:
             return f"did not finish within {args.timeout} s"
         print(f"{backend}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -260,8 +337,11 @@ def run_backend(args: argparse.Namespace, backend: str) -> list[dict] | str:
 
 
 def markdown(results: dict[str, list[dict] | str]) -> str:
-    lines = ["| backend | engine start | prompt | streams | first token, median | first token, max | "
-             "output tokens/s (all streams) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backend | engine start | prompt | streams | first token, median | first token, max | "
+        "output tokens/s (all streams) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for backend, rows in results.items():
         if isinstance(rows, str):
             lines.append(f"| {backend} | {rows} | | | | | |")
@@ -270,11 +350,14 @@ def markdown(results: dict[str, list[dict] | str]) -> str:
         for row in (row for row in rows if row["kind"] == "run"):
             start = f"{load:.1f} s"
             if "error" in row:
-                lines.append(f"| {backend} | {start} | {row['prompt_tokens']} | {row['concurrency']} | "
-                             f"{row['error']} | | |")
+                lines.append(
+                    f"| {backend} | {start} | {row['prompt_tokens']} | {row['concurrency']} | {row['error']} | | |"
+                )
                 continue
-            lines.append(f"| {backend} | {start} | {row['prompt_tokens']} | {row['concurrency']} | "
-                         f"{_ms(row['ttft_median'])} | {_ms(row['ttft_max'])} | {row['tokens_per_second']:,.0f} |")
+            lines.append(
+                f"| {backend} | {start} | {row['prompt_tokens']} | {row['concurrency']} | "
+                f"{_ms(row['ttft_median'])} | {_ms(row['ttft_max'])} | {row['tokens_per_second']:,.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -291,10 +374,13 @@ def main(argv: list[str] | None = None) -> None:
     args.model = ensure_model(args)
     config = json.loads((args.model / "config.json").read_text())
     shape = config.get("text_config", config)
-    print(f"GPU: {gpu}; Python {platform.python_version()}; model {args.model.name} "
-          f"({config.get('architectures', ['?'])[0]}: hidden {shape.get('hidden_size')}, "
-          f"{shape.get('num_hidden_layers')} layers, vocabulary {shape.get('vocab_size')}); "
-          f"{args.max_tokens} answer tokens per stream", file=sys.stderr)
+    print(
+        f"GPU: {gpu}; Python {platform.python_version()}; model {args.model.name} "
+        f"({config.get('architectures', ['?'])[0]}: hidden {shape.get('hidden_size')}, "
+        f"{shape.get('num_hidden_layers')} layers, vocabulary {shape.get('vocab_size')}); "
+        f"{args.max_tokens} answer tokens per stream",
+        file=sys.stderr,
+    )
     results = {backend: run_backend(args, backend) for backend in args.backends}
     print(markdown(results))
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.config import SMOLLM2_GGUF, smollm2_wheel_path  # noqa: E402
-from inference.factory import build_engine  # noqa: E402
-from inference.llama_cpp import LlamaCppConfig  # noqa: E402
-from inference.router import RouteLimits, RoutedModel, Router  # noqa: E402
-from inference.types import GenerationParams  # noqa: E402
+from inference.config import SMOLLM2_GGUF, smollm2_wheel_path
+from inference.factory import build_engine
+from inference.llama_cpp import LlamaCppConfig
+from inference.router import RoutedModel, RouteLimits, Router
+from inference.types import GenerationParams
 
 DOCS = Path("/usr/share/doc/python3.11/html/library")
 THREADS = os.cpu_count() or 2
@@ -38,8 +38,9 @@ def source_text() -> str:
     from bs4 import BeautifulSoup
 
     pages = sorted(DOCS.glob("*.html"))[:200]
-    return "\n".join(BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").get_text(" ", strip=True)
-                     for page in pages)
+    return "\n".join(
+        BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").get_text(" ", strip=True) for page in pages
+    )
 
 
 def prompts(engine, text: str, *, tokens: int, count: int, shared_prefix: bool = False) -> list[str]:
@@ -49,7 +50,7 @@ def prompts(engine, text: str, *, tokens: int, count: int, shared_prefix: bool =
     made = []
     for number in range(count):
         start = 0 if shared_prefix else number * tokens
-        passage = engine._llama.detokenize(body_tokens[start:start + tokens - 40]).decode("utf-8", "replace")
+        passage = engine._llama.detokenize(body_tokens[start : start + tokens - 40]).decode("utf-8", "replace")
         ask = f"{question} (#{number})" if shared_prefix else question
         made.append(engine.chat_template.render([{"role": "user", "content": f"{passage}\n\n{ask}"}]))
     return made
@@ -98,25 +99,41 @@ def main() -> None:
     params = GenerationParams(temperature=0.0, top_k=1, max_tokens=arguments.max_tokens, seed=1)
     n_ctx = max(arguments.prompt_tokens) + arguments.max_tokens + 64
 
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, {THREADS} threads; "
-          f"{arguments.max_tokens} output tokens per stream", flush=True)
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, {THREADS} threads; "
+        f"{arguments.max_tokens} output tokens per stream",
+        flush=True,
+    )
     started = time.perf_counter()
     engine = build_engine(LlamaCppConfig(model_path=smollm2_wheel_path(), n_ctx=n_ctx, n_threads=THREADS))
     llama_load = time.perf_counter() - started
-    router = Router([RoutedModel(name="smollm2", engine=engine,
-                                 limits=RouteLimits(max_running=1, max_queued=1000, queue_timeout_seconds=3600))])
+    router = Router(
+        [
+            RoutedModel(
+                name="smollm2",
+                engine=engine,
+                limits=RouteLimits(max_running=1, max_queued=1000, queue_timeout_seconds=3600),
+            )
+        ]
+    )
     text = source_text()
-    cells = [(tokens, streams) for tokens in arguments.prompt_tokens for streams in arguments.streams
-             if f"{tokens}x{streams}" not in arguments.skip]
+    cells = [
+        (tokens, streams)
+        for tokens in arguments.prompt_tokens
+        for streams in arguments.streams
+        if f"{tokens}x{streams}" not in arguments.skip
+    ]
     rows = []
     if "llama_cpp" in arguments.engines:
         print(f"llama.cpp loaded in {llama_load:.2f} s", flush=True)
         for tokens, streams in cells:
-            first, rate = asyncio.run(llama_cpp_cell(router, prompts(engine, text, tokens=tokens, count=streams),
-                                                     params))
+            first, rate = asyncio.run(
+                llama_cpp_cell(router, prompts(engine, text, tokens=tokens, count=streams), params)
+            )
             rows.append(("llama.cpp", tokens, streams, first, rate))
-            print(f"  llama.cpp {tokens} tokens x {streams}: first token {first:.2f} s, {rate:.1f} tokens/s",
-                  flush=True)
+            print(
+                f"  llama.cpp {tokens} tokens x {streams}: first token {first:.2f} s, {rate:.1f} tokens/s", flush=True
+            )
         shared = prompts(engine, text, tokens=max(arguments.prompt_tokens), count=4, shared_prefix=True)
         asyncio.run(llama_cpp_cell(router, shared[:1], params))
         first, rate = asyncio.run(llama_cpp_cell(router, shared[1:2], params))
@@ -136,11 +153,14 @@ def main() -> None:
         transformers_load = time.perf_counter() - started
         print(f"transformers loaded in {transformers_load:.2f} s", flush=True)
         for tokens, streams in cells:
-            first, rate = transformers_cell(model, tokenizer, prompts(engine, text, tokens=tokens, count=streams),
-                                            arguments.max_tokens)
+            first, rate = transformers_cell(
+                model, tokenizer, prompts(engine, text, tokens=tokens, count=streams), arguments.max_tokens
+            )
             rows.append(("transformers", tokens, streams, first, rate))
-            print(f"  transformers {tokens} tokens x {streams}: first token {first:.2f} s, {rate:.1f} tokens/s",
-                  flush=True)
+            print(
+                f"  transformers {tokens} tokens x {streams}: first token {first:.2f} s, {rate:.1f} tokens/s",
+                flush=True,
+            )
     print("\n| engine | prompt tokens | streams | first token (median) | output tokens/s, all streams, end to end |")
     print("|---|---:|---:|---:|---:|")
     for name, tokens, streams, first, rate in rows:

@@ -42,6 +42,7 @@ from django.core.management import call_command  # noqa: E402
 
 from kb.accounts.models import Membership  # noqa: E402
 from kb.accounts.services import department_create, membership_create, user_create  # noqa: E402
+from kb.documents.embedding_models import passages_embed_for_active_model  # noqa: E402
 from kb.documents.models import Chunk, Collection, DocumentVersion  # noqa: E402
 from kb.documents.services import (  # noqa: E402
     UploadRejected,
@@ -49,7 +50,6 @@ from kb.documents.services import (  # noqa: E402
     document_upload,
     document_version_ingest,
 )
-from kb.documents.embedding_models import passages_embed_for_active_model  # noqa: E402
 from kb.platform.actors import system_actor  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
@@ -60,8 +60,9 @@ def fresh_collection():
     department = department_create(acting_user=system_actor(), name="Bench")
     admin = user_create(acting_user=system_actor(), username="bench", password="bench-password-1")
     membership_create(acting_user=system_actor(), user=admin, department=department, role=Membership.Role.ADMIN)
-    collection = collection_create(acting_user=system_actor(), name="Python docs", owner=department,
-                                   visibility=Collection.Visibility.COMPANY)
+    collection = collection_create(
+        acting_user=system_actor(), name="Python docs", owner=department, visibility=Collection.Visibility.COMPANY
+    )
     return admin, collection
 
 
@@ -76,9 +77,13 @@ def main() -> None:
         pages = pages[::step][: arguments.pages]
     uploads = [(str(page.relative_to(DOCS)), page) for page in pages]
     uploads += [(f"fail2ban/{log.name}.log", log) for log in sorted(LOGS.iterdir()) if log.is_file()]
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, torch threads default; "
-          f"{len(pages)} pages of {DOCS} and {len(uploads) - len(pages)} logs of {LOGS}; chunk {settings.KB_CHUNK_TOKENS} tokens, "
-          f"batch {settings.KB_EMBEDDING_BATCH_SIZE}", flush=True)
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, torch threads default; "
+        f"{len(pages)} pages of {DOCS} and {len(uploads) - len(pages)} logs of {LOGS}; "
+        f"chunk {settings.KB_CHUNK_TOKENS} tokens, "
+        f"batch {settings.KB_EMBEDDING_BATCH_SIZE}",
+        flush=True,
+    )
     passages_embed_for_active_model(["warm-up"])
     admin, collection = fresh_collection()
 
@@ -104,10 +109,14 @@ def main() -> None:
     end_to_end_rate = len(texts) / end_to_end
     encode_rate = len(texts) / encode_only
     log_chunks = Chunk.objects.exclude(time_start=None).count()
-    print(f"documents: {len(uploads)} ({failed} failed) in {end_to_end:.1f} s = {len(uploads) / end_to_end:.2f} docs/s;"
-          f" {log_chunks} of the chunks are log windows")
-    print(f"chunks: {len(texts)}; end to end {end_to_end_rate:.1f} chunks/s; "
-          f"SentenceTransformer.encode alone {encode_rate:.1f} chunks/s; ratio {end_to_end_rate / encode_rate:.2f}")
+    print(
+        f"documents: {len(uploads)} ({failed} failed) in {end_to_end:.1f} s = {len(uploads) / end_to_end:.2f} docs/s;"
+        f" {log_chunks} of the chunks are log windows"
+    )
+    print(
+        f"chunks: {len(texts)}; end to end {end_to_end_rate:.1f} chunks/s; "
+        f"SentenceTransformer.encode alone {encode_rate:.1f} chunks/s; ratio {end_to_end_rate / encode_rate:.2f}"
+    )
     server_stop(BENCH_VAR / "pg")
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from extract.logs import LogRecord, detect_log_format, parse_log  # noqa: E402
+from extract.logs import LogRecord, detect_log_format, parse_log
 
 FAIL2BAN_LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
 FAIL2BAN_NOW = datetime.fromtimestamp(1124013600, UTC)  # fail2ban.tests.utils.TEST_NOW
@@ -201,10 +201,14 @@ def main() -> None:
     report = measure(log_dir)
     print(f"files: {report.files}")
     print(f"labelled lines: {report.labelled_lines} (excluded as not log records: {len(report.excluded)})")
-    print(f"time matches: {_ratio(report.time_matches, report.time_total)}"
-          f" ({report.labelled_lines - len(report.excluded) - report.time_total} labelled lines give no time)")
-    print(f"remote peer (failJSON host) matches: {_ratio(report.host_matches, report.host_total)}"
-          " (LogRecord.peer against the address fail2ban bans)")
+    print(
+        f"time matches: {_ratio(report.time_matches, report.time_total)}"
+        f" ({report.labelled_lines - len(report.excluded) - report.time_total} labelled lines give no time)"
+    )
+    print(
+        f"remote peer (failJSON host) matches: {_ratio(report.host_matches, report.host_total)}"
+        " (LogRecord.peer against the address fail2ban bans)"
+    )
     print("\nper detected format (files' format):")
     for name, (time_ok, time_all, host_ok, host_all) in sorted(report.per_format.items()):
         print(f"  {name:16} time {_ratio(time_ok, time_all):22} peer {_ratio(host_ok, host_all)}")

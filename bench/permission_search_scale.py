@@ -15,8 +15,9 @@ ground truth and today's keyword search scan the whole table), so plan on about 
 embeds the 3,000 base passages (~4-7 minutes, cached afterwards).
 
 It uses its own embedded PostgreSQL under var/bench-scale, with shared_buffers --shared-buffers (6GB; it restarts
-the server when that changes), one database per size (`kb_scale_<chunks>`), kept between runs: a second run with the same parameters finds the data (a marker in the database's folder, and the chunk count)
-and only measures. `--reload` forces a fresh load.
+the server when that changes), one database per size (`kb_scale_<chunks>`), kept between runs: a second run with the
+same parameters finds the data (a marker in the database's folder, and the chunk count) and only measures.
+`--reload` forces a fresh load.
 
 The data
 - Base passages: pages of the Python 3.11 documentation (Debian's python3.11-doc), parsed and chunked by the app's
@@ -88,11 +89,18 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--noise", type=float, default=0.8, help="noise norm relative to the base vector (0.8)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--maintenance-work-mem", default="4GB")
-    parser.add_argument("--maintenance-workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="max_parallel_maintenance_workers for the index builds (default: CPUs - 1)")
-    parser.add_argument("--shared-buffers", default="6GB",
-                        help="the server's shared_buffers (default 6GB: a quarter of this machine's memory, as "
-                             "PostgreSQL's documentation suggests for a dedicated server; 128MB holds 2%% of the data)")
+    parser.add_argument(
+        "--maintenance-workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="max_parallel_maintenance_workers for the index builds (default: CPUs - 1)",
+    )
+    parser.add_argument(
+        "--shared-buffers",
+        default="6GB",
+        help="the server's shared_buffers (default 6GB: a quarter of this machine's memory, as "
+        "PostgreSQL's documentation suggests for a dedicated server; 128MB holds 2%% of the data)",
+    )
     parser.add_argument("--reload", action="store_true", help="load the data again even if it is there")
     parser.add_argument("--explain", action="store_true", help="print the dense search plan of each user class")
     parser.add_argument("--load-only", action="store_true", help="load (or check) the data and stop before measuring")
@@ -129,13 +137,13 @@ from extract.chunking import chunk_document  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create  # noqa: E402
+from kb.documents.embedding_models import chunking_tokenizer, passages_embed_for_active_model  # noqa: E402
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion  # noqa: E402
 from kb.documents.selectors import chunks_readable_by, collections_readable_by, permission_filter_of  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 from kb.platform.embedded_pg import server_ensure, server_stop  # noqa: E402
 from kb.search import selectors  # noqa: E402
-from kb.documents.embedding_models import chunking_tokenizer, passages_embed_for_active_model  # noqa: E402
 from kb.search.selectors import embed_query  # noqa: E402
-from kb.platform.actors import system_actor  # noqa: E402
 
 BASE_DIR = BENCH_VAR / "base"
 DEPARTMENTS = 50
@@ -156,8 +164,12 @@ COPY_BATCH = 20_000
 
 def base_passages(*, limit: int, seed: int) -> tuple[list[dict], list[dict], np.ndarray]:
     """(pages, passages, vectors): whole pages of the Python docs until `limit` passages, FAQ pages first."""
-    meta = {"limit": limit, "seed": seed, "chunk_tokens": settings.KB_CHUNK_TOKENS,
-            "overlap": settings.KB_CHUNK_OVERLAP_TOKENS}
+    meta = {
+        "limit": limit,
+        "seed": seed,
+        "chunk_tokens": settings.KB_CHUNK_TOKENS,
+        "overlap": settings.KB_CHUNK_OVERLAP_TOKENS,
+    }
     cache, vectors_file = BASE_DIR / "passages.json", BASE_DIR / "vectors.npy"
     if cache.exists() and vectors_file.exists():
         stored = json.loads(cache.read_text())
@@ -165,29 +177,54 @@ def base_passages(*, limit: int, seed: int) -> tuple[list[dict], list[dict], np.
             return stored["pages"], stored["passages"], np.load(vectors_file)
     BASE_DIR.mkdir(parents=True, exist_ok=True)
     faq = sorted((DOCS / "faq").glob("*.html"))
-    others = sorted(p for p in DOCS.rglob("*.html")
-                    if "_static" not in p.parts and p.parent.name != "faq" and p.stat().st_size > 4000)
+    others = sorted(
+        p
+        for p in DOCS.rglob("*.html")
+        if "_static" not in p.parts and p.parent.name != "faq" and p.stat().st_size > 4000
+    )
     others = [others[i] for i in np.random.default_rng(seed).permutation(len(others))]
     pages, passages = [], []
     for page in faq + others:
         if len(passages) >= limit:
             break
         parsed = parse_document(data=page.read_bytes(), filename=page.name)
-        drafts = chunk_document(document=parsed, tokenizer=chunking_tokenizer(),
-                                max_tokens=settings.KB_CHUNK_TOKENS, overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS)
+        drafts = chunk_document(
+            document=parsed,
+            tokenizer=chunking_tokenizer(),
+            max_tokens=settings.KB_CHUNK_TOKENS,
+            overlap_tokens=settings.KB_CHUNK_OVERLAP_TOKENS,
+        )
         drafts = drafts[: limit - len(passages)]
         if not drafts or (len(drafts) > 60 and page.parent.name != "faq"):
             continue  # one huge reference page would crowd out the rest of the documentation
-        pages.append({"path": str(page.relative_to(DOCS)), "title": parsed.title[:300], "start": len(passages),
-                      "count": len(drafts), "size": page.stat().st_size})
-        passages += [{"heading": d.heading[:500], "text": d.text, "char_start": d.char_start, "char_end": d.char_end,
-                      "token_count": d.token_count} for d in drafts]
-    print(f"embedding {len(passages)} base passages from {len(pages)} pages with the real model "
-          f"(once; ~15-27 passages/s on 2 cores) ...", flush=True)
+        pages.append(
+            {
+                "path": str(page.relative_to(DOCS)),
+                "title": parsed.title[:300],
+                "start": len(passages),
+                "count": len(drafts),
+                "size": page.stat().st_size,
+            }
+        )
+        passages += [
+            {
+                "heading": d.heading[:500],
+                "text": d.text,
+                "char_start": d.char_start,
+                "char_end": d.char_end,
+                "token_count": d.token_count,
+            }
+            for d in drafts
+        ]
+    print(
+        f"embedding {len(passages)} base passages from {len(pages)} pages with the real model "
+        f"(once; ~15-27 passages/s on 2 cores) ...",
+        flush=True,
+    )
     texts = [f"{p['heading']}\n{p['text']}" for p in passages]  # what document_version_ingest embeds
     started, parts = time.perf_counter(), []
     for start in range(0, len(texts), 256):
-        parts.append(passages_embed_for_active_model(texts[start:start + 256]))
+        parts.append(passages_embed_for_active_model(texts[start : start + 256]))
         print(f"  {start + len(parts[-1])}/{len(texts)} in {time.perf_counter() - started:.0f} s", flush=True)
     vectors = np.vstack(parts).astype(np.float32)
     np.save(vectors_file, vectors)
@@ -252,8 +289,14 @@ def organisation_plan(*, chunks: int, pages: list[dict], seed: int) -> dict:
     division = {department: (department - 1) % DIVISIONS for department in range(1, DEPARTMENTS)}
 
     def add(owner: int, share: float, visibility: str, label: str) -> int:
-        collections.append({"owner": owner, "share": share, "visibility": visibility,
-                            "name": f"D{owner:02d} {label} {len(collections):04d}"})
+        collections.append(
+            {
+                "owner": owner,
+                "share": share,
+                "visibility": visibility,
+                "name": f"D{owner:02d} {label} {len(collections):04d}",
+            }
+        )
         return len(collections) - 1
 
     for number, share in enumerate((0.002, 0.002, 0.001)):
@@ -308,8 +351,11 @@ def marker_file() -> Path:
 
 def raw_connection(**options) -> psycopg.Connection:
     """A plain psycopg connection to the same database (for COPY, VACUUM and watching index builds)."""
-    parameters = {key: value for key, value in connection.get_connection_params().items()
-                  if key in {"dbname", "host", "port", "user", "password"}}
+    parameters = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key in {"dbname", "host", "port", "user", "password"}
+    }
     return psycopg.connect(**parameters, **options)
 
 
@@ -324,13 +370,17 @@ class IndexProgress(threading.Thread):
     def run(self) -> None:
         with raw_connection(autocommit=True) as watcher:
             while not self.done.wait(self.every):
-                row = watcher.execute("SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
-                                      "FROM pg_stat_progress_create_index").fetchone()
+                row = watcher.execute(
+                    "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
+                    "FROM pg_stat_progress_create_index"
+                ).fetchone()
                 if row:
                     phase, blocks_done, blocks_total, tuples_done, tuples_total = row
-                    print(f"    {self.label}: {phase}; blocks {blocks_done:,}/{blocks_total:,}, tuples "
-                          f"{tuples_done:,}/{tuples_total:,}; {time.perf_counter() - self.started_at:.0f} s",
-                          flush=True)
+                    print(
+                        f"    {self.label}: {phase}; blocks {blocks_done:,}/{blocks_total:,}, tuples "
+                        f"{tuples_done:,}/{tuples_total:,}; {time.perf_counter() - self.started_at:.0f} s",
+                        flush=True,
+                    )
 
 
 def chunk_indexes() -> list:
@@ -354,8 +404,11 @@ def build_indexes(*, maintenance_work_mem: str, workers: int) -> dict[str, float
     for index in sorted(chunk_indexes(), key=lambda index: index.name != "chunk_search_vector_gin"):
         if index.name in present:
             continue
-        print(f"  building {index.name} (maintenance_work_mem {maintenance_work_mem}, "
-              f"{workers} parallel maintenance workers) ...", flush=True)
+        print(
+            f"  building {index.name} (maintenance_work_mem {maintenance_work_mem}, "
+            f"{workers} parallel maintenance workers) ...",
+            flush=True,
+        )
         progress = IndexProgress(index.name)
         progress.start()
         started = time.perf_counter()
@@ -369,50 +422,89 @@ def build_indexes(*, maintenance_work_mem: str, workers: int) -> dict[str, float
 
 def truncate_everything() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE documents_chunk, documents_documentversion, documents_document, "
-                       "documents_collectiongrant, documents_collection, accounts_membership, accounts_department, "
-                       "accounts_user RESTART IDENTITY CASCADE")
+        cursor.execute(
+            "TRUNCATE documents_chunk, documents_documentversion, documents_document, "
+            "documents_collectiongrant, documents_collection, accounts_membership, accounts_department, "
+            "accounts_user RESTART IDENTITY CASCADE"
+        )
 
 
-def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dict], vectors: np.ndarray,
-         queries: np.ndarray) -> dict:
+def load(
+    *, arguments: argparse.Namespace, pages: list[dict], passages: list[dict], vectors: np.ndarray, queries: np.ndarray
+) -> dict:
     """Create the organisation and the chunks; returns what the marker records."""
     began = time.perf_counter()
     truncate_everything()
     plan = organisation_plan(chunks=arguments.chunks, pages=pages, seed=arguments.seed)
     documents = documents_plan(plan=plan, pages=pages, seed=arguments.seed)
-    print(f"loading {arguments.chunks:,} chunks: {len(plan['collections'])} collections, {len(plan['grants'])} "
-          f"grants, {len(documents):,} documents ...", flush=True)
+    print(
+        f"loading {arguments.chunks:,} chunks: {len(plan['collections'])} collections, {len(plan['grants'])} "
+        f"grants, {len(documents):,} documents ...",
+        flush=True,
+    )
 
     # Departments through the service: it also keeps the department tree's closure rows that permissions read (50
     # audit rows do no harm). Everything else through the real models with bulk_create: the services would write
     # rows one by one with an audit row each, far too slow for this volume, and the audit trail is irrelevant here.
-    departments = [department_create(acting_user=system_actor(), name="D00 Narrow" if n == 0 else f"D{n:02d} Department")
-                   for n in range(DEPARTMENTS)]
+    departments = [
+        department_create(acting_user=system_actor(), name="D00 Narrow" if n == 0 else f"D{n:02d} Department")
+        for n in range(DEPARTMENTS)
+    ]
     unusable = make_password(None)
-    users = User.objects.bulk_create([User(username=f"d{n:02d}", password=unusable) for n in range(DEPARTMENTS)]
-                                     + [User(username="contractor", password=unusable)])
+    users = User.objects.bulk_create(
+        [User(username=f"d{n:02d}", password=unusable) for n in range(DEPARTMENTS)]
+        + [User(username="contractor", password=unusable)]
+    )
     Membership.objects.bulk_create([Membership(user=users[n], department=departments[n]) for n in range(DEPARTMENTS)])
     collections = Collection.objects.bulk_create(
-        [Collection(name=c["name"], owner=departments[c["owner"]], visibility=c["visibility"])
-         for c in plan["collections"]])
+        [
+            Collection(name=c["name"], owner=departments[c["owner"]], visibility=c["visibility"])
+            for c in plan["collections"]
+        ]
+    )
     CollectionGrant.objects.bulk_create(
-        [CollectionGrant(collection=collections[index], department=None if department is None else departments[department],
-                         user=users[-1] if user else None) for index, department, user in plan["grants"]])
+        [
+            CollectionGrant(
+                collection=collections[index],
+                department=None if department is None else departments[department],
+                user=users[-1] if user else None,
+            )
+            for index, department, user in plan["grants"]
+        ]
+    )
 
     started = time.perf_counter()
     document_rows = Document.objects.bulk_create(
-        [Document(collection=collections[c], title=pages[p]["title"],
-                  original_name=pages[p]["path"].replace("/", "-") + (f" ({copy})" if copy > 1 else ""))
-         for c, p, _count, copy in documents], batch_size=5000)
+        [
+            Document(
+                collection=collections[c],
+                title=pages[p]["title"],
+                original_name=pages[p]["path"].replace("/", "-") + (f" ({copy})" if copy > 1 else ""),
+            )
+            for c, p, _count, copy in documents
+        ],
+        batch_size=5000,
+    )
     versions = DocumentVersion.objects.bulk_create(
-        [DocumentVersion(document=row, number=1, file=f"bench/{row.original_name}",
-                         content_hash=hashlib.sha256(f"{row.pk}".encode()).hexdigest(), size_bytes=pages[p]["size"],
-                         status=DocumentVersion.Status.READY, chunk_count=count, progress_done=count,
-                         progress_total=count)
-         for row, (_c, p, count, _copy) in zip(document_rows, documents)], batch_size=5000)
-    Document.objects.update(current_version=Subquery(
-        DocumentVersion.objects.filter(document=OuterRef("pk")).values("pk")[:1]))
+        [
+            DocumentVersion(
+                document=row,
+                number=1,
+                file=f"bench/{row.original_name}",
+                content_hash=hashlib.sha256(f"{row.pk}".encode()).hexdigest(),
+                size_bytes=pages[p]["size"],
+                status=DocumentVersion.Status.READY,
+                chunk_count=count,
+                progress_done=count,
+                progress_total=count,
+            )
+            for row, (_c, p, count, _copy) in zip(document_rows, documents)
+        ],
+        batch_size=5000,
+    )
+    Document.objects.update(
+        current_version=Subquery(DocumentVersion.objects.filter(document=OuterRef("pk")).values("pk")[:1])
+    )
     print(f"  organisation, documents and versions: {time.perf_counter() - started:.1f} s", flush=True)
 
     # COPY is much faster without the two big indexes: drop them, rebuild them afterwards.
@@ -428,10 +520,40 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
     probe_best = np.full((len(probe), 10), -2.0, dtype=np.float32)
     probe_base = np.full((len(probe), 10), -1, dtype=np.int64)
     own_cosines, sibling_cosines = [], []
-    columns = ("document_id", "version_id", "collection_id", "is_serving", "ordinal", "heading", "text", "char_start",
-               "char_end", "token_count", "embedding", "hosts", "programs", "peers", "severity_counts")
-    types = ["int8", "int8", "int8", "bool", "int4", "varchar", "text", "int4", "int4", "int4", "vector",
-             "varchar[]", "varchar[]", "varchar[]", "jsonb"]
+    columns = (
+        "document_id",
+        "version_id",
+        "collection_id",
+        "is_serving",
+        "ordinal",
+        "heading",
+        "text",
+        "char_start",
+        "char_end",
+        "token_count",
+        "embedding",
+        "hosts",
+        "programs",
+        "peers",
+        "severity_counts",
+    )
+    types = [
+        "int8",
+        "int8",
+        "int8",
+        "bool",
+        "int4",
+        "varchar",
+        "text",
+        "int4",
+        "int4",
+        "int4",
+        "vector",
+        "varchar[]",
+        "varchar[]",
+        "varchar[]",
+        "jsonb",
+    ]
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
 
@@ -440,18 +562,24 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
     with raw_connection() as raw:
         register_vector(raw)
         raw.execute("SET synchronous_commit = off")
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY documents_chunk ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY documents_chunk ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
             copy.set_types(types)
             for batch_start in range(0, len(documents), 1000):
                 batch = range(batch_start, min(batch_start + 1000, len(documents)))
-                base_ids = np.concatenate([np.arange(pages[documents[d][1]]["start"],
-                                                     pages[documents[d][1]]["start"] + documents[d][2])
-                                           for d in batch])
+                base_ids = np.concatenate(
+                    [
+                        np.arange(pages[documents[d][1]]["start"], pages[documents[d][1]]["start"] + documents[d][2])
+                        for d in batch
+                    ]
+                )
                 batch_vectors = noise.copies(vectors[base_ids], rng)
                 own_cosines.append(np.einsum("ij,ij->i", batch_vectors[:256], vectors[base_ids[:256]]))
-                sibling_cosines.append(np.einsum("ij,ij->i", batch_vectors[:256],
-                                                 noise.copies(vectors[base_ids[:256]], rng)))
+                sibling_cosines.append(
+                    np.einsum("ij,ij->i", batch_vectors[:256], noise.copies(vectors[base_ids[:256]], rng))
+                )
                 # Keep the running exact top 10 of the probe queries over all generated vectors.
                 scores = probe @ batch_vectors.T
                 merged = np.concatenate([probe_best, scores], axis=1)
@@ -466,19 +594,38 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
                     collection_id = collections[collection].pk
                     for ordinal in range(count):
                         passage = passages[pages[page]["start"] + ordinal]
-                        copy.write_row((document_id, version_id, collection_id, True, ordinal, passage["heading"],
-                                        passage["text"], passage["char_start"], passage["char_end"],
-                                        passage["token_count"], batch_vectors[row], [], [], [], empty_json))
+                        copy.write_row(
+                            (
+                                document_id,
+                                version_id,
+                                collection_id,
+                                True,
+                                ordinal,
+                                passage["heading"],
+                                passage["text"],
+                                passage["char_start"],
+                                passage["char_end"],
+                                passage["token_count"],
+                                batch_vectors[row],
+                                [],
+                                [],
+                                [],
+                                empty_json,
+                            )
+                        )
                         row += 1
                 previous, loaded = loaded, loaded + row
                 if loaded // 100_000 != previous // 100_000 or batch.stop == len(documents):
                     elapsed = time.perf_counter() - started
-                    print(f"  {loaded:,}/{arguments.chunks:,} chunks in {elapsed:.0f} s "
-                          f"({loaded / elapsed:,.0f}/s)", flush=True)
+                    print(
+                        f"  {loaded:,}/{arguments.chunks:,} chunks in {elapsed:.0f} s ({loaded / elapsed:,.0f}/s)",
+                        flush=True,
+                    )
         raw.commit()
     copy_seconds = time.perf_counter() - started
-    index_seconds = build_indexes(maintenance_work_mem=arguments.maintenance_work_mem,
-                                  workers=arguments.maintenance_workers)
+    index_seconds = build_indexes(
+        maintenance_work_mem=arguments.maintenance_work_mem, workers=arguments.maintenance_workers
+    )
     started = time.perf_counter()
     with raw_connection(autocommit=True) as raw:
         raw.execute("VACUUM (ANALYZE) documents_chunk")
@@ -489,18 +636,25 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
     base_cosines = vectors @ vectors.T
     np.fill_diagonal(base_cosines, -1)
     marker = {
-        "chunks": Chunk.objects.count(), "parameters": marker_parameters(arguments),
-        "collections": len(plan["collections"]), "grants": len(plan["grants"]), "documents": len(documents),
-        "copy_seconds": round(copy_seconds, 1), "index_seconds": {k: round(v, 1) for k, v in index_seconds.items()},
-        "vacuum_analyze_seconds": round(vacuum_seconds, 1), "total_load_seconds": round(time.perf_counter() - began, 1),
+        "chunks": Chunk.objects.count(),
+        "parameters": marker_parameters(arguments),
+        "collections": len(plan["collections"]),
+        "grants": len(plan["grants"]),
+        "documents": len(documents),
+        "copy_seconds": round(copy_seconds, 1),
+        "index_seconds": {k: round(v, 1) for k, v in index_seconds.items()},
+        "vacuum_analyze_seconds": round(vacuum_seconds, 1),
+        "total_load_seconds": round(time.perf_counter() - began, 1),
         "diagnostics": {
             "copy_to_own_base_cosine_median": round(float(np.median(np.concatenate(own_cosines))), 3),
             "two_copies_of_one_base_cosine_median": round(float(np.median(np.concatenate(sibling_cosines))), 3),
             "base_to_nearest_other_base_cosine_median": round(float(np.median(base_cosines.max(axis=1))), 3),
             "distinct_bases_in_unfiltered_exact_top10_mean": round(
-                float(np.mean([len(set(row)) for row in probe_base])), 2),
+                float(np.mean([len(set(row)) for row in probe_base])), 2
+            ),
             "top10_share_from_the_top1_base_mean": round(
-                float(np.mean([np.mean(row == top) for row, top in zip(probe_base, nearest_base)])), 2),
+                float(np.mean([np.mean(row == top) for row, top in zip(probe_base, nearest_base)])), 2
+            ),
         },
     }
     marker_file().write_text(json.dumps(marker, indent=1))
@@ -508,8 +662,13 @@ def load(*, arguments: argparse.Namespace, pages: list[dict], passages: list[dic
 
 
 def marker_parameters(arguments: argparse.Namespace) -> dict:
-    return {"chunks": arguments.chunks, "base": arguments.base, "noise": arguments.noise, "seed": arguments.seed,
-            "departments": DEPARTMENTS}
+    return {
+        "chunks": arguments.chunks,
+        "base": arguments.base,
+        "noise": arguments.noise,
+        "seed": arguments.seed,
+        "departments": DEPARTMENTS,
+    }
 
 
 def loaded_marker(arguments: argparse.Namespace) -> dict | None:
@@ -528,7 +687,9 @@ def loaded_marker(arguments: argparse.Namespace) -> dict | None:
 def dense_search(*, user: User, query_vector: np.ndarray, k: int) -> list[selectors.PassageHit]:
     """The dense part of passages_search_for_user alone, for a vector embedded before."""
     readable = chunks_readable_by(user=user, permission_filter=permission_filter_of(user=user))
-    return selectors.hits_of(selectors.dense_ranking(readable, query_vector=query_vector, k=k), readable_chunks=readable)
+    return selectors.hits_of(
+        selectors.dense_ranking(readable, query_vector=query_vector, k=k), readable_chunks=readable
+    )
 
 
 def keyword_search(*, user: User, query_text: str, k: int) -> list[selectors.PassageHit]:
@@ -542,8 +703,12 @@ def exact_dense(*, user: User, query_vector: np.ndarray, k: int) -> list[selecto
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")  # HNSW can only be an index scan; bitmap scans stay
-            rows = list(chunks_readable_by(user=user).annotate(distance=CosineDistance("embedding", query_vector))
-                        .order_by("distance", "id").values_list("id", "distance")[:k])
+            rows = list(
+                chunks_readable_by(user=user)
+                .annotate(distance=CosineDistance("embedding", query_vector))
+                .order_by("distance", "id")
+                .values_list("id", "distance")[:k]
+            )
     return [selectors.RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows]
 
 
@@ -553,8 +718,11 @@ def naive_dense(*, user: User, query_vector: np.ndarray, k: int, ef_search: int)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = off")
             cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef_search])
-        rows = list(Chunk.objects.annotate(distance=CosineDistance("embedding", query_vector)).order_by("distance")
-                    .values_list("id", "collection_id", "is_serving")[:ef_search])
+        rows = list(
+            Chunk.objects.annotate(distance=CosineDistance("embedding", query_vector))
+            .order_by("distance")
+            .values_list("id", "collection_id", "is_serving")[:ef_search]
+        )
     readable = set(collections_readable_by(user=user).values_list("id", flat=True))
     return [chunk for chunk, collection, serving in rows if serving and collection in readable][:k]
 
@@ -603,15 +771,18 @@ def user_classes(*, k: int) -> dict[str, dict]:
     middle = len(departments) // 2
     classes = {
         "broad": [departments[-1][1]],
-        "typical": [name for _count, name in departments[middle - 2: middle + 3]],
+        "typical": [name for _count, name in departments[middle - 2 : middle + 3]],
         "narrow (1%)": ["d00"],
         "single-grant": ["contractor"],
     }
     result = {}
     for label, names in classes.items():
         counts = [visible[name][1] for name in names]
-        result[label] = {"users": [visible[name][0] for name in names], "visible": counts,
-                         "fraction": statistics.fmean(counts) / total}
+        result[label] = {
+            "users": [visible[name][0] for name in names],
+            "visible": counts,
+            "fraction": statistics.fmean(counts) / total,
+        }
         if min(counts) < k:
             print(f"  note: a user of class {label} can read fewer than k={k} chunks")
     return result
@@ -626,18 +797,39 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
         print("  note: KB_RERANKER_MODEL_PATH is set; hybrid recall then compares reranked lists", flush=True)
     results = {}
     for label, group in classes.items():
-        print(f"  {label}: {len(group['users'])} user(s), visible {group['fraction']:.2%} "
-              f"({', '.join(f'{c:,}' for c in group['visible'])} chunks)", flush=True)
+        print(
+            f"  {label}: {len(group['users'])} user(s), visible {group['fraction']:.2%} "
+            f"({', '.join(f'{c:,}' for c in group['visible'])} chunks)",
+            flush=True,
+        )
         users, visible = group["users"], group["visible"]
-        print("    dense plan: " + explain_dense(user=users[0], query_vector=query_vectors[0], k=k,
-                                                 verbose=arguments.explain), flush=True)
+        print(
+            "    dense plan: "
+            + explain_dense(user=users[0], query_vector=query_vectors[0], k=k, verbose=arguments.explain),
+            flush=True,
+        )
         total = arguments.warmup + arguments.queries
-        picks = [int(i) for i in np.concatenate([rng.permutation(len(questions))
-                                                 for _ in range(total // len(questions) + 1)])[:total]]
-        times = {name: [] for name in ("hybrid", "embed", "dense_k", "dense_pool", "keyword_pool", "exact_pool",
-                                       "naive_40", "naive_200")}
+        picks = [
+            int(i)
+            for i in np.concatenate([rng.permutation(len(questions)) for _ in range(total // len(questions) + 1)])[
+                :total
+            ]
+        ]
+        times = {
+            name: []
+            for name in (
+                "hybrid",
+                "embed",
+                "dense_k",
+                "dense_pool",
+                "keyword_pool",
+                "exact_pool",
+                "naive_40",
+                "naive_200",
+            )
+        }
         quality = {name: [] for name in ("dense", "hybrid", "naive_40", "naive_200")}
-        short = {name: 0 for name in quality}
+        short = dict.fromkeys(quality, 0)
         started = time.perf_counter()
         for number, pick in enumerate(picks):
             question, vector = questions[pick], vectors_by_question[questions[pick]]
@@ -651,29 +843,49 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
             naive_40, t_naive_40 = timed(naive_dense, user=user, query_vector=vector, k=k, ef_search=40)
             naive_200, t_naive_200 = timed(naive_dense, user=user, query_vector=vector, k=k, ef_search=200)
             _vector, t_embed = timed(embed_query, text=question)
-            hybrid, t_hybrid = timed(selectors.passages_search_for_user, user=user, query_text=question, k=k,
-                                     mode="hybrid")
+            hybrid, t_hybrid = timed(
+                selectors.passages_search_for_user, user=user, query_text=question, k=k, mode="hybrid"
+            )
             if number < arguments.warmup:
                 continue
-            for name, value in (("hybrid", t_hybrid), ("embed", t_embed), ("dense_k", t_dense),
-                                ("dense_pool", t_dense_pool), ("keyword_pool", t_keyword), ("exact_pool", t_exact),
-                                ("naive_40", t_naive_40), ("naive_200", t_naive_200)):
+            for name, value in (
+                ("hybrid", t_hybrid),
+                ("embed", t_embed),
+                ("dense_k", t_dense),
+                ("dense_pool", t_dense_pool),
+                ("keyword_pool", t_keyword),
+                ("exact_pool", t_exact),
+                ("naive_40", t_naive_40),
+                ("naive_200", t_naive_200),
+            ):
                 times[name].append(value)
             exact_top = [hit.chunk_id for hit in exact[:k]]
             hybrid_exact = [hit.chunk_id for hit in selectors.reciprocal_rank_fusion([exact, keyword], k=pool)[:k]]
-            found = {"dense": [hit.chunk_id for hit in dense], "hybrid": [hit.chunk_id for hit in hybrid],
-                     "naive_40": naive_40, "naive_200": naive_200}
+            found = {
+                "dense": [hit.chunk_id for hit in dense],
+                "hybrid": [hit.chunk_id for hit in hybrid],
+                "naive_40": naive_40,
+                "naive_200": naive_200,
+            }
             truth = {"dense": exact_top, "hybrid": hybrid_exact, "naive_40": exact_top, "naive_200": exact_top}
             for name in quality:
                 quality[name].append(recall(found[name], truth[name]))
                 if len(found[name]) < k <= can_read:
                     short[name] += 1
             if (number + 1 - arguments.warmup) % 25 == 0:
-                print(f"    {number + 1 - arguments.warmup}/{arguments.queries} queries, "
-                      f"{time.perf_counter() - started:.0f} s", flush=True)
-        results[label] = {"fraction": group["fraction"], "users": len(users), "queries": arguments.queries,
-                          "times": times, "recall": {name: statistics.fmean(v) for name, v in quality.items()},
-                          "short": short}
+                print(
+                    f"    {number + 1 - arguments.warmup}/{arguments.queries} queries, "
+                    f"{time.perf_counter() - started:.0f} s",
+                    flush=True,
+                )
+        results[label] = {
+            "fraction": group["fraction"],
+            "users": len(users),
+            "queries": arguments.queries,
+            "times": times,
+            "recall": {name: statistics.fmean(v) for name, v in quality.items()},
+            "short": short,
+        }
     return results
 
 
@@ -686,17 +898,27 @@ def machine_facts(*, k: int) -> list[str]:
         cursor.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
         version, pgvector = cursor.fetchone()
         facts = {}
-        for name in ("shared_buffers", "work_mem", "effective_cache_size", "max_parallel_workers_per_gather",
-                     "hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "hnsw.scan_mem_multiplier",
-                     "jit"):
+        for name in (
+            "shared_buffers",
+            "work_mem",
+            "effective_cache_size",
+            "max_parallel_workers_per_gather",
+            "hnsw.ef_search",
+            "hnsw.iterative_scan",
+            "hnsw.max_scan_tuples",
+            "hnsw.scan_mem_multiplier",
+            "jit",
+        ):
             try:
                 cursor.execute(f"SHOW {name}")
                 facts[name] = cursor.fetchone()[0]
             except Exception:  # a setting this server does not know
                 facts[name] = "?"
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('documents_chunk')), "
-                       "pg_size_pretty(pg_relation_size('chunk_embedding_hnsw')), "
-                       "pg_size_pretty(pg_relation_size('chunk_search_vector_gin'))")
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('documents_chunk')), "
+            "pg_size_pretty(pg_relation_size('chunk_embedding_hnsw')), "
+            "pg_size_pretty(pg_relation_size('chunk_search_vector_gin'))"
+        )
         table, hnsw, gin = cursor.fetchone()
     pool = max(k * 5, 20)
     return [
@@ -704,7 +926,8 @@ def machine_facts(*, k: int) -> list[str]:
         f"database: {version.split(',')[0]}, pgvector {pgvector}; chunk table {table} (HNSW index {hnsw}, GIN {gin})",
         "server settings: " + ", ".join(f"{name}={value}" for name, value in facts.items()),
         f"selector settings: dense search sets hnsw.iterative_scan=relaxed_order, "
-        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(k, 40); hybrid asks each retriever for {pool}, keyword search on a second connection beside the dense one",
+        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(k, 40); hybrid asks each retriever for {pool}, "
+        "keyword search on a second connection beside the dense one",
     ]
 
 
@@ -714,16 +937,22 @@ def report(*, results: dict, marker: dict, arguments: argparse.Namespace) -> Non
     for line in machine_facts(k=k):
         print(line)
     diagnostics = marker["diagnostics"]
-    print(f"data: {marker['chunks']:,} chunks, {marker['documents']:,} documents, {marker['collections']} collections, "
-          f"{marker['grants']} grants, 50 departments; noise {arguments.noise}: copy-to-own-base cosine median "
-          f"{diagnostics['copy_to_own_base_cosine_median']}, two copies of one base "
-          f"{diagnostics.get('two_copies_of_one_base_cosine_median')}, a base's nearest other base "
-          f"{diagnostics['base_to_nearest_other_base_cosine_median']}; an unfiltered exact top 10 mixes "
-          f"{diagnostics['distinct_bases_in_unfiltered_exact_top10_mean']} base passages on average, "
-          f"{diagnostics['top10_share_from_the_top1_base_mean']:.0%} of it copies of the nearest one")
-    print(f"load: COPY {marker['copy_seconds']} s, indexes {marker['index_seconds']}, VACUUM ANALYZE "
-          f"{marker['vacuum_analyze_seconds']} s, total {marker['total_load_seconds']} s")
-    every = {name: [t for r in results.values() for t in r["times"][name]] for name in next(iter(results.values()))["times"]}
+    print(
+        f"data: {marker['chunks']:,} chunks, {marker['documents']:,} documents, {marker['collections']} collections, "
+        f"{marker['grants']} grants, 50 departments; noise {arguments.noise}: copy-to-own-base cosine median "
+        f"{diagnostics['copy_to_own_base_cosine_median']}, two copies of one base "
+        f"{diagnostics.get('two_copies_of_one_base_cosine_median')}, a base's nearest other base "
+        f"{diagnostics['base_to_nearest_other_base_cosine_median']}; an unfiltered exact top 10 mixes "
+        f"{diagnostics['distinct_bases_in_unfiltered_exact_top10_mean']} base passages on average, "
+        f"{diagnostics['top10_share_from_the_top1_base_mean']:.0%} of it copies of the nearest one"
+    )
+    print(
+        f"load: COPY {marker['copy_seconds']} s, indexes {marker['index_seconds']}, VACUUM ANALYZE "
+        f"{marker['vacuum_analyze_seconds']} s, total {marker['total_load_seconds']} s"
+    )
+    every = {
+        name: [t for r in results.values() for t in r["times"][name]] for name in next(iter(results.values()))["times"]
+    }
 
     def ms(values: list[float]) -> str:
         return f"{percentile(values, 50):.1f} / {percentile(values, 95):.1f}"
@@ -731,41 +960,54 @@ def report(*, results: dict, marker: dict, arguments: argparse.Namespace) -> Non
     print()
     print(f"Latency, ms, p50 / p95 (k={k}; each class {arguments.queries} queries after {arguments.warmup} warm-up)")
     print()
-    print("| user class | visible | **hybrid** (app call) | embed query | dense k | dense pool | keyword pool "
-          "| exact pool | naive ef 40 | naive ef 200 |")
+    print(
+        "| user class | visible | **hybrid** (app call) | embed query | dense k | dense pool | keyword pool "
+        "| exact pool | naive ef 40 | naive ef 200 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = [(label, f"{r['fraction']:.1%}", r["times"]) for label, r in results.items()]
     rows.append(("**all**", "", every))
     for label, fraction, times in rows:
-        print(f"| {label} | {fraction} | **{ms(times['hybrid'])}** | {ms(times['embed'])} | {ms(times['dense_k'])} "
-              f"| {ms(times['dense_pool'])} | {ms(times['keyword_pool'])} | {ms(times['exact_pool'])} "
-              f"| {ms(times['naive_40'])} | {ms(times['naive_200'])} |")
+        print(
+            f"| {label} | {fraction} | **{ms(times['hybrid'])}** | {ms(times['embed'])} | {ms(times['dense_k'])} "
+            f"| {ms(times['dense_pool'])} | {ms(times['keyword_pool'])} | {ms(times['exact_pool'])} "
+            f"| {ms(times['naive_40'])} | {ms(times['naive_200'])} |"
+        )
     print()
-    print(f"Recall@{k} against exact search under the same filter; queries with fewer than k results (of "
-          f"{arguments.queries} per class)")
+    print(
+        f"Recall@{k} against exact search under the same filter; queries with fewer than k results (of "
+        f"{arguments.queries} per class)"
+    )
     print()
-    print("| user class | visible | dense recall | **hybrid recall** | dense < k | **hybrid < k** "
-          "| naive ef 40: recall, < k | naive ef 200: recall, < k |")
+    print(
+        "| user class | visible | dense recall | **hybrid recall** | dense < k | **hybrid < k** "
+        "| naive ef 40: recall, < k | naive ef 200: recall, < k |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, r in results.items():
         recall_, short = r["recall"], r["short"]
-        print(f"| {label} | {r['fraction']:.1%} | {recall_['dense']:.3f} | **{recall_['hybrid']:.3f}** "
-              f"| {short['dense']} | **{short['hybrid']}** | {recall_['naive_40']:.3f}, {short['naive_40']} "
-              f"| {recall_['naive_200']:.3f}, {short['naive_200']} |")
+        print(
+            f"| {label} | {r['fraction']:.1%} | {recall_['dense']:.3f} | **{recall_['hybrid']:.3f}** "
+            f"| {short['dense']} | **{short['hybrid']}** | {recall_['naive_40']:.3f}, {short['naive_40']} "
+            f"| {recall_['naive_200']:.3f}, {short['naive_200']} |"
+        )
     print()
     p95 = percentile(every["hybrid"], 95)
     worst_recall = min(r["recall"]["hybrid"] for r in results.values())
     shorts = sum(r["short"]["hybrid"] for r in results.values())
-    print(f"targets: hybrid p95 {p95:.1f} ms (<= 50: {'met' if p95 <= 50 else 'NOT met'}); hybrid recall@{k} "
-          f"lowest class {worst_recall:.3f} (>= 0.95: {'met' if worst_recall >= 0.95 else 'NOT met'}); "
-          f"hybrid < k: {shorts} (0: {'met' if shorts == 0 else 'NOT met'})")
+    print(
+        f"targets: hybrid p95 {p95:.1f} ms (<= 50: {'met' if p95 <= 50 else 'NOT met'}); hybrid recall@{k} "
+        f"lowest class {worst_recall:.3f} (>= 0.95: {'met' if worst_recall >= 0.95 else 'NOT met'}); "
+        f"hybrid < k: {shorts} (0: {'met' if shorts == 0 else 'NOT met'})"
+    )
 
 
 def server_shared_buffers(size: str) -> None:
     """Set the bench server's shared_buffers, restarting it when that changes (the setting needs a restart)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setting::bigint * 8192 = pg_size_bytes(%s) FROM pg_settings "
-                       "WHERE name = 'shared_buffers'", [size])
+        cursor.execute(
+            "SELECT setting::bigint * 8192 = pg_size_bytes(%s) FROM pg_settings WHERE name = 'shared_buffers'", [size]
+        )
         if cursor.fetchone()[0]:
             return
         cursor.execute(f"ALTER SYSTEM SET shared_buffers = '{size}'")
@@ -781,8 +1023,11 @@ def main() -> None:
     server_shared_buffers(arguments.shared_buffers)
     pages, passages, vectors = base_passages(limit=arguments.base, seed=arguments.seed)
     questions, query_vectors = faq_queries()
-    print(f"base: {len(passages)} passages from {len(pages)} pages; {len(questions)} FAQ questions; "
-          f"database {DATABASE} under {BENCH_VAR}", flush=True)
+    print(
+        f"base: {len(passages)} passages from {len(pages)} pages; {len(questions)} FAQ questions; "
+        f"database {DATABASE} under {BENCH_VAR}",
+        flush=True,
+    )
     marker = loaded_marker(arguments)
     if marker is None:
         marker = load(arguments=arguments, pages=pages, passages=passages, vectors=vectors, queries=query_vectors)
@@ -797,8 +1042,11 @@ def main() -> None:
         return
     print(f"measuring ... (load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())})", flush=True)
     results = measure(arguments=arguments, questions=questions, query_vectors=query_vectors)
-    print(f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min; {os.cpu_count()} CPUs: "
-          f"other work on the machine inflates latencies)", flush=True)
+    print(
+        f"load average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min; {os.cpu_count()} CPUs: "
+        f"other work on the machine inflates latencies)",
+        flush=True,
+    )
     report(results=results, marker=marker, arguments=arguments)
     connection.close()
     server_stop(BENCH_VAR / "pg")

@@ -1,4 +1,5 @@
-"""Embedding one question: sentence-transformers on PyTorch against the ONNX Runtime export (embedding/onnx_questions.py).
+"""Embedding one question: sentence-transformers on PyTorch against the ONNX Runtime export
+(embedding/onnx_questions.py).
 
 Both as the web process runs them (prepare_process_for_questions: one thread), on the Python 3.11 FAQ questions
 (Debian's python3.11-doc), after a warm-up; prints p50 / p95 per question and how close the two vectors are. No
@@ -30,8 +31,8 @@ prepare_process_for_questions()
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from extract.parsing import parse_document  # noqa: E402
 from embedding.encoders import question_encoder  # noqa: E402
+from extract.parsing import parse_document  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
 
@@ -72,9 +73,11 @@ def main() -> None:
     for _ in range(arguments.rounds):
         for name, embed in encoders.items():
             results[name] += timings(embed, questions)
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {len(questions)} FAQ questions, "
-          f"{arguments.rounds} rounds; cosine between the two vectors: min {cosines.min():.7f}, "
-          f"median {np.median(cosines):.7f}")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {len(questions)} FAQ questions, "
+        f"{arguments.rounds} rounds; cosine between the two vectors: min {cosines.min():.7f}, "
+        f"median {np.median(cosines):.7f}"
+    )
     print("| question encoder (1 thread) | p50 | p95 |")
     print("|---|---:|---:|")
     for name, measured in results.items():

@@ -1,10 +1,10 @@
 """Retrieval quality on the Python 3.11 FAQ: dense, keyword and hybrid, over the whole Python documentation.
 
 Queries are the FAQ questions of Debian's python3.11-doc (`faq/*.html`); the gold passages of a question are the
-chunks that overlap its FAQ entry (same page, the span of the section headed by the question). The corpus is every HTML page of the
-documentation, ingested by `bench/ingest_throughput.py --pages 0` into var/bench (this script ingests the pages
-itself when that database is empty). Metrics: Recall@5 (a gold passage in the top 5), MRR@10, nDCG@10 (binary
-relevance).
+chunks that overlap its FAQ entry (same page, the span of the section headed by the question). The corpus is every
+HTML page of the documentation, ingested by `bench/ingest_throughput.py --pages 0` into var/bench (this script
+ingests the pages itself when that database is empty). Metrics: Recall@5 (a gold passage in the top 5), MRR@10,
+nDCG@10 (binary relevance).
 
     .venv/bin/python bench/retrieval_eval.py
 
@@ -37,9 +37,9 @@ from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create, membership_create, user_create  # noqa: E402
 from kb.documents.models import Chunk, Collection, Document  # noqa: E402
 from kb.documents.services import collection_create, document_upload, document_version_ingest  # noqa: E402
+from kb.platform.actors import system_actor  # noqa: E402
 from kb.platform.embedded_pg import server_stop  # noqa: E402
 from kb.search.selectors import passages_search_for_user  # noqa: E402
-from kb.platform.actors import system_actor  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 MODES = ("dense", "keyword", "hybrid")
@@ -51,12 +51,14 @@ def corpus_user() -> User:
         department = department_create(acting_user=system_actor(), name="Bench")
         admin = user_create(acting_user=system_actor(), username="bench", password="bench-password-1")
         membership_create(acting_user=system_actor(), user=admin, department=department, role=Membership.Role.ADMIN)
-        collection = collection_create(acting_user=system_actor(), name="Python docs", owner=department,
-                                       visibility=Collection.Visibility.COMPANY)
+        collection = collection_create(
+            acting_user=system_actor(), name="Python docs", owner=department, visibility=Collection.Visibility.COMPANY
+        )
         pages = sorted(p for p in DOCS.rglob("*.html") if "_static" not in p.parts)
         for number, page in enumerate(pages, start=1):
-            version = document_upload(acting_user=admin, collection=collection,
-                                      name=str(page.relative_to(DOCS)), data=page.read_bytes())
+            version = document_upload(
+                acting_user=admin, collection=collection, name=str(page.relative_to(DOCS)), data=page.read_bytes()
+            )
             document_version_ingest(version_id=version.pk)
             if number % 50 == 0:
                 print(f"  {number}/{len(pages)} pages", flush=True)
@@ -73,8 +75,11 @@ def faq_questions() -> list[tuple[str, set[int]]]:
             if not section.heading.endswith("?"):
                 continue
             # Small entries share a chunk with their neighbours: any chunk overlapping the entry is a right answer.
-            gold = set(Chunk.objects.filter(version=document.current_version_id, char_start__lt=section.end,
-                                            char_end__gt=section.start).values_list("pk", flat=True))
+            gold = set(
+                Chunk.objects.filter(
+                    version=document.current_version_id, char_start__lt=section.end, char_end__gt=section.start
+                ).values_list("pk", flat=True)
+            )
             if gold:
                 cases.append((section.heading, gold))
     return cases
@@ -94,8 +99,10 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = corpus_user()
     cases = faq_questions()
-    print(f"corpus: {Document.objects.count()} documents, {Chunk.objects.count()} passages; "
-          f"{len(cases)} FAQ questions", flush=True)
+    print(
+        f"corpus: {Document.objects.count()} documents, {Chunk.objects.count()} passages; {len(cases)} FAQ questions",
+        flush=True,
+    )
     print(f"{'mode':<8} {'Recall@5':>9} {'MRR@10':>8} {'nDCG@10':>8} {'ms/query':>9}")
     for mode in MODES:
         scores, started = [], time.perf_counter()

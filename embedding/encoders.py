@@ -69,7 +69,11 @@ def dimensions_of(path: str) -> int:
 def encode(path: str, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
     """Unit-length vectors, one row per text (every vector this app stores or searches with is normalised)."""
     return load_model(path).encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
     )
 
 
@@ -94,8 +98,9 @@ def question_encoder(path: str, *, backend: str, onnx_cache_dir: Path) -> Callab
             stay_offline()
             return onnx_query_encoder(model_directory(path), cache_dir=onnx_cache_dir, threads=_compute_threads).encode
         except UnsupportedForOnnx as reason:
-            logger.info("questions are embedded by sentence-transformers for %s: %s", path or "the default model",
-                        reason)
+            logger.info(
+                "questions are embedded by sentence-transformers for %s: %s", path or "the default model", reason
+            )
         except Exception:
             logger.exception("the ONNX export of %s failed; questions are embedded by sentence-transformers", path)
     return lambda text: encode(path, [text])[0]

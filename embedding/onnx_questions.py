@@ -92,8 +92,9 @@ def _load(target: Path, *, threads: int | None) -> OnnxQueryEncoder:
     tokenizer = Tokenizer.from_file(str(target / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(manifest["max_seq_length"])
-    return OnnxQueryEncoder(session=session, tokenizer=tokenizer, input_names=tuple(manifest["input_names"]),
-                            pooling=manifest["pooling"])
+    return OnnxQueryEncoder(
+        session=session, tokenizer=tokenizer, input_names=tuple(manifest["input_names"]), pooling=manifest["pooling"]
+    )
 
 
 def _export(model_dir: Path, target: Path) -> None:
@@ -103,8 +104,12 @@ def _export(model_dir: Path, target: Path) -> None:
 
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     modules = list(model)
-    if (len(modules) not in (2, 3) or not isinstance(modules[0], Transformer) or not isinstance(modules[1], Pooling)
-            or (len(modules) == 3 and not isinstance(modules[2], Normalize))):
+    if (
+        len(modules) not in (2, 3)
+        or not isinstance(modules[0], Transformer)
+        or not isinstance(modules[1], Pooling)
+        or (len(modules) == 3 and not isinstance(modules[2], Normalize))
+    ):
         raise UnsupportedForOnnx(f"modules {[type(module).__name__ for module in modules]}")
     pooling = modules[1].pooling_mode
     if pooling not in ("mean", "cls"):
@@ -122,14 +127,25 @@ def _export(model_dir: Path, target: Path) -> None:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _token_embeddings_module(modules[0].auto_model.eval(), input_names),
-                tuple(sample[name] for name in input_names), str(staging / "model.onnx"),
-                input_names=list(input_names), output_names=["token_embeddings"],
+                tuple(sample[name] for name in input_names),
+                str(staging / "model.onnx"),
+                input_names=list(input_names),
+                output_names=["token_embeddings"],
                 dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*input_names, "token_embeddings")},
-                opset_version=17, dynamo=False)
+                opset_version=17,
+                dynamo=False,
+            )
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
-        (staging / _MANIFEST).write_text(json.dumps({
-            "model_dir": str(model_dir), "pooling": pooling, "input_names": list(input_names),
-            "max_seq_length": model.max_seq_length}))
+        (staging / _MANIFEST).write_text(
+            json.dumps(
+                {
+                    "model_dir": str(model_dir),
+                    "pooling": pooling,
+                    "input_names": list(input_names),
+                    "max_seq_length": model.max_seq_length,
+                }
+            )
+        )
         exported = _load(staging, threads=1)
         for question in _CHECK_QUESTIONS:
             expected = model.encode([question], normalize_embeddings=True, convert_to_numpy=True)[0]

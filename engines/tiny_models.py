@@ -12,8 +12,17 @@ import json
 import sysconfig
 from pathlib import Path
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
-                  "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<think>",
+    "</think>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 # Qwen's template reduced to what the knowledge base renders: system/user/assistant turns, and the generation prompt
 # as Qwen3.5 writes it: an empty thinking block when enable_thinking is false, an open one otherwise.
@@ -43,11 +52,16 @@ def train_tokenizer(vocab_size: int = 4096):
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(texts(), trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   chat_template=CHAT_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+    )
 
 
 def _save(model, tokenizer, folder: Path) -> Path:
@@ -67,27 +81,53 @@ def _special_ids(tokenizer) -> dict[str, int]:
     }
 
 
-def make_qwen3(folder: Path, *, hidden_size: int = 256, num_hidden_layers: int = 2, intermediate_size: int = 512,
-               num_attention_heads: int = 4, num_key_value_heads: int = 2, head_dim: int = 64,
-               max_position_embeddings: int = 8192, vocab_size: int = 4096) -> Path:
+def make_qwen3(
+    folder: Path,
+    *,
+    hidden_size: int = 256,
+    num_hidden_layers: int = 2,
+    intermediate_size: int = 512,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    head_dim: int = 64,
+    max_position_embeddings: int = 8192,
+    vocab_size: int = 4096,
+) -> Path:
     """A random-weight Qwen3 (text, full attention) in bfloat16: the shape every engine supports."""
     import torch
     from transformers import AutoModelForCausalLM, Qwen3Config
 
     tokenizer = train_tokenizer(vocab_size)
     config = Qwen3Config(
-        hidden_size=hidden_size, num_hidden_layers=num_hidden_layers, intermediate_size=intermediate_size,
-        num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads, head_dim=head_dim,
-        max_position_embeddings=max_position_embeddings, vocab_size=len(tokenizer), tie_word_embeddings=False,
-        architectures=["Qwen3ForCausalLM"], **_special_ids(tokenizer))
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        intermediate_size=intermediate_size,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
+        head_dim=head_dim,
+        max_position_embeddings=max_position_embeddings,
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=False,
+        architectures=["Qwen3ForCausalLM"],
+        **_special_ids(tokenizer),
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     return _save(model, tokenizer, folder)
 
 
-def make_qwen35(folder: Path, *, hidden_size: int = 1024, num_hidden_layers: int = 24, intermediate_size: int = 3584,
-                num_attention_heads: int = 8, num_key_value_heads: int = 2, head_dim: int = 256,
-                max_position_embeddings: int = 262_144, vocab_size: int = 16384) -> Path:
+def make_qwen35(
+    folder: Path,
+    *,
+    hidden_size: int = 1024,
+    num_hidden_layers: int = 24,
+    intermediate_size: int = 3584,
+    num_attention_heads: int = 8,
+    num_key_value_heads: int = 2,
+    head_dim: int = 256,
+    max_position_embeddings: int = 262_144,
+    vocab_size: int = 16384,
+) -> Path:
     """A random-weight Qwen3.5 (Gated DeltaNet and full attention, 3:1) as Qwen publishes it: the multimodal
     `Qwen3_5ForConditionalGeneration`, with a one-block vision tower that text-only serving never loads.
     The defaults give about 0.65B parameters: hidden 1024, 24 layers (18 Gated DeltaNet, 6 full attention) and a
@@ -100,10 +140,23 @@ def make_qwen35(folder: Path, *, hidden_size: int = 1024, num_hidden_layers: int
     ids = _special_ids(tokenizer)
     config = Qwen3_5Config(
         text_config=dict(
-            hidden_size=hidden_size, num_hidden_layers=num_hidden_layers, intermediate_size=intermediate_size,
-            num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads, head_dim=head_dim,
-            max_position_embeddings=max_position_embeddings, vocab_size=len(tokenizer), **ids),
-        vision_config=dict(depth=1, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=hidden_size),
+            hidden_size=hidden_size,
+            num_hidden_layers=num_hidden_layers,
+            intermediate_size=intermediate_size,
+            num_attention_heads=num_attention_heads,
+            num_key_value_heads=num_key_value_heads,
+            head_dim=head_dim,
+            max_position_embeddings=max_position_embeddings,
+            vocab_size=len(tokenizer),
+            **ids,
+        ),
+        vision_config={
+            "depth": 1,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+        },
         image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
         video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
         vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),

@@ -67,8 +67,8 @@ def chunk_document(
 
 
 def _ends_sentence(text: str, offsets: list[tuple[int, int]], token: int) -> bool:
-    token_text = text[offsets[token][0]:offsets[token][1]]
-    next_char = text[offsets[token][1]:offsets[token][1] + 1]
+    token_text = text[offsets[token][0] : offsets[token][1]]
+    next_char = text[offsets[token][1] : offsets[token][1] + 1]
     return token_text.endswith(_SENTENCE_ENDS) and (not next_char or next_char.isspace())
 
 
@@ -128,7 +128,9 @@ def _heading_at(document: ParsedDocument, char_position: int) -> str:
     return heading
 
 
-def chunk_log(*, text: str, log_format: str | None, title: str, tokenizer: Tokenizer, max_tokens: int) -> list[ChunkDraft]:
+def chunk_log(
+    *, text: str, log_format: str | None, title: str, tokenizer: Tokenizer, max_tokens: int
+) -> list[ChunkDraft]:
     """Log files become time windows of records, each knowing its time range, hosts, programs and severities."""
 
     def count_tokens(record_text: str) -> int:

@@ -40,8 +40,9 @@ def _table_text(element) -> str:
     return "\n".join(rows) or element.text.strip()
 
 
-def assemble(elements: list, kind: str, fallback_title: str, lead: list[str] | None = None,
-              title: str | None = None) -> ParsedDocument:
+def assemble(
+    elements: list, kind: str, fallback_title: str, lead: list[str] | None = None, title: str | None = None
+) -> ParsedDocument:
     page_word = _PAGE_WORDS.get(kind)
     blocks: list[tuple[str, object]] = [(line, None) for line in lead or []]
     for element in elements:
@@ -51,8 +52,9 @@ def assemble(elements: list, kind: str, fallback_title: str, lead: list[str] | N
         if text:
             blocks.append((text, element))
     if title is None:
-        title = next((text for text, element in blocks if element is not None and element.category == "Title"),
-                     fallback_title)
+        title = next(
+            (text for text, element in blocks if element is not None and element.category == "Title"), fallback_title
+        )
 
     lines: list[str] = []
     sections: list[Section] = []

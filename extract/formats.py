@@ -45,8 +45,14 @@ FORMATS = (
     FileFormat(kind="odt", extensions=(".odt",), label="OpenDocument text", noun="ODT", group="office", office=True),
     FileFormat(kind="csv", extensions=(".csv",), label="CSV", noun="CSV", group="office", office=True),
     FileFormat(kind="epub", extensions=(".epub",), label="EPUB", noun="EPUB", group="office", office=True),
-    FileFormat(kind="rst", extensions=(".rst",), label="reStructuredText", noun="reStructuredText file", group="web",
-               office=True),
+    FileFormat(
+        kind="rst",
+        extensions=(".rst",),
+        label="reStructuredText",
+        noun="reStructuredText file",
+        group="web",
+        office=True,
+    ),
     FileFormat(kind="email", extensions=(".eml",), label="e-mail", noun="e-mail", group="mail", office=True),
     FileFormat(kind="zip", extensions=(".zip",), label="ZIP archives", noun="ZIP archive", group=None, archive=True),
 )
@@ -89,5 +95,6 @@ def search_group_extensions(group: str) -> tuple[str, ...]:
     """The extensions of the documents that the Search page's type filter `group` finds."""
     if group not in SEARCH_GROUPS:
         raise ValueError(f"no search group {group!r}")
-    return tuple(extension for file_format in FORMATS if file_format.group == group
-                 for extension in file_format.extensions)
+    return tuple(
+        extension for file_format in FORMATS if file_format.group == group for extension in file_format.extensions
+    )

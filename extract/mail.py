@@ -43,8 +43,9 @@ def extract_email_attachments(data: bytes) -> list[tuple[str, bytes]]:
     return attachments
 
 
-def _attachment_name(part: EmailMessage, number: int, default_extension: str = ".bin",
-                     always: bool = False) -> str | None:
+def _attachment_name(
+    part: EmailMessage, number: int, default_extension: str = ".bin", always: bool = False
+) -> str | None:
     raw = part.get_filename()
     if raw:
         # Keep only the last path component, whichever separator the sender's system used.
@@ -61,10 +62,13 @@ def email_document(data: bytes, elements: list, fallback_title: str) -> ParsedDo
     """The message's headers as its first lines, its body, then a section naming its attachments."""
     message = email.message_from_bytes(data, policy=email.policy.default)
     subject = _WHITESPACE.sub(" ", str(message.get("Subject", "") or "")).strip()
-    lead = [f"{name}: {_WHITESPACE.sub(' ', str(message[name])).strip()}"
-            for name in ("Subject", "From", "To", "Cc", "Date") if message.get(name)]
+    lead = [
+        f"{name}: {_WHITESPACE.sub(' ', str(message[name])).strip()}"
+        for name in ("Subject", "From", "To", "Cc", "Date")
+        if message.get(name)
+    ]
     body = assemble(elements, "email", fallback_title, lead=lead, title=subject or fallback_title)
-    if not "\n".join(body.text.splitlines()[len(lead):]).strip():
+    if not "\n".join(body.text.splitlines()[len(lead) :]).strip():
         raise DocumentRejected("no text found in the e-mail (its body is empty)")
     names = [name for name, _ in extract_email_attachments(data)]
     if not names:

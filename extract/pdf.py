@@ -12,7 +12,6 @@ import subprocess
 
 from extract.types import DocumentRejected, OfficeSupportUnavailable
 
-
 # OCR of PDF pages without a text layer, only where Debian's tesseract-ocr is installed (tesseract-ocr-LANG per
 # language). Rendering is by pypdfium2; a page takes a few seconds on two cores, hence the page limit.
 _TESSERACT = "tesseract"
@@ -42,8 +41,10 @@ def partition_pdf(data: bytes, filename: str) -> list:
         with_text = {element.metadata.page_number for element in elements if element.text.strip()}
         without_text = [number for number in range(1, len(pdf) + 1) if number not in with_text]
         if len(without_text) > OCR_MAX_PAGES:
-            raise DocumentRejected(f"{len(without_text)} pages have no text layer (a scan?); OCR is limited to "
-                                   f"{OCR_MAX_PAGES} pages a document")
+            raise DocumentRejected(
+                f"{len(without_text)} pages have no text layer (a scan?); OCR is limited to "
+                f"{OCR_MAX_PAGES} pages a document"
+            )
         scanned, sizes = [], []
         for number in without_text:
             for element, size in _ocr_page(pdf[number - 1], number, filename):
@@ -134,13 +135,19 @@ def _ocr_page(page, page_number: int, filename: str) -> list[tuple[object, float
     png = io.BytesIO()
     image.save(png, format="PNG")
     try:
-        result = subprocess.run([_TESSERACT, "stdin", "stdout", "-l", OCR_LANGUAGES, "tsv"], input=png.getvalue(),
-                                capture_output=True, timeout=OCR_PAGE_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            [_TESSERACT, "stdin", "stdout", "-l", OCR_LANGUAGES, "tsv"],
+            input=png.getvalue(),
+            capture_output=True,
+            timeout=OCR_PAGE_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired as error:
         raise DocumentRejected(f"OCR of page {page_number} took over {OCR_PAGE_TIMEOUT_S} seconds") from error
     if result.returncode != 0:
-        raise OfficeSupportUnavailable(f"tesseract failed on page {page_number}: "
-                                       f"{result.stderr.decode(errors='replace').strip()[:300]}")
+        raise OfficeSupportUnavailable(
+            f"tesseract failed on page {page_number}: {result.stderr.decode(errors='replace').strip()[:300]}"
+        )
     # TSV rows: level, page, block, paragraph, line, word, left, top, width, height, confidence, text.
     # Level 4 is a line (its height), level 5 a word (its text).
     words: dict[tuple[str, str], dict[str, list[str]]] = {}

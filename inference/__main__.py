@@ -19,8 +19,7 @@ def main() -> None:
         raise SystemExit(f"inference: cannot start with these settings: {error}") from None
     # Graceful shutdown: on SIGTERM uvicorn stops accepting, lets running streams finish (up to the timeout),
     # then the app's lifespan closes the engines.
-    uvicorn.run(create_app(config), host=config.host, port=config.port, timeout_graceful_shutdown=30,
-                log_level="info")
+    uvicorn.run(create_app(config), host=config.host, port=config.port, timeout_graceful_shutdown=30, log_level="info")
 
 
 if __name__ == "__main__":

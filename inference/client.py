@@ -6,7 +6,8 @@ from typing import Any
 import httpx
 
 from inference.chat_template import ChatMessage
-from inference.remote import api_error_message as _message, completion_kwargs, usage_from_openai
+from inference.remote import api_error_message as _message
+from inference.remote import completion_kwargs, usage_from_openai
 from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route
 
 
@@ -16,8 +17,9 @@ class InferenceClient:
 
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._client = AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, timeout=timeout_seconds,
-                                   max_retries=0)
+        self._client = AsyncOpenAI(
+            base_url=f"{self.base_url}/v1", api_key=api_key, timeout=timeout_seconds, max_retries=0
+        )
         self._http = httpx.Client(base_url=self.base_url, timeout=30.0)
 
     async def stream_chat(
@@ -29,7 +31,8 @@ class InferenceClient:
         kwargs["extra_body"]["chat_template_kwargs"] = {"enable_thinking": enable_thinking}
         try:
             chunks = await self._client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs)
+                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs
+            )
         except BadRequestError as error:
             raise RequestRejected(_message(error)) from error
         except APIStatusError as error:
@@ -83,6 +86,8 @@ class InferenceClient:
 
 
 def _route(described: dict[str, Any], model: str) -> Route:
-    return Route(model=described.get("model") or model, backend=described.get("backend", "served"),
-                 skipped=tuple(described.get("skipped", ())))
-
+    return Route(
+        model=described.get("model") or model,
+        backend=described.get("backend", "served"),
+        skipped=tuple(described.get("skipped", ())),
+    )

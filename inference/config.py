@@ -58,8 +58,18 @@ def _as_bool(value: str) -> bool:
 
 def llm_settings_from_env(environ: Mapping[str, str] = os.environ) -> LlmSettings:
     """LlmSettings from KB_LLM_* variables; one that is unset or empty keeps its default."""
-    parsers = {"model_path": str, "context_length": int, "threads": int, "temperature": float, "top_p": float,
-               "top_k": int, "max_tokens": int, "repetition_penalty": float, "seed": int, "enable_thinking": _as_bool}
+    parsers = {
+        "model_path": str,
+        "context_length": int,
+        "threads": int,
+        "temperature": float,
+        "top_p": float,
+        "top_k": int,
+        "max_tokens": int,
+        "repetition_penalty": float,
+        "seed": int,
+        "enable_thinking": _as_bool,
+    }
     values: dict[str, object] = {}
     for name, parse in parsers.items():
         variable = f"KB_LLM_{name.upper()}"
@@ -156,8 +166,9 @@ def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelE
             tensor_parallel_size=int(environ.get("KB_VLLM_TENSOR_PARALLEL_SIZE", "1")),
             gpu_memory_utilization=float(environ.get("KB_VLLM_GPU_MEMORY_UTILIZATION", "0.90")),
             kv_cache_memory_bytes=round(float(kv_cache_gib) * 2**30) if kv_cache_gib else None,
-            max_model_len=int(environ.get("KB_VLLM_MAX_MODEL_LEN",
-                                          str(min(preset.context_length, DEFAULT_GPU_CONTEXT)))),
+            max_model_len=int(
+                environ.get("KB_VLLM_MAX_MODEL_LEN", str(min(preset.context_length, DEFAULT_GPU_CONTEXT)))
+            ),
             quantization=environ.get("KB_VLLM_QUANTIZATION") or None,
             # CUDA graphs and torch.compile are GPU speed-ups; on the CPU build they only lengthen the start.
             enforce_eager=on_cpu,

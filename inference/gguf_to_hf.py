@@ -24,8 +24,7 @@ def convert(gguf_path: Path, folder: Path) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.bfloat16)
         # The weights are dequantised in memory; what still calls them GGUF-quantised would refuse to save them
         # and make vLLM look for a GGUF file.
         model.hf_quantizer = None

@@ -88,8 +88,9 @@ class LlamaCppEngine:
 
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
         prompt_tokens = self._tokenize(prompt)
-        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
-                                context_length=self.info.context_length)
+        require_room_for_answer(
+            prompt_tokens=len(prompt_tokens), params=params, context_length=self.info.context_length
+        )
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
@@ -104,9 +105,7 @@ class LlamaCppEngine:
             try:
                 with self._generation_lock:
                     completion_tokens = 0
-                    for chunk in self._llama.create_completion(
-                        prompt_tokens, stream=True, **sampling_kwargs(params)
-                    ):
+                    for chunk in self._llama.create_completion(prompt_tokens, stream=True, **sampling_kwargs(params)):
                         if cancelled.is_set():
                             break
                         choice = chunk["choices"][0]

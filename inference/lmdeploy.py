@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from inference.hf_tokenizer import hf_tokenizer_and_template
 from inference.types import (
     Delta,
     EngineError,
@@ -26,7 +27,6 @@ from inference.types import (
     Usage,
     require_room_for_answer,
 )
-from inference.hf_tokenizer import hf_tokenizer_and_template
 
 if TYPE_CHECKING:
     from lmdeploy import GenerationConfig, PytorchEngineConfig, TurbomindEngineConfig
@@ -66,16 +66,20 @@ def backend_config(config: LmdeployConfig) -> "TurbomindEngineConfig | PytorchEn
     if not 0 < config.cache_max_entry_count < 1:
         raise ValueError(
             "LMDeploy: cache_max_entry_count is the fraction of free GPU memory kept for the KV cache, in (0, 1); "
-            f"got {config.cache_max_entry_count}")
+            f"got {config.cache_max_entry_count}"
+        )
     if config.backend == "turbomind":
         if config.model_format is not None and config.model_format not in TURBOMIND_MODEL_FORMATS:
-            raise ValueError(f"LMDeploy: model_format for TurboMind must be one of "
-                             f"{', '.join(TURBOMIND_MODEL_FORMATS)}, not {config.model_format!r}")
+            raise ValueError(
+                f"LMDeploy: model_format for TurboMind must be one of "
+                f"{', '.join(TURBOMIND_MODEL_FORMATS)}, not {config.model_format!r}"
+            )
     elif config.model_format is not None and config.model_format not in PYTORCH_MODEL_FORMATS:
         raise ValueError(
             f"LMDeploy: the PyTorch backend reads the quantization of AWQ/GPTQ weights from their config.json; "
             f"leave model_format empty for them (it can only be {', '.join(PYTORCH_MODEL_FORMATS)}), "
-            f"not {config.model_format!r}")
+            f"not {config.model_format!r}"
+        )
     engine_config = TurbomindEngineConfig if config.backend == "turbomind" else PytorchEngineConfig
     return engine_config(
         tp=config.tp,
@@ -129,9 +133,8 @@ class StopStrings:
             self.stopped = True
             text, self._held = self._held[: min(found)], ""
             return text
-        keep = max((n for stop in self._stops for n in range(1, len(stop)) if self._held.endswith(stop[:n])),
-                   default=0)
-        text, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep:]
+        keep = max((n for stop in self._stops for n in range(1, len(stop)) if self._held.endswith(stop[:n])), default=0)
+        text, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
         return text
 
     def flush(self) -> str:
@@ -175,8 +178,11 @@ class LmdeployEngine:
             model=model_dir.name,
             backend="lmdeploy",
             context_length=self._engine.session_len,
-            details={"model_path": config.model_path, "lmdeploy_backend": self._engine.backend,
-                     "model_format": config.model_format or "hf"},
+            details={
+                "model_path": config.model_path,
+                "lmdeploy_backend": self._engine.backend,
+                "model_format": config.model_format or "hf",
+            },
         )
 
     def _tokenize(self, text: str) -> list[int]:
@@ -188,8 +194,9 @@ class LmdeployEngine:
 
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncIterator[Delta]:
         prompt_tokens = self._tokenize(prompt)
-        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
-                                context_length=self.info.context_length)
+        require_room_for_answer(
+            prompt_tokens=len(prompt_tokens), params=params, context_length=self.info.context_length
+        )
         try:
             gen_config = generation_config(params)
         except ValueError as error:  # a bad request, not a bad engine
@@ -234,8 +241,9 @@ class LmdeployEngine:
             if request.cancelled:
                 return
             session = self._engine.session_mgr.get()
-            prepared = await self._engine.preprocess(messages=None, input_ids=prompt_tokens, session_id=session,
-                                                     gen_config=gen_config, do_preprocess=False)
+            prepared = await self._engine.preprocess(
+                messages=None, input_ids=prompt_tokens, session_id=session, gen_config=gen_config, do_preprocess=False
+            )
             async for output in self._engine.generate(prepared, stream_response=True):
                 request.completion_tokens = output.generate_token_len
                 if output.response:
@@ -272,9 +280,11 @@ def _require_turbomind(model_path: str) -> None:
     if not turbomind.is_available():
         raise EngineError(
             f"LMDeploy's TurboMind engine is not available here ({turbomind._import_error}); it needs the CUDA 12 "
-            "runtime libraries. Set the backend to 'pytorch' to use LMDeploy's PyTorch engine.")
+            "runtime libraries. Set the backend to 'pytorch' to use LMDeploy's PyTorch engine."
+        )
     from lmdeploy.turbomind.supported_models import is_supported
 
     if not is_supported(model_path):
-        raise EngineError(f"LMDeploy's TurboMind engine does not support the model at {model_path}; "
-                          "set the backend to 'pytorch'.")
+        raise EngineError(
+            f"LMDeploy's TurboMind engine does not support the model at {model_path}; set the backend to 'pytorch'."
+        )

@@ -12,31 +12,56 @@ class EngineMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("kb_inference_requests", "Requests that reached an engine, by outcome",
-                                ["model", "outcome"], registry=self.registry)
-        self.errors = Counter("kb_inference_errors", "Requests that failed inside an engine", ["model"],
-                              registry=self.registry)
-        self.fallbacks = Counter("kb_inference_fallbacks", "Requests that skipped a model on the route, and why",
-                                 ["model", "reason"], registry=self.registry)
-        self.time_to_first_token = Histogram("kb_inference_time_to_first_token_seconds",
-                                             "From accepting a request to its first generated text", ["model"],
-                                             buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.output_tokens_per_second = Histogram("kb_inference_output_tokens_per_second",
-                                                  "Generated tokens per second of one request after its first token",
-                                                  ["model"], buckets=RATE_BUCKETS, registry=self.registry)
-        self.output_tokens = Counter("kb_inference_output_tokens", "Generated tokens", ["model"],
-                                     registry=self.registry)
-        self.prompt_tokens = Counter("kb_inference_prompt_tokens", "Prompt tokens processed", ["model"],
-                                     registry=self.registry)
-        self.cached_prompt_tokens = Counter("kb_inference_cached_prompt_tokens",
-                                            "Prompt tokens served from the prefix cache, not computed again",
-                                            ["model"], registry=self.registry)
-        self.running = Gauge("kb_inference_running_requests", "Requests generating now", ["model"],
-                             registry=self.registry)
-        self.queued = Gauge("kb_inference_queued_requests", "Requests waiting for a free slot", ["model"],
-                            registry=self.registry)
-        self.load_seconds = Gauge("kb_inference_model_load_seconds", "How long loading the model took", ["model"],
-                                  registry=self.registry)
+        self.requests = Counter(
+            "kb_inference_requests",
+            "Requests that reached an engine, by outcome",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "kb_inference_errors", "Requests that failed inside an engine", ["model"], registry=self.registry
+        )
+        self.fallbacks = Counter(
+            "kb_inference_fallbacks",
+            "Requests that skipped a model on the route, and why",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.time_to_first_token = Histogram(
+            "kb_inference_time_to_first_token_seconds",
+            "From accepting a request to its first generated text",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.output_tokens_per_second = Histogram(
+            "kb_inference_output_tokens_per_second",
+            "Generated tokens per second of one request after its first token",
+            ["model"],
+            buckets=RATE_BUCKETS,
+            registry=self.registry,
+        )
+        self.output_tokens = Counter(
+            "kb_inference_output_tokens", "Generated tokens", ["model"], registry=self.registry
+        )
+        self.prompt_tokens = Counter(
+            "kb_inference_prompt_tokens", "Prompt tokens processed", ["model"], registry=self.registry
+        )
+        self.cached_prompt_tokens = Counter(
+            "kb_inference_cached_prompt_tokens",
+            "Prompt tokens served from the prefix cache, not computed again",
+            ["model"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "kb_inference_running_requests", "Requests generating now", ["model"], registry=self.registry
+        )
+        self.queued = Gauge(
+            "kb_inference_queued_requests", "Requests waiting for a free slot", ["model"], registry=self.registry
+        )
+        self.load_seconds = Gauge(
+            "kb_inference_model_load_seconds", "How long loading the model took", ["model"], registry=self.registry
+        )
         self.registry.register(_GpuMemoryCollector())
 
     def exposition(self) -> bytes:

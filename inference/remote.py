@@ -47,13 +47,20 @@ class RemoteEngine:
         from openai import AsyncOpenAI
 
         self.config = config
-        self._client = AsyncOpenAI(base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_seconds,
-                                   max_retries=0)
-        self._http = httpx.Client(base_url=config.base_url.removesuffix("/v1").rstrip("/"), timeout=30.0,
-                                  headers={"Authorization": f"Bearer {config.api_key}"})
+        self._client = AsyncOpenAI(
+            base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_seconds, max_retries=0
+        )
+        self._http = httpx.Client(
+            base_url=config.base_url.removesuffix("/v1").rstrip("/"),
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {config.api_key}"},
+        )
         described = self._describe()
-        self.chat_template = _template_from_file(config.chat_template_path) if config.chat_template_path else (
-            _template_from_description(described, config))
+        self.chat_template = (
+            _template_from_file(config.chat_template_path)
+            if config.chat_template_path
+            else (_template_from_description(described, config))
+        )
         self.info = EngineInfo(
             model=config.model,
             backend="remote",
@@ -76,8 +83,9 @@ class RemoteEngine:
     def count_tokens(self, text: str) -> int:
         """vLLM's and our server's /tokenize; the count is the model's own, not an estimate."""
         try:
-            response = self._http.post("/tokenize", json={"model": self.config.model, "prompt": text,
-                                                          "add_special_tokens": False})
+            response = self._http.post(
+                "/tokenize", json={"model": self.config.model, "prompt": text, "add_special_tokens": False}
+            )
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise EngineError(f"the model server could not count tokens: {error}") from error
@@ -88,8 +96,12 @@ class RemoteEngine:
 
         try:
             chunks = await self._client.completions.create(
-                model=self.config.model, prompt=prompt, stream=True, stream_options={"include_usage": True},
-                **completion_kwargs(params))
+                model=self.config.model,
+                prompt=prompt,
+                stream=True,
+                stream_options={"include_usage": True},
+                **completion_kwargs(params),
+            )
             usage = None
             async with chunks:
                 async for chunk in chunks:
@@ -100,7 +112,9 @@ class RemoteEngine:
         except BadRequestError as error:
             raise RequestRejected(f"the model server refused the request: {api_error_message(error)}") from error
         except (APIConnectionError, APIStatusError) as error:
-            raise EngineError(f"the model server at {self.config.base_url} failed: {api_error_message(error)}") from error
+            raise EngineError(
+                f"the model server at {self.config.base_url} failed: {api_error_message(error)}"
+            ) from error
         yield Delta(usage=usage or Usage(prompt_tokens=0, completion_tokens=0))
 
     async def close(self) -> None:
@@ -119,16 +133,22 @@ def api_error_message(error: Exception) -> str:
 def usage_from_openai(usage: Any) -> Usage:
     """The `usage` of an OpenAI-compatible response, with the prompt tokens it read from its cache where it says."""
     details = usage.prompt_tokens_details
-    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                 cached_prompt_tokens=details.cached_tokens if details else None)
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_prompt_tokens=details.cached_tokens if details else None,
+    )
 
 
 def _template_from_file(path: str) -> ChatTemplate:
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith(".json"):
         config = json.loads(text)
-        return ChatTemplate(config["chat_template"], bos_token=_token(config.get("bos_token")),
-                            eos_token=_token(config.get("eos_token")))
+        return ChatTemplate(
+            config["chat_template"],
+            bos_token=_token(config.get("bos_token")),
+            eos_token=_token(config.get("eos_token")),
+        )
     return ChatTemplate(text)
 
 
@@ -141,6 +161,8 @@ def _template_from_description(described: dict[str, Any], config: RemoteConfig) 
     if not template:
         raise EngineError(
             f"{config.model!r} at {config.base_url} does not publish its chat template; set chat_template_path to "
-            "the model's tokenizer_config.json")
-    return ChatTemplate(template["source"], bos_token=template.get("bos_token", ""),
-                        eos_token=template.get("eos_token", ""))
+            "the model's tokenizer_config.json"
+        )
+    return ChatTemplate(
+        template["source"], bos_token=template.get("bos_token", ""), eos_token=template.get("eos_token", "")
+    )

@@ -81,17 +81,29 @@ class Router:
         """Each model on the route as OpenAI's model list has it, plus its state, load and the template it uses."""
         described = []
         for routed in self.models:
-            model: dict[str, Any] = {"id": routed.name, "object": "model", "owned_by": "kb",
-                                     "state": routed.unavailable_reason() or "ready",
-                                     "running": routed.running, "queued": routed.queued,
-                                     "max_running": routed.limits.max_running, "max_queued": routed.limits.max_queued}
+            model: dict[str, Any] = {
+                "id": routed.name,
+                "object": "model",
+                "owned_by": "kb",
+                "state": routed.unavailable_reason() or "ready",
+                "running": routed.running,
+                "queued": routed.queued,
+                "max_running": routed.limits.max_running,
+                "max_queued": routed.limits.max_queued,
+            }
             if routed.engine is not None:
                 engine = routed.engine
                 template = engine.chat_template
-                model.update(backend=engine.info.backend, max_model_len=engine.info.context_length,
-                             load_seconds=round(getattr(engine, "load_seconds", 0.0), 2),
-                             chat_template={"source": template.source, "bos_token": template.bos_token,
-                                            "eos_token": template.eos_token})
+                model.update(
+                    backend=engine.info.backend,
+                    max_model_len=engine.info.context_length,
+                    load_seconds=round(getattr(engine, "load_seconds", 0.0), 2),
+                    chat_template={
+                        "source": template.source,
+                        "bos_token": template.bos_token,
+                        "eos_token": template.eos_token,
+                    },
+                )
             described.append(model)
         return described
 
@@ -109,11 +121,15 @@ class Router:
         raise UnknownModel(f"no model named {name!r} is served here; see /v1/models")
 
     async def stream_chat(
-        self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False,
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        *,
+        enable_thinking: bool = False,
         start_at: str | None = None,
     ) -> AsyncIterator[Delta]:
         """Render with the chosen model's own template, stream its answer with thinking split off."""
-        candidates = self.models if start_at is None else self.models[self.models.index(self.model_named(start_at)):]
+        candidates = self.models if start_at is None else self.models[self.models.index(self.model_named(start_at)) :]
         async for delta in self._stream(candidates, params, messages=messages, enable_thinking=enable_thinking):
             yield delta
 
@@ -122,18 +138,29 @@ class Router:
         async for delta in self._stream([self.model_named(model_name)], params, prompt=prompt):
             yield delta
 
-    async def _stream(self, candidates: list[RoutedModel], params: GenerationParams, *, prompt: str | None = None,
-                      messages: list[ChatMessage] | None = None, enable_thinking: bool = False) -> AsyncIterator[Delta]:
+    async def _stream(
+        self,
+        candidates: list[RoutedModel],
+        params: GenerationParams,
+        *,
+        prompt: str | None = None,
+        messages: list[ChatMessage] | None = None,
+        enable_thinking: bool = False,
+    ) -> AsyncIterator[Delta]:
         skipped: list[str] = []
         for routed, waited in self._choices(candidates, skipped):
             async with _Slot(self, routed, waited):
                 engine = routed.engine
                 try:
-                    rendered = prompt if prompt is not None else engine.chat_template.render(
-                        messages, enable_thinking=enable_thinking)
+                    rendered = (
+                        prompt
+                        if prompt is not None
+                        else engine.chat_template.render(messages, enable_thinking=enable_thinking)
+                    )
                 except (ValueError, TemplateError) as error:  # a malformed conversation, not a failing model
-                    raise RequestRejected(f"{routed.name}'s chat template cannot render these messages: {error}") \
-                        from error
+                    raise RequestRejected(
+                        f"{routed.name}'s chat template cannot render these messages: {error}"
+                    ) from error
                 started = time.perf_counter()
                 stream = engine.stream(rendered, params)
                 try:
@@ -148,8 +175,9 @@ class Router:
                     continue
                 route = Route(model=routed.name, backend=engine.info.backend, skipped=tuple(skipped))
                 yield Delta(route=route)
-                async for delta in self._measured(routed, stream, first, started,
-                                                  thinking=messages is not None and prompt_opens_thinking(rendered)):
+                async for delta in self._measured(
+                    routed, stream, first, started, thinking=messages is not None and prompt_opens_thinking(rendered)
+                ):
                     yield delta
                 return
         self.metrics.requests.labels(model=candidates[0].name, outcome="unavailable").inc()
@@ -183,8 +211,9 @@ class Router:
         self.metrics.errors.labels(model=routed.name).inc()
         self.metrics.requests.labels(model=routed.name, outcome="error").inc()
 
-    async def _measured(self, routed: RoutedModel, stream: AsyncIterator[Delta], first: Delta | None,
-                        started: float, *, thinking: bool) -> AsyncIterator[Delta]:
+    async def _measured(
+        self, routed: RoutedModel, stream: AsyncIterator[Delta], first: Delta | None, started: float, *, thinking: bool
+    ) -> AsyncIterator[Delta]:
         splitter = ThinkingSplitter(thinking=thinking)
         first_text_at: float | None = None
         usage = None
@@ -222,7 +251,8 @@ class Router:
                     seconds = time.perf_counter() - first_text_at
                     if seconds > 0:
                         self.metrics.output_tokens_per_second.labels(model=routed.name).observe(
-                            (usage.completion_tokens - 1) / seconds)
+                            (usage.completion_tokens - 1) / seconds
+                        )
 
 
 class _Slot:
@@ -243,7 +273,8 @@ class _Slot:
             except TimeoutError:
                 raise EngineUnavailable(
                     f"Every model is busy; {routed.name} did not free a slot within "
-                    f"{routed.limits.queue_timeout_seconds:g} s.") from None
+                    f"{routed.limits.queue_timeout_seconds:g} s."
+                ) from None
             finally:
                 routed.queued -= 1
                 metrics.queued.labels(model=routed.name).set(routed.queued)

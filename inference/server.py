@@ -47,8 +47,12 @@ class ServerState:
 
 
 def create_app(config: ServingConfig) -> Starlette:
-    router = Router([RoutedModel(name=entry.name, engine=None, limits=entry.limits, down_reason="loading")
-                     for entry in config.models])
+    router = Router(
+        [
+            RoutedModel(name=entry.name, engine=None, limits=entry.limits, down_reason="loading")
+            for entry in config.models
+        ]
+    )
     state = ServerState(router=router, entries=config.models)
 
     @asynccontextmanager
@@ -64,8 +68,10 @@ def create_app(config: ServingConfig) -> Starlette:
         routes=[
             HttpRoute("/health", lambda request: JSONResponse({"status": "alive"})),
             HttpRoute("/ready", lambda request: _ready(state)),
-            HttpRoute("/metrics", lambda request: Response(router.metrics.exposition(),
-                                                           media_type="text/plain; version=0.0.4")),
+            HttpRoute(
+                "/metrics",
+                lambda request: Response(router.metrics.exposition(), media_type="text/plain; version=0.0.4"),
+            ),
             HttpRoute("/v1/models", lambda request: _models(state)),
             HttpRoute("/tokenize", partial(_tokenize, state), methods=["POST"]),
             HttpRoute("/v1/completions", partial(_completions, state), methods=["POST"]),
@@ -173,8 +179,9 @@ async def _chat_completions(state: ServerState, body: dict[str, Any]) -> Respons
         raise _InvalidRequest("messages must be a non-empty list")
     model = body.get("model") or "auto"
     enable_thinking = bool((body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
-    deltas = state.router.stream_chat(messages, _params(body), enable_thinking=enable_thinking,
-                                      start_at=None if model == "auto" else model)
+    deltas = state.router.stream_chat(
+        messages, _params(body), enable_thinking=enable_thinking, start_at=None if model == "auto" else model
+    )
     return await _respond(deltas, body, kind="chat.completion")
 
 
@@ -194,13 +201,22 @@ async def _respond(deltas: AsyncIterator[Delta], body: dict[str, Any], *, kind: 
     route = first.route
     headers = {"X-KB-Route": json.dumps(_route_payload(route))} if route else {}
     if body.get("stream"):
-        return StreamingResponse(_sse(first, deltas, request_id=request_id, kind=kind),
-                                 media_type="text/event-stream", headers=headers)
+        return StreamingResponse(
+            _sse(first, deltas, request_id=request_id, kind=kind), media_type="text/event-stream", headers=headers
+        )
     return await _whole(first, deltas, request_id=request_id, kind=kind, headers=headers)
 
 
-def _chunk(*, request_id: str, kind: str, model: str, delta: Delta | None, finish: str | None = None,
-           usage: dict | None = None, route: dict | None = None) -> dict[str, Any]:
+def _chunk(
+    *,
+    request_id: str,
+    kind: str,
+    model: str,
+    delta: Delta | None,
+    finish: str | None = None,
+    usage: dict | None = None,
+    route: dict | None = None,
+) -> dict[str, Any]:
     if kind == "chat.completion":
         content: dict[str, Any] = {}
         if delta is not None and delta.text:
@@ -210,8 +226,13 @@ def _chunk(*, request_id: str, kind: str, model: str, delta: Delta | None, finis
     else:
         choice = {"index": 0, "text": delta.text if delta is not None else "", "finish_reason": finish}
         object_name = "text_completion"
-    chunk = {"id": request_id, "object": object_name, "created": int(time.time()), "model": model,
-             "choices": [choice] if usage is None else []}
+    chunk = {
+        "id": request_id,
+        "object": object_name,
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice] if usage is None else [],
+    }
     if usage is not None:
         chunk["usage"] = usage
     if route is not None:
@@ -222,8 +243,7 @@ def _chunk(*, request_id: str, kind: str, model: str, delta: Delta | None, finis
 async def _sse(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, kind: str) -> AsyncIterator[str]:
     route = first.route
     model = route.model if route else ""
-    yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None,
-                        route=_route_payload(route)))
+    yield _event(_chunk(request_id=request_id, kind=kind, model=model, delta=None, route=_route_payload(route)))
     usage = None
     try:
         async for delta in deltas:
@@ -241,8 +261,9 @@ async def _sse(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, k
     yield "data: [DONE]\n\n"
 
 
-async def _whole(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, kind: str,
-                 headers: dict[str, str]) -> JSONResponse:
+async def _whole(
+    first: Delta, deltas: AsyncIterator[Delta], *, request_id: str, kind: str, headers: dict[str, str]
+) -> JSONResponse:
     texts = {"answer": [], "thinking": []}
     usage = None
     try:
@@ -262,17 +283,26 @@ async def _whole(first: Delta, deltas: AsyncIterator[Delta], *, request_id: str,
     else:
         choice = {"index": 0, "text": answer, "finish_reason": "stop"}
     route = first.route
-    return JSONResponse({
-        "id": request_id, "object": kind, "created": int(time.time()), "model": route.model if route else "",
-        "choices": [choice],
-        "usage": _usage_payload(usage) if usage else None,
-        "kb_route": _route_payload(route),
-    }, headers=headers)
+    return JSONResponse(
+        {
+            "id": request_id,
+            "object": kind,
+            "created": int(time.time()),
+            "model": route.model if route else "",
+            "choices": [choice],
+            "usage": _usage_payload(usage) if usage else None,
+            "kb_route": _route_payload(route),
+        },
+        headers=headers,
+    )
 
 
 def _usage_payload(usage: Usage) -> dict[str, Any]:
-    payload: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                               "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+    payload: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
     if usage.cached_prompt_tokens is not None:  # OpenAI's field for prompt tokens read from the cache
         payload["prompt_tokens_details"] = {"cached_tokens": usage.cached_prompt_tokens}
     return payload

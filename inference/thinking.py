@@ -30,15 +30,15 @@ class ThinkingSplitter:
                 if index < 0:
                     keep = _partial_tag_length(self._pending, CLOSE_TAG)
                     self._emit(parts, self._pending[: len(self._pending) - keep])
-                    self._pending = self._pending[len(self._pending) - keep:]
+                    self._pending = self._pending[len(self._pending) - keep :]
                     break
                 self._emit(parts, self._pending[:index])
-                self._pending = self._pending[index + len(CLOSE_TAG):].lstrip("\n")
+                self._pending = self._pending[index + len(CLOSE_TAG) :].lstrip("\n")
                 self._channel = "answer"
             elif self._may_open:
                 start = self._pending.lstrip()
                 if start.startswith(OPEN_TAG):
-                    self._pending = start[len(OPEN_TAG):]
+                    self._pending = start[len(OPEN_TAG) :]
                     self._channel, self._may_open = "thinking", False
                 elif OPEN_TAG.startswith(start):
                     break  # whitespace or the tag's first characters: wait for more

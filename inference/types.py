@@ -65,8 +65,10 @@ class UnknownModel(RequestRejected):
 
 def require_room_for_answer(*, prompt_tokens: int, params: GenerationParams, context_length: int) -> None:
     if prompt_tokens + params.max_tokens > context_length:
-        raise RequestRejected(f"prompt of {prompt_tokens} tokens plus {params.max_tokens} answer tokens exceeds the "
-                              f"context length of {context_length}")
+        raise RequestRejected(
+            f"prompt of {prompt_tokens} tokens plus {params.max_tokens} answer tokens exceeds the "
+            f"context length of {context_length}"
+        )
 
 
 class EngineUnavailable(EngineError):

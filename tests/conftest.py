@@ -76,9 +76,23 @@ def app_process_environment(*, database_url: str, broker_url: str, media_root: P
 def start_worker(environment: dict[str, str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
-             "--hostname=test@%h", "--without-mingle", "--without-gossip"],
-            cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "kb",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--hostname=test@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -110,7 +124,10 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with open(logs / "web.log", "wb") as web_log:
         web = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=environment, stdout=web_log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=web_log,
+            stderr=subprocess.STDOUT,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

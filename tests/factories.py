@@ -40,8 +40,9 @@ def department_names_of(user: User) -> list[str]:
 def make_collection(
     *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT
 ) -> Collection:
-    return collection_create(acting_user=system_actor(), name=f"Collection {next(_sequence)}", owner=owner,
-                             visibility=visibility)
+    return collection_create(
+        acting_user=system_actor(), name=f"Collection {next(_sequence)}", owner=owner, visibility=visibility
+    )
 
 
 def upload(*, user: User, collection: Collection, name: str, content: bytes) -> DocumentVersion:

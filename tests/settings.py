@@ -5,6 +5,6 @@ from pathlib import Path
 
 os.environ.setdefault("KB_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 
-from kb.settings import *  # noqa: E402,F403
+from kb.settings import *  # noqa: F403
 
 KB_LLM_SEED = 7

@@ -9,8 +9,9 @@ TOOLS = Path(sys.executable).parent
 
 
 def _run(*command: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(TOOLS / command[0]), *command[1:]], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [str(TOOLS / command[0]), *command[1:]], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_ruff_finds_nothing_to_report():

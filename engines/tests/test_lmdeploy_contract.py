@@ -9,8 +9,16 @@ from inference.types import GenerationParams
 
 
 def test_turbomind_config_carries_every_setting(tmp_path):
-    config = backend_config(LmdeployConfig(model_path=str(tmp_path), backend="turbomind", tp=2, session_len=32768,
-                                           cache_max_entry_count=0.5, model_format="awq"))
+    config = backend_config(
+        LmdeployConfig(
+            model_path=str(tmp_path),
+            backend="turbomind",
+            tp=2,
+            session_len=32768,
+            cache_max_entry_count=0.5,
+            model_format="awq",
+        )
+    )
 
     assert type(config) is TurbomindEngineConfig
     assert config.tp == 2
@@ -22,8 +30,17 @@ def test_turbomind_config_carries_every_setting(tmp_path):
 
 
 def test_pytorch_config_carries_every_setting(tmp_path):
-    config = backend_config(LmdeployConfig(model_path=str(tmp_path), backend="pytorch", tp=1, session_len=8192,
-                                           cache_max_entry_count=0.3, enable_prefix_caching=False, text_only=False))
+    config = backend_config(
+        LmdeployConfig(
+            model_path=str(tmp_path),
+            backend="pytorch",
+            tp=1,
+            session_len=8192,
+            cache_max_entry_count=0.3,
+            enable_prefix_caching=False,
+            text_only=False,
+        )
+    )
 
     assert type(config) is PytorchEngineConfig
     assert config.tp == 1
@@ -49,25 +66,37 @@ def test_lmdeploy_itself_takes_any_turbomind_model_format():
     assert TurbomindEngineConfig(model_format="nonsense").model_format == "nonsense"
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"backend": "tensorrt"}, "backend must be one of turbomind, pytorch"),
-    ({"model_format": "nonsense"}, "model_format for TurboMind must be one of"),
-    ({"backend": "pytorch", "model_format": "awq"}, "reads the quantization of AWQ/GPTQ weights from their config"),
-    ({"tp": 0}, "tp .* must be at least 1"),
-    ({"session_len": 0}, "session_len must be positive"),
-    ({"cache_max_entry_count": 1.5}, "cache_max_entry_count is the fraction of free GPU memory"),
-    ({"cache_max_entry_count": 0.0}, "cache_max_entry_count"),
-    ({"backend": "pytorch", "cache_max_entry_count": 1.0}, "cache_max_entry_count"),
-    ({"model_path": ""}, "model_path is empty"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backend": "tensorrt"}, "backend must be one of turbomind, pytorch"),
+        ({"model_format": "nonsense"}, "model_format for TurboMind must be one of"),
+        ({"backend": "pytorch", "model_format": "awq"}, "reads the quantization of AWQ/GPTQ weights from their config"),
+        ({"tp": 0}, "tp .* must be at least 1"),
+        ({"session_len": 0}, "session_len must be positive"),
+        ({"cache_max_entry_count": 1.5}, "cache_max_entry_count is the fraction of free GPU memory"),
+        ({"cache_max_entry_count": 0.0}, "cache_max_entry_count"),
+        ({"backend": "pytorch", "cache_max_entry_count": 1.0}, "cache_max_entry_count"),
+        ({"model_path": ""}, "model_path is empty"),
+    ],
+)
 def test_bad_settings_fail_with_our_message(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
         backend_config(LmdeployConfig(**{"model_path": str(tmp_path), **settings}))
 
 
 def test_generation_config_carries_every_setting():
-    config = generation_config(GenerationParams(temperature=0.7, top_p=0.8, top_k=20, max_tokens=300,
-                                                repetition_penalty=1.1, seed=7, stop=("\n\nQuestion:",)))
+    config = generation_config(
+        GenerationParams(
+            temperature=0.7,
+            top_p=0.8,
+            top_k=20,
+            max_tokens=300,
+            repetition_penalty=1.1,
+            seed=7,
+            stop=("\n\nQuestion:",),
+        )
+    )
 
     assert isinstance(config, GenerationConfig)
     assert config.do_sample is True
@@ -91,14 +120,17 @@ def test_no_top_k_limit_is_zero_for_lmdeploy():
     assert generation_config(GenerationParams(top_k=-1)).top_k == 0
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"temperature": 2.5}, "temperature must be within"),
-    ({"temperature": -1.0}, "temperature must be within"),
-    ({"top_p": 1.5}, "top_p must be within"),
-    ({"top_p": 0.0}, "top_p must be within"),
-    ({"max_tokens": 0}, "max_tokens must be at least 1"),
-    ({"repetition_penalty": 0.0}, "repetition_penalty must be positive"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"temperature": 2.5}, "temperature must be within"),
+        ({"temperature": -1.0}, "temperature must be within"),
+        ({"top_p": 1.5}, "top_p must be within"),
+        ({"top_p": 0.0}, "top_p must be within"),
+        ({"max_tokens": 0}, "max_tokens must be at least 1"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be positive"),
+    ],
+)
 def test_out_of_range_sampling_fails_with_our_message(settings, message):
     """LMDeploy checks these with `assert` only, which `python -O` removes."""
     with pytest.raises(ValueError, match=message):

@@ -48,8 +48,9 @@ class StandInAsyncEngine:
 
     async def preprocess(self, messages, session_id, gen_config=None, do_preprocess=True, input_ids=None, **kwargs):
         self.loops.add(asyncio.get_running_loop())
-        self.prepared.append({"messages": messages, "input_ids": input_ids, "gen_config": gen_config,
-                              "do_preprocess": do_preprocess})
+        self.prepared.append(
+            {"messages": messages, "input_ids": input_ids, "gen_config": gen_config, "do_preprocess": do_preprocess}
+        )
         if isinstance(self.fail_with, RequestError) and self.fail_with.code is ErrorCode.CONTEXT_LENGTH_EXCEEDED:
             self.session_mgr.remove(session_id)
             raise self.fail_with
@@ -64,8 +65,12 @@ class StandInAsyncEngine:
                 await asyncio.sleep(0.001)
                 self.yielded += 1
                 yield GenOut(response=piece, input_token_len=len(request.input_ids), generate_token_len=index + 1)
-            yield GenOut(response="", input_token_len=len(request.input_ids), generate_token_len=len(self.pieces),
-                         finish_reason="length")
+            yield GenOut(
+                response="",
+                input_token_len=len(request.input_ids),
+                generate_token_len=len(self.pieces),
+                finish_reason="length",
+            )
         except asyncio.CancelledError:  # LMDeploy's safe_run cancels the session here
             self.cancelled += 1
             raise

@@ -18,8 +18,9 @@ def test_the_registry_has_the_four_qwen35_models():
 
 
 def _engine_config(preset, backend, tmp_path, **environ):
-    serving = serving_config_from_environ({"KB_INFERENCE_ROUTE": f"{preset.name}={backend}",
-                                           "KB_MODELS_DIR": str(tmp_path), **environ})
+    serving = serving_config_from_environ(
+        {"KB_INFERENCE_ROUTE": f"{preset.name}={backend}", "KB_MODELS_DIR": str(tmp_path), **environ}
+    )
     (entry,) = serving.models
     return entry.engine
 
@@ -63,8 +64,9 @@ def test_vllm_accepts_the_presets_context_length(preset, tiny_qwen3, tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(config))
 
-    engine_config = engine_args(_engine_config(preset, "vllm", tmp_path,
-                                               KB_VLLM_MAX_MODEL_LEN=str(preset.context_length))).create_engine_config()
+    engine_config = engine_args(
+        _engine_config(preset, "vllm", tmp_path, KB_VLLM_MAX_MODEL_LEN=str(preset.context_length))
+    ).create_engine_config()
 
     assert engine_config.model_config.max_model_len == preset.context_length
     assert engine_config.cache_config.enable_prefix_caching is True
@@ -89,7 +91,6 @@ def test_gpu_presets_size_the_kv_cache_by_share_unless_told_in_gib(preset, tmp_p
     assert by_share.kv_cache_memory_bytes is None and by_share.gpu_memory_utilization == 0.90
     assert by_share.enforce_eager is False
     assert by_size.kv_cache_memory_bytes == round(12.5 * 2**30)
-
 
 
 def test_vllm_takes_32_streams_at_once_unless_told_otherwise():

@@ -36,10 +36,22 @@ class StandInAsyncLLM:
             for index, piece in enumerate(self.pieces):
                 await asyncio.sleep(0)
                 last = index == len(self.pieces) - 1
-                completion = CompletionOutput(index=0, text=piece, token_ids=[100 + index], cumulative_logprob=None,
-                                              logprobs=None, finish_reason="length" if last else None)
-                yield RequestOutput(request_id=request_id, prompt=None, prompt_token_ids=prompt["prompt_token_ids"],
-                                    prompt_logprobs=None, outputs=[completion], finished=last)
+                completion = CompletionOutput(
+                    index=0,
+                    text=piece,
+                    token_ids=[100 + index],
+                    cumulative_logprob=None,
+                    logprobs=None,
+                    finish_reason="length" if last else None,
+                )
+                yield RequestOutput(
+                    request_id=request_id,
+                    prompt=None,
+                    prompt_token_ids=prompt["prompt_token_ids"],
+                    prompt_logprobs=None,
+                    outputs=[completion],
+                    finished=last,
+                )
         finally:
             self.closed_generators += 1
 

@@ -76,8 +76,14 @@ def _parse_rfc5424(line: str) -> Head | None:
     stamp = None if match["ts"] == "-" else stamp_of_text(match["ts"])
     if stamp is None and match["ts"] != "-":
         return None
-    return Head(stamp, _nil(match["host"]), _nil(match["app"]), _syslog_pri_severity(match["pri"]),
-                 match["message"] or "", pid=_nil(match["procid"]))
+    return Head(
+        stamp,
+        _nil(match["host"]),
+        _nil(match["app"]),
+        _syslog_pri_severity(match["pri"]),
+        match["message"] or "",
+        pid=_nil(match["procid"]),
+    )
 
 
 def _parse_rfc3164(line: str) -> Head | None:
@@ -90,8 +96,9 @@ def _parse_rfc3164(line: str) -> Head | None:
         severity = _syslog_pri_severity(stamp["pri"]) or (
             severity_number(int(level)) if level.isdigit() else severity_word(level)
         )
-        return Head(parse_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"],
-                     pid=tail["pid"])
+        return Head(
+            parse_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"], pid=tail["pid"]
+        )
     return None
 
 
@@ -117,8 +124,14 @@ def _parse_apache_error(line: str) -> Head | None:
     stamp = stamp_of_text(match["ts"])
     if stamp is None:
         return None
-    return Head(stamp, None, match["module"], severity_word(match["level"]), match["message"],
-                 peer_address(match["client"] or ""))
+    return Head(
+        stamp,
+        None,
+        match["module"],
+        severity_word(match["level"]),
+        match["message"],
+        peer_address(match["client"] or ""),
+    )
 
 
 def _parse_access(line: str) -> Head | None:
@@ -128,8 +141,12 @@ def _parse_access(line: str) -> Head | None:
         return None
     status = _HTTP_STATUS.search(match["message"])
     code = int(status["status"]) if status else 0
-    return Head(stamp, severity="error" if code >= 500 else "warning" if code >= 400 else "info",
-                 message=match["message"], peer=peer_address(match["client"]))
+    return Head(
+        stamp,
+        severity="error" if code >= 500 else "warning" if code >= 400 else "info",
+        message=match["message"],
+        peer=peer_address(match["client"]),
+    )
 
 
 def _json_stamp(value: object) -> Stamp | None:
@@ -190,7 +207,7 @@ def parse_timestamped(line: str) -> Head | None:
     match = find_timestamp(line)
     if match is None:
         return None
-    return Head(parse_stamp(match.groupdict()), message=line[match.end():].lstrip(_MESSAGE_SEPARATORS))
+    return Head(parse_stamp(match.groupdict()), message=line[match.end() :].lstrip(_MESSAGE_SEPARATORS))
 
 
 # Detection breaks ties in favour of the earlier, more specific format. Parsing tries the detected format first,

@@ -180,8 +180,16 @@ class Sessions:
     def __init__(self) -> None:
         self.known: dict[tuple, tuple[str, datetime | None]] = {}
 
-    def peer(self, *, host: str | None, program: str | None, pid: str | None, message: str,
-             timestamp: datetime | None, peer: str | None) -> str | None:
+    def peer(
+        self,
+        *,
+        host: str | None,
+        program: str | None,
+        pid: str | None,
+        message: str,
+        timestamp: datetime | None,
+        peer: str | None,
+    ) -> str | None:
         """The record's own `peer` if it names one (remembered for its session), else its session's, if any."""
         session = _SESSION_ID.search(message)
         if session:

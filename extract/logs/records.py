@@ -91,11 +91,21 @@ def parse_log(
         if peer is None and end > first_line_end:
             # The first line is the event; the lines that continue it (a trace, a dump) count when it names nobody.
             peer = message_peer(message)
-        peer = sessions.peer(host=head.host, program=head.program, pid=head.pid, message=head.message,
-                             timestamp=timestamp, peer=peer)
-        records.append(LogRecord(
-            timestamp=timestamp, host=head.host, program=head.program,
-            severity=head.severity or keyword_severity(message), message=message, text=text[start:end],
-            char_start=start, char_end=end, line_number=number, peer=peer,
-        ))
+        peer = sessions.peer(
+            host=head.host, program=head.program, pid=head.pid, message=head.message, timestamp=timestamp, peer=peer
+        )
+        records.append(
+            LogRecord(
+                timestamp=timestamp,
+                host=head.host,
+                program=head.program,
+                severity=head.severity or keyword_severity(message),
+                message=message,
+                text=text[start:end],
+                char_start=start,
+                char_end=end,
+                line_number=number,
+                peer=peer,
+            )
+        )
     return records

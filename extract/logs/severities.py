@@ -5,15 +5,30 @@ import re
 SEVERITIES = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")
 
 _SEVERITY_WORDS = {
-    "emerg": "emerg", "emergency": "emerg", "panic": "emerg",
+    "emerg": "emerg",
+    "emergency": "emerg",
+    "panic": "emerg",
     "alert": "alert",
-    "crit": "crit", "critical": "crit", "fatal": "crit", "severe": "crit",
-    "err": "error", "error": "error", "eror": "error",
-    "warn": "warning", "warning": "warning",
+    "crit": "crit",
+    "critical": "crit",
+    "fatal": "crit",
+    "severe": "crit",
+    "err": "error",
+    "error": "error",
+    "eror": "error",
+    "warn": "warning",
+    "warning": "warning",
     "notice": "notice",
-    "info": "info", "information": "info", "informational": "info",
-    "debug": "debug", "trace": "debug", "verbose": "debug", "config": "debug",
-    "fine": "debug", "finer": "debug", "finest": "debug",
+    "info": "info",
+    "information": "info",
+    "informational": "info",
+    "debug": "debug",
+    "trace": "debug",
+    "verbose": "debug",
+    "config": "debug",
+    "fine": "debug",
+    "finer": "debug",
+    "finest": "debug",
 }
 _WORDS = "|".join(sorted(_SEVERITY_WORDS, key=len, reverse=True))
 # Only words that read as a level: bracketed ([error], [core:warn], <warn>), upper case (ERROR, NOTICE[12]), a

@@ -5,10 +5,34 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import NamedTuple
 
 _ZONE_OFFSETS = {
-    "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 60, "BST": 60, "CET": 60, "CEST": 120, "MET": 60,
-    "MEST": 120, "EET": 120, "EEST": 180, "MSK": 180, "EST": -300, "EDT": -240, "CST": -360, "CDT": -300,
-    "MST": -420, "MDT": -360, "PST": -480, "PDT": -420, "AKST": -540, "AKDT": -480, "HST": -600, "JST": 540,
-    "AEST": 600, "AEDT": 660,
+    "UTC": 0,
+    "GMT": 0,
+    "UT": 0,
+    "Z": 0,
+    "WET": 0,
+    "WEST": 60,
+    "BST": 60,
+    "CET": 60,
+    "CEST": 120,
+    "MET": 60,
+    "MEST": 120,
+    "EET": 120,
+    "EEST": 180,
+    "MSK": 180,
+    "EST": -300,
+    "EDT": -240,
+    "CST": -360,
+    "CDT": -300,
+    "MST": -420,
+    "MDT": -360,
+    "PST": -480,
+    "PDT": -420,
+    "AKST": -540,
+    "AKDT": -480,
+    "HST": -600,
+    "JST": 540,
+    "AEST": 600,
+    "AEDT": 660,
 }
 _ZONE_NAMES = "|".join(sorted(_ZONE_OFFSETS, key=len, reverse=True))
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -94,13 +118,13 @@ def parse_stamp(fields: dict[str, str | None]) -> Stamp:
 
 
 def find_timestamp(line: str) -> re.Match[str] | None:
-    head = line[:_TIMESTAMP_REACH + 64]
+    head = line[: _TIMESTAMP_REACH + 64]
     best = None
     for pattern in _TIMESTAMPS:
         match = pattern.search(head)
         if match and match.start() <= _TIMESTAMP_REACH and (best is None or match.start() < best.start()):
             best = match
-    if best is None or ": " in line[:best.start()]:
+    if best is None or ": " in line[: best.start()]:
         return _TIME_ONLY.match(line)
     return best
 

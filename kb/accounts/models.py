@@ -43,6 +43,9 @@ class DepartmentAncestry(models.Model):
         ]
         indexes = [models.Index(fields=["ancestor", "department"], name="ancestry_by_ancestor")]
 
+    def __str__(self) -> str:
+        return f"{self.ancestor_id} above {self.department_id} by {self.depth}"
+
 
 class Membership(models.Model):
     class Role(models.TextChoices):

@@ -18,8 +18,12 @@ def department_create(*, acting_user: User, name: str, parent: Department | None
         [DepartmentAncestry(department=department, ancestor=department, depth=0)]
         + [DepartmentAncestry(department=department, ancestor_id=row.ancestor_id, depth=row.depth + 1) for row in above]
     )
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.DEPARTMENT_CREATED, subject=department,
-                 after={"name": name, "parent": getattr(parent, "pk", None)})
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.DEPARTMENT_CREATED,
+        subject=department,
+        after={"name": name, "parent": getattr(parent, "pk", None)},
+    )
     return department
 
 
@@ -37,15 +41,24 @@ def department_move(*, acting_user: User, department: Department, parent: Depart
     ).delete()
     if parent is not None:
         above = list(DepartmentAncestry.objects.filter(department=parent))
-        DepartmentAncestry.objects.bulk_create([
-            DepartmentAncestry(department_id=below.department_id, ancestor_id=row.ancestor_id,
-                               depth=row.depth + below.depth + 1)
-            for below in subtree for row in above
-        ])
+        DepartmentAncestry.objects.bulk_create(
+            [
+                DepartmentAncestry(
+                    department_id=below.department_id, ancestor_id=row.ancestor_id, depth=row.depth + below.depth + 1
+                )
+                for below in subtree
+                for row in above
+            ]
+        )
     department.parent = parent
     department.save(update_fields=["parent"])
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.DEPARTMENT_MOVED, subject=department, before=before,
-                 after={"parent": getattr(parent, "pk", None)})
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.DEPARTMENT_MOVED,
+        subject=department,
+        before=before,
+        after={"parent": getattr(parent, "pk", None)},
+    )
     return department
 
 
@@ -80,8 +93,9 @@ def user_role_change(*, acting_user: User, user: User, role: User.Role) -> User:
     user.role = role
     user.full_clean()
     user.save(update_fields=["role"])
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.USER_ROLE_CHANGED, subject=user, before=before,
-                 after={"role": role})
+    audit_record(
+        actor=acting_user, kind=AuditEvent.Kind.USER_ROLE_CHANGED, subject=user, before=before, after={"role": role}
+    )
     return user
 
 
@@ -109,8 +123,13 @@ def membership_role_change(*, acting_user: User, membership: Membership, role: M
     membership.role = role
     membership.full_clean()
     membership.save(update_fields=["role"])
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.MEMBERSHIP_ROLE_CHANGED, subject=membership,
-                 before=before, after={"role": role})
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.MEMBERSHIP_ROLE_CHANGED,
+        subject=membership,
+        before=before,
+        after={"role": role},
+    )
     return membership
 
 

@@ -32,7 +32,9 @@ def _render_organisation(request: HttpRequest, *, status: int = 200, **extra) ->
     context = {
         "tree": tree,
         "all_departments": Department.objects.all(),
-        "users": User.objects.exclude(username=SYSTEM_USERNAME).order_by("username") if request.user.is_superuser else [],
+        "users": User.objects.exclude(username=SYSTEM_USERNAME).order_by("username")
+        if request.user.is_superuser
+        else [],
         "membership_roles": Membership.Role.choices,
         "user_roles": User.Role.choices,
         **extra,
@@ -82,8 +84,9 @@ def membership_create_view(request: HttpRequest, department_id: int) -> HttpResp
     if user is None:
         return _render_organisation(request, status=400, error="No user has that username.")
     role = request.POST.get("role", Membership.Role.MEMBER)
-    return _attempt(request, lambda: membership_create(acting_user=request.user, user=user, department=department,
-                                                       role=role))
+    return _attempt(
+        request, lambda: membership_create(acting_user=request.user, user=user, department=department, role=role)
+    )
 
 
 @login_required
@@ -91,8 +94,7 @@ def membership_create_view(request: HttpRequest, department_id: int) -> HttpResp
 def membership_role_change_view(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = _administered_membership(request, membership_id)
     role = request.POST.get("role", "")
-    return _attempt(request, lambda: membership_role_change(acting_user=request.user, membership=membership,
-                                                            role=role))
+    return _attempt(request, lambda: membership_role_change(acting_user=request.user, membership=membership, role=role))
 
 
 @login_required
@@ -110,8 +112,9 @@ def user_create_view(request: HttpRequest) -> HttpResponse:
     role = request.POST.get("role", User.Role.EMPLOYEE)
     if len(password) < 12:
         return _render_organisation(request, status=400, error="Give the new user a password of 12 characters or more.")
-    return _attempt(request, lambda: user_create(acting_user=request.user, username=username, password=password,
-                                                 role=role))
+    return _attempt(
+        request, lambda: user_create(acting_user=request.user, username=username, password=password, role=role)
+    )
 
 
 @login_required
@@ -125,5 +128,6 @@ def user_role_change_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def _administered_membership(request: HttpRequest, membership_id: int) -> Membership:
     return get_object_or_404(
         Membership.objects.select_related("user", "department"),
-        pk=membership_id, department__in=departments_administered_by(user=request.user),
+        pk=membership_id,
+        department__in=departments_administered_by(user=request.user),
     )

@@ -31,9 +31,26 @@ EXPORT_CHUNK_SIZE = 2000  # records per fetch from the server-side cursor (and p
 BUFFER_BYTES = 64 * 1024  # bytes handed to the server at a time
 
 CSV_COLUMNS = (
-    "id", "created_at", "username", "department_names", "channel", "model", "backend", "question", "answer",
-    "thinking", "error", "flags", "prompt_tokens", "completion_tokens", "retrieval_ms", "first_token_ms", "total_ms",
-    "passages", "cited_chunk_ids", "feedback",
+    "id",
+    "created_at",
+    "username",
+    "department_names",
+    "channel",
+    "model",
+    "backend",
+    "question",
+    "answer",
+    "thinking",
+    "error",
+    "flags",
+    "prompt_tokens",
+    "completion_tokens",
+    "retrieval_ms",
+    "first_token_ms",
+    "total_ms",
+    "passages",
+    "cited_chunk_ids",
+    "feedback",
 )
 _RATING_NAMES = {QueryFeedback.Rating.HELPFUL: "helpful", QueryFeedback.Rating.NOT_HELPFUL: "not_helpful"}
 
@@ -58,8 +75,11 @@ def _spreadsheet_safe(text: str) -> str:
 
 
 def _cited_chunk_ids(record: QueryRecord) -> list[int]:
-    return [citation["chunk_id"] for citation in record.citations
-            if isinstance(citation, dict) and citation.get("chunk_id") is not None]
+    return [
+        citation["chunk_id"]
+        for citation in record.citations
+        if isinstance(citation, dict) and citation.get("chunk_id") is not None
+    ]
 
 
 def _chunks(records: QuerySet[QueryRecord], chunk_size: int) -> Iterator[list[QueryRecord]]:
@@ -73,8 +93,13 @@ def _chunks(records: QuerySet[QueryRecord], chunk_size: int) -> Iterator[list[Qu
         yield chunk
 
 
-def _stream(records: QuerySet[QueryRecord], *, header: bytes,
-            encode: Callable[[list[QueryRecord]], Iterator[bytes]], chunk_size: int) -> Iterator[bytes]:
+def _stream(
+    records: QuerySet[QueryRecord],
+    *,
+    header: bytes,
+    encode: Callable[[list[QueryRecord]], Iterator[bytes]],
+    chunk_size: int,
+) -> Iterator[bytes]:
     pending, size = [header] if header else [], len(header)
     # The transaction is ended only on the thread that began it. A stream abandoned half-way under ASGI (the client
     # went away) can be closed from another thread, whose connection is another one: there nothing is done, and
@@ -104,8 +129,13 @@ def _stream(records: QuerySet[QueryRecord], *, header: bytes,
 
 def query_log_csv(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CHUNK_SIZE) -> Iterator[bytes]:
     """CSV bytes for the records as the selector returned them (filtered, ordered, `latest_rating` annotated)."""
-    passages = (QueryPassage.objects.filter(query=OuterRef("pk")).order_by().values("query")
-                .annotate(count=Count("pk")).values("count"))
+    passages = (
+        QueryPassage.objects.filter(query=OuterRef("pk"))
+        .order_by()
+        .values("query")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     records = records.annotate(passage_count=Coalesce(Subquery(passages), 0))
     writer = csv.writer(_Line())
 
@@ -114,24 +144,41 @@ def query_log_csv(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_CH
             yield encode_one(record)
 
     def encode_one(record: QueryRecord) -> bytes:
-        return writer.writerow([
-            record.pk, record.created_at.isoformat(), _spreadsheet_safe(record.user.username),
-            _spreadsheet_safe("; ".join(record.department_names)), record.channel, _spreadsheet_safe(record.model),
-            record.backend, _spreadsheet_safe(record.question), _spreadsheet_safe(record.answer),
-            _spreadsheet_safe(record.thinking), _spreadsheet_safe(record.error), " ".join(record.flags),
-            record.prompt_tokens, record.completion_tokens, record.retrieval_ms,
-            "" if record.first_token_ms is None else record.first_token_ms, record.total_ms, record.passage_count,
-            " ".join(str(chunk_id) for chunk_id in _cited_chunk_ids(record)),
-            _RATING_NAMES.get(record.latest_rating, ""),
-        ]).encode()
+        return writer.writerow(
+            [
+                record.pk,
+                record.created_at.isoformat(),
+                _spreadsheet_safe(record.user.username),
+                _spreadsheet_safe("; ".join(record.department_names)),
+                record.channel,
+                _spreadsheet_safe(record.model),
+                record.backend,
+                _spreadsheet_safe(record.question),
+                _spreadsheet_safe(record.answer),
+                _spreadsheet_safe(record.thinking),
+                _spreadsheet_safe(record.error),
+                " ".join(record.flags),
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.retrieval_ms,
+                "" if record.first_token_ms is None else record.first_token_ms,
+                record.total_ms,
+                record.passage_count,
+                " ".join(str(chunk_id) for chunk_id in _cited_chunk_ids(record)),
+                _RATING_NAMES.get(record.latest_rating, ""),
+            ]
+        ).encode()
 
     return _stream(records, header=writer.writerow(CSV_COLUMNS).encode(), encode=encode, chunk_size=chunk_size)
 
 
 def _passages_by_record(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = QueryPassage.objects.filter(query_id__in=ids).order_by("query_id", "rank").values_list(
-        "query_id", *PASSAGE_FIELDS)
+    rows = (
+        QueryPassage.objects.filter(query_id__in=ids)
+        .order_by("query_id", "rank")
+        .values_list("query_id", *PASSAGE_FIELDS)
+    )
     for query_id, *values in rows:
         grouped[query_id].append(dict(zip(PASSAGE_FIELDS, values)))
     return grouped
@@ -139,16 +186,21 @@ def _passages_by_record(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
 
 def _feedback_by_record(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = QueryFeedback.objects.filter(query_id__in=ids).order_by("query_id", "created_at", "id").values_list(
-        "query_id", "user_id", "rating", "comment", "created_at")
+    rows = (
+        QueryFeedback.objects.filter(query_id__in=ids)
+        .order_by("query_id", "created_at", "id")
+        .values_list("query_id", "user_id", "rating", "comment", "created_at")
+    )
     for query_id, user_id, rating, comment, created_at in rows:
-        grouped[query_id].append({"user_id": user_id, "rating": rating, "comment": comment,
-                                  "created_at": created_at.isoformat()})
+        grouped[query_id].append(
+            {"user_id": user_id, "rating": rating, "comment": comment, "created_at": created_at.isoformat()}
+        )
     return grouped
 
 
-def query_record_as_json(record: QueryRecord, *, passages: list[dict[str, Any]],
-                         feedback: list[dict[str, Any]]) -> dict[str, Any]:
+def query_record_as_json(
+    record: QueryRecord, *, passages: list[dict[str, Any]], feedback: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A record with its passages as the user received them and its feedback rows."""
     return {
         "id": record.pk,
@@ -186,8 +238,9 @@ def query_log_jsonl(records: QuerySet[QueryRecord], *, chunk_size: int = EXPORT_
         ids = [record.pk for record in chunk]
         passages, feedback = _passages_by_record(ids), _feedback_by_record(ids)
         for record in chunk:
-            line = query_record_as_json(record, passages=passages.get(record.pk, []),
-                                        feedback=feedback.get(record.pk, []))
+            line = query_record_as_json(
+                record, passages=passages.get(record.pk, []), feedback=feedback.get(record.pk, [])
+            )
             yield json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     return _stream(records, header=b"", encode=encode, chunk_size=chunk_size)

@@ -38,14 +38,41 @@ def content_hash(content: dict[str, Any]) -> str:
 
 
 def event_content(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.pk, "actor": event.actor_id, "kind": event.kind, "subject_type": event.subject_type,
-            "subject_id": event.subject_id, "before": event.before, "after": event.after,
-            "created_at": event.created_at.isoformat()}
+    return {
+        "id": event.pk,
+        "actor": event.actor_id,
+        "kind": event.kind,
+        "subject_type": event.subject_type,
+        "subject_id": event.subject_id,
+        "before": event.before,
+        "after": event.after,
+        "created_at": event.created_at.isoformat(),
+    }
 
 
-QUERY_FIELDS = ("id", "user_id", "department_names", "channel", "question", "answer", "model", "backend", "route",
-                "generation_params", "thinking", "prompt_tokens", "completion_tokens", "retrieval_ms",
-                "first_token_ms", "total_ms", "error", "scope", "permission_filter", "citations", "flags")
+QUERY_FIELDS = (
+    "id",
+    "user_id",
+    "department_names",
+    "channel",
+    "question",
+    "answer",
+    "model",
+    "backend",
+    "route",
+    "generation_params",
+    "thinking",
+    "prompt_tokens",
+    "completion_tokens",
+    "retrieval_ms",
+    "first_token_ms",
+    "total_ms",
+    "error",
+    "scope",
+    "permission_filter",
+    "citations",
+    "flags",
+)
 PASSAGE_FIELDS = ("rank", "chunk_id", "document_id", "version_id", "score", "sent_to_model", "text")
 
 
@@ -68,8 +95,10 @@ def query_columns(**columns: Any) -> dict[str, Any]:
 
 def query_passage_rows(passages: Sequence[RecordedPassage]) -> list[list[Any]]:
     """The passages' PASSAGE_FIELDS in rank order, ranks from 1: the values their rows hold and their hash covers."""
-    return [[rank, *(getattr(passage, field) for field in PASSAGE_FIELDS[1:])]
-            for rank, passage in enumerate(passages, start=1)]
+    return [
+        [rank, *(getattr(passage, field) for field in PASSAGE_FIELDS[1:])]
+        for rank, passage in enumerate(passages, start=1)
+    ]
 
 
 def query_content_of(columns: dict[str, Any], passage_rows: list[list[Any]]) -> dict[str, Any]:
@@ -84,8 +113,10 @@ def query_content(record: QueryRecord) -> dict[str, Any]:
     """The content of a stored record; its passages as prefetched, if they were."""
     passages = sorted(record.passages.all(), key=lambda passage: passage.rank)
     columns = {field: _as_stored(getattr(record, field)) for field in QUERY_FIELDS}
-    return query_content_of(columns | {"created_at": record.created_at},
-                            [[getattr(passage, field) for field in PASSAGE_FIELDS] for passage in passages])
+    return query_content_of(
+        columns | {"created_at": record.created_at},
+        [[getattr(passage, field) for field in PASSAGE_FIELDS] for passage in passages],
+    )
 
 
 def _as_stored(value: Any) -> Any:
@@ -94,13 +125,21 @@ def _as_stored(value: Any) -> Any:
 
 
 def feedback_content(feedback: QueryFeedback) -> dict[str, Any]:
-    return {"id": feedback.pk, "query": feedback.query_id, "user": feedback.user_id, "rating": feedback.rating,
-            "comment": feedback.comment, "created_at": feedback.created_at.isoformat()}
+    return {
+        "id": feedback.pk,
+        "query": feedback.query_id,
+        "user": feedback.user_id,
+        "rating": feedback.rating,
+        "comment": feedback.comment,
+        "created_at": feedback.created_at.isoformat(),
+    }
 
 
-_MODELS = {LedgerEntry.Kind.EVENT: (AuditEvent, event_content),
-           LedgerEntry.Kind.QUERY: (QueryRecord, query_content),
-           LedgerEntry.Kind.FEEDBACK: (QueryFeedback, feedback_content)}
+_MODELS = {
+    LedgerEntry.Kind.EVENT: (AuditEvent, event_content),
+    LedgerEntry.Kind.QUERY: (QueryRecord, query_content),
+    LedgerEntry.Kind.FEEDBACK: (QueryFeedback, feedback_content),
+}
 
 
 def content_hash_of(kind: str, object_id: int) -> str | None:
@@ -144,9 +183,11 @@ def chain_head(*, reserve_id_of: type[Model] | None = None) -> ChainHead:
         table, pk = reserve_id_of._meta.db_table, reserve_id_of._meta.pk.column
         reserve = f", nextval(pg_get_serial_sequence('{table}', '{pk}'))"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT head.sequence, head.entry_hash{reserve} FROM (VALUES (1)) AS one LEFT JOIN LATERAL "
-                       f"(SELECT sequence, entry_hash FROM {LedgerEntry._meta.db_table} ORDER BY sequence DESC LIMIT 1)"
-                       f" AS head ON true")
+        cursor.execute(
+            f"SELECT head.sequence, head.entry_hash{reserve} FROM (VALUES (1)) AS one LEFT JOIN LATERAL "
+            f"(SELECT sequence, entry_hash FROM {LedgerEntry._meta.db_table} ORDER BY sequence DESC LIMIT 1)"
+            f" AS head ON true"
+        )
         sequence, last_hash, *reserved_ids = cursor.fetchone()
     if sequence is None:
         # An empty ledger: a new one, or a retention purge that removed every entry and continues from its hash.
@@ -158,9 +199,16 @@ def ledger_entry_after(head: ChainHead, *, kind: str, object_id: int, content_ha
     """The link that follows `head` (not saved)."""
     sequence = head.sequence + 1
     return LedgerEntry(
-        sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=head.entry_hash,
-        entry_hash=entry_hash(sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash,
-                              previous_hash=head.entry_hash), created_at=timezone.now())
+        sequence=sequence,
+        kind=kind,
+        object_id=object_id,
+        content_hash=content_hash,
+        previous_hash=head.entry_hash,
+        entry_hash=entry_hash(
+            sequence=sequence, kind=kind, object_id=object_id, content_hash=content_hash, previous_hash=head.entry_hash
+        ),
+        created_at=timezone.now(),
+    )
 
 
 def insert_columns(model: type[Model], *, serial_key: bool = False) -> str:
@@ -172,20 +220,31 @@ _LINK_COLUMNS = insert_columns(LedgerEntry)
 # The link as a common table expression named `link`: one row when it took its sequence number, none when another
 # writer holds that number (committed, or committing: ON CONFLICT waits for it to end). Its only parameter is the
 # entry as JSON (_link_json).
-LINK_CTE = (f"link AS (INSERT INTO {LedgerEntry._meta.db_table} ({_LINK_COLUMNS}) SELECT {_LINK_COLUMNS} FROM "
-            f"jsonb_populate_record(NULL::{LedgerEntry._meta.db_table}, %s::jsonb) ON CONFLICT (sequence) DO NOTHING "
-            f"RETURNING sequence)")
+LINK_CTE = (
+    f"link AS (INSERT INTO {LedgerEntry._meta.db_table} ({_LINK_COLUMNS}) SELECT {_LINK_COLUMNS} FROM "
+    f"jsonb_populate_record(NULL::{LedgerEntry._meta.db_table}, %s::jsonb) ON CONFLICT (sequence) DO NOTHING "
+    f"RETURNING sequence)"
+)
 _LINK_ALONE = f"WITH {LINK_CTE} SELECT count(*) FROM link"
 _LINK_ATTEMPTS = 1000
 
 
 def _link_json(entry: LedgerEntry) -> str:
-    return json.dumps({field.column: getattr(entry, field.attname) for field in LedgerEntry._meta.concrete_fields},
-                      default=datetime.isoformat)  # to the microsecond (DjangoJSONEncoder stops at milliseconds)
+    return json.dumps(
+        {field.column: getattr(entry, field.attname) for field in LedgerEntry._meta.concrete_fields},
+        default=datetime.isoformat,
+    )  # to the microsecond (DjangoJSONEncoder stops at milliseconds)
 
 
-def chain_append(*, kind: str, object_id: int, content_hash: str, head: ChainHead | None = None,
-                 statement: str = _LINK_ALONE, params: Sequence[Any] = ()) -> LedgerEntry:
+def chain_append(
+    *,
+    kind: str,
+    object_id: int,
+    content_hash: str,
+    head: ChainHead | None = None,
+    statement: str = _LINK_ALONE,
+    params: Sequence[Any] = (),
+) -> LedgerEntry:
     """Link a row into the chain after `head` (read now when not given); never two links after one entry.
 
     `statement` runs LINK_CTE (its first parameter) with whatever else it writes, and counts the `link` rows:
@@ -205,8 +264,9 @@ def chain_append(*, kind: str, object_id: int, content_hash: str, head: ChainHea
     raise RuntimeError(f"the audit chain stayed contended for {_LINK_ATTEMPTS} attempts; {kind} {object_id} unlinked")
 
 
-def _link_after(head: ChainHead, kind: str, object_id: int, content_hash: str, statement: str,
-                params: Sequence[Any]) -> LedgerEntry | None:
+def _link_after(
+    head: ChainHead, kind: str, object_id: int, content_hash: str, statement: str, params: Sequence[Any]
+) -> LedgerEntry | None:
     entry = ledger_entry_after(head, kind=kind, object_id=object_id, content_hash=content_hash)
     with connection.cursor() as cursor:
         cursor.execute(statement, [_link_json(entry), *params])
@@ -234,11 +294,18 @@ def query_record_append(*, passages: Sequence[RecordedPassage], **fields: Any) -
     head = chain_head(reserve_id_of=QueryRecord)
     columns = query_columns(id=head.reserved_ids[0], **fields, created_at=timezone.now())
     passage_rows = query_passage_rows(passages)
-    rows = {"record": columns,
-            "passages": [dict(zip(PASSAGE_FIELDS, row), query_id=columns["id"]) for row in passage_rows]}
-    chain_append(kind=LedgerEntry.Kind.QUERY, object_id=columns["id"], head=head, statement=_RECORD_WITH_LINK,
-                 content_hash=content_hash(query_content_of(columns, passage_rows)),
-                 params=[json.dumps(rows, default=datetime.isoformat)])
+    rows = {
+        "record": columns,
+        "passages": [dict(zip(PASSAGE_FIELDS, row), query_id=columns["id"]) for row in passage_rows],
+    }
+    chain_append(
+        kind=LedgerEntry.Kind.QUERY,
+        object_id=columns["id"],
+        head=head,
+        statement=_RECORD_WITH_LINK,
+        content_hash=content_hash(query_content_of(columns, passage_rows)),
+        params=[json.dumps(rows, default=datetime.isoformat)],
+    )
     record = QueryRecord(**columns)
     record._state.adding, record._state.db = False, connection.alias
     return record
@@ -258,7 +325,8 @@ _RECORD_WITH_LINK = (
     f"passages AS (INSERT INTO {QueryPassage._meta.db_table} ({_PASSAGE_COLUMNS}) "
     f"SELECT {_PASSAGE_COLUMNS} FROM rows, jsonb_populate_recordset(NULL::{QueryPassage._meta.db_table}, "
     f"rows.document -> 'passages') WHERE EXISTS (SELECT FROM record)) "
-    f"SELECT count(*) FROM link")
+    f"SELECT count(*) FROM link"
+)
 
 
 @dataclass(frozen=True)
@@ -295,10 +363,13 @@ def ledger_problems(*, batch_size: int = 1000) -> Iterator[ChainProblem]:
             yield ChainProblem(None, f"{kind} row {object_id} was added outside the chain")
 
 
-def _entry_problems(entry: LedgerEntry, previous: LedgerEntry | None, continuation: tuple[int, str] | None,
-                    content_now: str | None) -> Iterator[ChainProblem]:
+def _entry_problems(
+    entry: LedgerEntry, previous: LedgerEntry | None, continuation: tuple[int, str] | None, content_now: str | None
+) -> Iterator[ChainProblem]:
     if previous is None:
-        first_sequence, expected_previous = (continuation[0] + 1, continuation[1]) if continuation else (1, GENESIS_HASH)
+        first_sequence, expected_previous = (
+            (continuation[0] + 1, continuation[1]) if continuation else (1, GENESIS_HASH)
+        )
         if entry.sequence != first_sequence:
             yield ChainProblem(entry.sequence, f"entries {first_sequence}–{entry.sequence - 1} were removed")
     else:
@@ -307,8 +378,16 @@ def _entry_problems(entry: LedgerEntry, previous: LedgerEntry | None, continuati
             yield ChainProblem(entry.sequence, f"entries {previous.sequence + 1}–{entry.sequence - 1} were removed")
     if entry.previous_hash != expected_previous:
         yield ChainProblem(entry.sequence, "does not continue the previous entry's hash")
-    if entry_hash(sequence=entry.sequence, kind=entry.kind, object_id=entry.object_id,
-                  content_hash=entry.content_hash, previous_hash=entry.previous_hash) != entry.entry_hash:
+    if (
+        entry_hash(
+            sequence=entry.sequence,
+            kind=entry.kind,
+            object_id=entry.object_id,
+            content_hash=entry.content_hash,
+            previous_hash=entry.previous_hash,
+        )
+        != entry.entry_hash
+    ):
         yield ChainProblem(entry.sequence, "the ledger entry itself was altered or forged")
     if content_now is None:
         yield ChainProblem(entry.sequence, f"{entry.kind} row {entry.object_id} was removed")

@@ -31,7 +31,9 @@ class AuditEvent(models.Model):
         AUDIT_EXPORTED = "audit.exported"
         AUDIT_PURGED = "audit.purged"
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     kind = models.CharField(max_length=64, choices=Kind.choices)
     subject_type = models.CharField(max_length=64)
     subject_id = models.CharField(max_length=64)

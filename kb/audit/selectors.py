@@ -40,14 +40,18 @@ class QueryLogFilters:
 
     def as_audit_dict(self) -> dict[str, Any]:
         """The filters that are set, in JSON form, as an export's audit event records them."""
-        return {key: value.isoformat() if isinstance(value, date) else value
-                for key, value in asdict(self).items() if value not in ("", None, False)}
+        return {
+            key: value.isoformat() if isinstance(value, date) else value
+            for key, value in asdict(self).items()
+            if value not in ("", None, False)
+        }
 
 
 def can_audit_queries(user: AbstractUser | AnonymousUser) -> bool:
     """Superusers and compliance auditors (the role Role.AUDITOR of AUTH_USER_MODEL)."""
-    return user.is_authenticated and user.is_active and (
-        user.is_superuser or user.role == get_user_model().Role.AUDITOR)
+    return (
+        user.is_authenticated and user.is_active and (user.is_superuser or user.role == get_user_model().Role.AUDITOR)
+    )
 
 
 def _require_auditor(user: AbstractUser) -> None:

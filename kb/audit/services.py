@@ -66,17 +66,31 @@ def query_record_create(
     """
     return query_record_append(
         passages=passages,
-        user_id=user.pk, department_names=department_names, channel=channel, question=question, answer=answer,
-        model=model, backend=backend, route=route or {}, generation_params=generation_params, thinking=thinking,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, retrieval_ms=retrieval_ms,
-        first_token_ms=first_token_ms, total_ms=total_ms, error=error, scope=scope or {},
-        permission_filter=permission_filter or {}, citations=citations or [], flags=flags or [])
+        user_id=user.pk,
+        department_names=department_names,
+        channel=channel,
+        question=question,
+        answer=answer,
+        model=model,
+        backend=backend,
+        route=route or {},
+        generation_params=generation_params,
+        thinking=thinking,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        retrieval_ms=retrieval_ms,
+        first_token_ms=first_token_ms,
+        total_ms=total_ms,
+        error=error,
+        scope=scope or {},
+        permission_filter=permission_filter or {},
+        citations=citations or [],
+        flags=flags or [],
+    )
 
 
 @transaction.atomic
-def query_feedback_create(
-    *, user: AbstractUser, record: QueryRecord, rating: int, comment: str = ""
-) -> QueryFeedback:
+def query_feedback_create(*, user: AbstractUser, record: QueryRecord, rating: int, comment: str = "") -> QueryFeedback:
     """Only the person who asked judges the answer; a later verdict is a new row, the earlier stays on record."""
     if record.user_id != user.pk:
         raise PermissionDenied("You can only rate your own answers.")
@@ -92,8 +106,12 @@ def audit_export_record(
     *, actor: AbstractUser, export_format: str, filters: dict[str, Any], rows: int | None = None
 ) -> AuditEvent:
     """Exports of the audit trail are themselves on it: who took which records out, and when."""
-    return audit_record(actor=actor, kind=AuditEvent.Kind.AUDIT_EXPORTED, subject=actor,
-                        after={"format": export_format, "filters": filters, "rows": rows})
+    return audit_record(
+        actor=actor,
+        kind=AuditEvent.Kind.AUDIT_EXPORTED,
+        subject=actor,
+        after={"format": export_format, "filters": filters, "rows": rows},
+    )
 
 
 @dataclass(frozen=True)
@@ -124,9 +142,11 @@ def audit_purge(*, acting_user: AbstractUser, older_than_days: int) -> PurgeResu
     if through is None:
         return None
     young_feedback = QueryFeedback.objects.filter(
-        pk__in=LedgerEntry.objects.filter(kind=LedgerEntry.Kind.FEEDBACK, sequence__gt=through).values("object_id"))
-    blocking = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.QUERY, sequence__lte=through,
-                                          object_id__in=young_feedback.values("query_id"))
+        pk__in=LedgerEntry.objects.filter(kind=LedgerEntry.Kind.FEEDBACK, sequence__gt=through).values("object_id")
+    )
+    blocking = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.QUERY, sequence__lte=through, object_id__in=young_feedback.values("query_id")
+    )
     if first_blocking := blocking.order_by("sequence").first():
         through = first_blocking.sequence - 1
     last = LedgerEntry.objects.filter(sequence=through).first()
@@ -136,17 +156,24 @@ def audit_purge(*, acting_user: AbstractUser, older_than_days: int) -> PurgeResu
     ids = {kind: removed.filter(kind=kind).values("object_id") for kind in LedgerEntry.Kind.values}
     result = PurgeResult(
         through_sequence=through,
-        feedback=QueryFeedback.objects.filter(pk__in=ids[LedgerEntry.Kind.FEEDBACK]).delete()[1].get(
-            QueryFeedback._meta.label, 0),
-        queries=QueryRecord.objects.filter(pk__in=ids[LedgerEntry.Kind.QUERY]).delete()[1].get(
-            QueryRecord._meta.label, 0),
-        events=AuditEvent.objects.filter(pk__in=ids[LedgerEntry.Kind.EVENT]).delete()[1].get(
-            AuditEvent._meta.label, 0),
+        feedback=QueryFeedback.objects.filter(pk__in=ids[LedgerEntry.Kind.FEEDBACK])
+        .delete()[1]
+        .get(QueryFeedback._meta.label, 0),
+        queries=QueryRecord.objects.filter(pk__in=ids[LedgerEntry.Kind.QUERY])
+        .delete()[1]
+        .get(QueryRecord._meta.label, 0),
+        events=AuditEvent.objects.filter(pk__in=ids[LedgerEntry.Kind.EVENT]).delete()[1].get(AuditEvent._meta.label, 0),
     )
     removed.delete()
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.AUDIT_PURGED, subject=last,
-                 after={"through_sequence": through, "continues_from": last.entry_hash,
-                        "older_than": cutoff.isoformat(), "removed": {"events": result.events,
-                                                                     "queries": result.queries,
-                                                                     "feedback": result.feedback}})
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.AUDIT_PURGED,
+        subject=last,
+        after={
+            "through_sequence": through,
+            "continues_from": last.entry_hash,
+            "older_than": cutoff.isoformat(),
+            "removed": {"events": result.events, "queries": result.queries, "feedback": result.feedback},
+        },
+    )
     return result

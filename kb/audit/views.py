@@ -39,8 +39,12 @@ class QueryLogFilterForm(forms.Form):
     department = forms.CharField(required=False, max_length=120)
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    text = forms.CharField(required=False, max_length=500, label="Text in question or answer",
-                           widget=forms.TextInput(attrs={"type": "search"}))
+    text = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Text in question or answer",
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
     model = forms.CharField(required=False, max_length=200)
     flagged = forms.BooleanField(required=False, label="Flagged only")
     feedback = forms.ChoiceField(required=False, choices=[("", "With or without"), *FeedbackFilter.choices])
@@ -73,10 +77,15 @@ def _render_list(request: HttpRequest, *, auditing: bool) -> HttpResponse:
         records = query_records_of_user(user=request.user, filters=form.filters() if valid else None)
     # An invalid filter shows no records rather than more than was asked for.
     page = Paginator(records.defer(*_LIST_DEFERRED) if valid else records.none(), QUERIES_PER_PAGE).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     name = "audit/query_list.html"
-    context = {"form": form, "page": page, "auditing": auditing,
-               "list_url": reverse("audit:queries" if auditing else "audit:history")}
+    context = {
+        "form": form,
+        "page": page,
+        "auditing": auditing,
+        "list_url": reverse("audit:queries" if auditing else "audit:history"),
+    }
     return render_page(request, name, context, partial="results", status=200 if valid else 400)
 
 
@@ -92,9 +101,15 @@ _JSON_FIELDS = ("route", "generation_params", "scope", "permission_filter", "cit
 
 
 def _render_record(request: HttpRequest, record: QueryRecord, *, auditing: bool, **extra) -> HttpResponse:
-    as_json = {name: json.dumps(getattr(record, name), indent=2, ensure_ascii=False, sort_keys=True)
-               for name in _JSON_FIELDS}
-    return render_page(request, "audit/query_detail.html", partial="record", context={"record": record, "auditing": auditing, "as_json": as_json, **extra})
+    as_json = {
+        name: json.dumps(getattr(record, name), indent=2, ensure_ascii=False, sort_keys=True) for name in _JSON_FIELDS
+    }
+    return render_page(
+        request,
+        "audit/query_detail.html",
+        partial="record",
+        context={"record": record, "auditing": auditing, "as_json": as_json, **extra},
+    )
 
 
 @login_required
@@ -110,8 +125,9 @@ def _export(request: HttpRequest, *, export_format: str) -> HttpResponse:
     form = QueryLogFilterForm(request.GET, auditing=True)
     if not form.is_valid():
         # Never export more than was asked for because a filter could not be read.
-        return HttpResponseBadRequest("Invalid filters: " + "; ".join(
-            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        return HttpResponseBadRequest(
+            "Invalid filters: " + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        )
     filters = form.filters()
     records = query_records_for_auditor(user=request.user, filters=filters)
     # On the audit trail (committed) before the first byte leaves.
@@ -120,8 +136,9 @@ def _export(request: HttpRequest, *, export_format: str) -> HttpResponse:
         chunks, content_type = query_log_csv(records), "text/csv; charset=utf-8"
     else:
         chunks, content_type = query_log_jsonl(records), "application/x-ndjson; charset=utf-8"
-    response = StreamingHttpResponse(in_request_thread(chunks) if isinstance(request, ASGIRequest) else chunks,
-                                     content_type=content_type)
+    response = StreamingHttpResponse(
+        in_request_thread(chunks) if isinstance(request, ASGIRequest) else chunks, content_type=content_type
+    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="query-log-{stamp}.{export_format}"'
     response["X-Accel-Buffering"] = "no"
@@ -163,10 +180,12 @@ def feedback_create_view(request: HttpRequest, record_id: int) -> HttpResponse:
     except ValueError:
         rating = 0
     if rating not in QueryFeedback.Rating.values:
-        return render(request, "audit/feedback.html", {"record": record, "error": "Choose helpful or not helpful."},
-                      status=400)
-    feedback = query_feedback_create(user=request.user, record=record, rating=rating,
-                                     comment=request.POST.get("comment", ""))
+        return render(
+            request, "audit/feedback.html", {"record": record, "error": "Choose helpful or not helpful."}, status=400
+        )
+    feedback = query_feedback_create(
+        user=request.user, record=record, rating=rating, comment=request.POST.get("comment", "")
+    )
     if not request.htmx:
         return redirect("audit:history-detail", record_id=record.pk)
     return render(request, "audit/feedback.html", {"record": record, "feedback": feedback, "thanks": True})

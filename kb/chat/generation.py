@@ -16,7 +16,7 @@ from inference.config import smollm2_wheel_path
 from inference.engine import ChatBackend
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
-from inference.router import RouteLimits, RoutedModel, Router
+from inference.router import RoutedModel, RouteLimits, Router
 from inference.types import GenerationParams
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,15 @@ def answer_backend() -> ChatBackend:
     logger.info("loaded %s on %s in this process", engine.info.model, engine.info.backend)
     # Freed before interpreter shutdown; llama-cpp-python's own finaliser fails once its modules are torn down.
     atexit.register(lambda: asyncio.run(engine.close()))
-    return Router([RoutedModel(name=engine.info.model, engine=engine,
-                               limits=RouteLimits(max_running=1, max_queued=settings.KB_INFERENCE_MAX_QUEUED))])
+    return Router(
+        [
+            RoutedModel(
+                name=engine.info.model,
+                engine=engine,
+                limits=RouteLimits(max_running=1, max_queued=settings.KB_INFERENCE_MAX_QUEUED),
+            )
+        ]
+    )
 
 
 def answer_generation_params() -> GenerationParams:

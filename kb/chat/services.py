@@ -67,17 +67,23 @@ def answer_citations(*, answer: str, passages: list[PromptPassage]) -> tuple[lis
     unknown: list[int] = []
     for number in dict.fromkeys(int(match) for match in CITATION.findall(answer)):
         if number in by_number:
-            cited.append({"number": number, "chunk_id": by_number[number].hit.chunk_id,
-                          "document_id": by_number[number].hit.document_id})
+            cited.append(
+                {
+                    "number": number,
+                    "chunk_id": by_number[number].hit.chunk_id,
+                    "document_id": by_number[number].hit.document_id,
+                }
+            )
         else:
             unknown.append(number)
     return cited, unknown
 
 
 def answer_messages(*, question: str, passages: list[PromptPassage]) -> list[ChatMessage]:
-    context = "\n\n".join(
-        f"[{p.number}] {p.hit.document_title} — {p.hit.heading}\n{p.text}" for p in passages
-    ) or "(no passages)"
+    context = (
+        "\n\n".join(f"[{p.number}] {p.hit.document_title} — {p.hit.heading}\n{p.text}" for p in passages)
+        or "(no passages)"
+    )
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
@@ -107,8 +113,12 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
     error = ""
     try:
         # Counting tokens may ask the serving process: keep it off the event loop.
-        passages = await asyncio.to_thread(passages_within_budget, hits=hits, count_tokens=backend.count_tokens,
-                                           budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS)
+        passages = await asyncio.to_thread(
+            passages_within_budget,
+            hits=hits,
+            count_tokens=backend.count_tokens,
+            budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS,
+        )
         yield AnswerEvent(kind="sources", passages=tuple(passages))
         messages = answer_messages(question=question, passages=passages)
         async for delta in backend.stream_chat(messages, params, enable_thinking=thinking):
@@ -134,15 +144,21 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
         sent_ids = {p.hit.chunk_id for p in passages}
         answer = "".join(answer_parts)
         citations, unknown_numbers = answer_citations(answer=answer, passages=passages)
-        flags = [flag for flag, raised in (("removed_citations", unknown_numbers), ("error", error),
-                                           ("no_passages", not hits)) if raised]
+        flags = [
+            flag
+            for flag, raised in (("removed_citations", unknown_numbers), ("error", error), ("no_passages", not hits))
+            if raised
+        ]
         record = await sync_to_async(query_record_create)(
             user=user,
             department_names=search.permission_filter["department_names"],
             question=question,
             answer=answer,
-            scope={"mode": "hybrid", "k": settings.KB_RETRIEVAL_TOP_K,
-                   "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS},
+            scope={
+                "mode": "hybrid",
+                "k": settings.KB_RETRIEVAL_TOP_K,
+                "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS,
+            },
             permission_filter=search.permission_filter,
             citations=citations,
             flags=flags,

@@ -58,8 +58,10 @@ def answer_with_citation_links(*, answer: str, passages: tuple[PromptPassage, ..
         if passage is None:  # the model cited a passage it was not given: removed, and flagged on the record
             return ""
         url = reverse("search:passage", args=[passage.hit.chunk_id])
-        return (f'<a class="citation" href="{url}" hx-get="{url}" hx-target="#passage-panel" '
-                f'hx-push-url="false">[{passage.number}]</a>')
+        return (
+            f'<a class="citation" href="{url}" hx-get="{url}" hx-target="#passage-panel" '
+            f'hx-push-url="false">[{passage.number}]</a>'
+        )
 
     return CITATION.sub(link, html.escape(answer))
 

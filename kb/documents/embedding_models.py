@@ -64,13 +64,21 @@ def embedding_model_change_start(*, acting_user: User, path: str) -> EmbeddingMo
     except Exception as error:  # any failure to load is the admin's to fix, reported in words
         raise ValidationError(f"cannot load a sentence-transformers model from {path}: {error}") from error
     incoming = EmbeddingModel.objects.create(
-        name=Path(path).name or "all-MiniLM-L6-v2", path=path, dimensions=dimensions,
-        state=EmbeddingModel.State.BUILDING, progress_total=Chunk.objects.count(), created_by=acting_user,
+        name=Path(path).name or "all-MiniLM-L6-v2",
+        path=path,
+        dimensions=dimensions,
+        state=EmbeddingModel.State.BUILDING,
+        progress_total=Chunk.objects.count(),
+        created_by=acting_user,
     )
     Chunk.objects.update(embedding_next=None)
-    audit_record(actor=acting_user, kind=AuditEvent.Kind.EMBEDDING_MODEL_CHANGE_STARTED, subject=incoming,
-                 before={"active": active.name, "dimensions": active.dimensions},
-                 after={"incoming": incoming.name, "dimensions": dimensions})
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EMBEDDING_MODEL_CHANGE_STARTED,
+        subject=incoming,
+        before={"active": active.name, "dimensions": active.dimensions},
+        after={"incoming": incoming.name, "dimensions": dimensions},
+    )
     job_enqueue_on_commit(REEMBED_CHUNKS, incoming.pk)
     return incoming
 
@@ -80,8 +88,10 @@ def embedding_model_reembed_step(*, model_id: int, batch_size: int = 256) -> int
     incoming = EmbeddingModel.objects.get(pk=model_id, state=EmbeddingModel.State.BUILDING)
     with transaction.atomic():
         batch = list(
-            Chunk.objects.select_for_update(skip_locked=True).filter(embedding_next__isnull=True)
-            .order_by("pk").values_list("pk", "heading", "text")[:batch_size]
+            Chunk.objects.select_for_update(skip_locked=True)
+            .filter(embedding_next__isnull=True)
+            .order_by("pk")
+            .values_list("pk", "heading", "text")[:batch_size]
         )
         if not batch:
             return 0
@@ -121,10 +131,13 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
     incoming.state = EmbeddingModel.State.ACTIVE
     incoming.activated_at = timezone.now()
     incoming.save(update_fields=["state", "activated_at"])
-    audit_record(actor=system_actor(), kind=AuditEvent.Kind.EMBEDDING_MODEL_ACTIVATED, subject=incoming,
-                 before={"active": outgoing.name, "dimensions": outgoing.dimensions},
-                 after={"active": incoming.name, "dimensions": incoming.dimensions,
-                        "chunks": incoming.progress_total})
+    audit_record(
+        actor=system_actor(),
+        kind=AuditEvent.Kind.EMBEDDING_MODEL_ACTIVATED,
+        subject=incoming,
+        before={"active": outgoing.name, "dimensions": outgoing.dimensions},
+        after={"active": incoming.name, "dimensions": incoming.dimensions, "chunks": incoming.progress_total},
+    )
     logger.info("embedding model %s is now active", incoming)
     return incoming
 

@@ -17,7 +17,9 @@ class Collection(models.Model):
     name = models.CharField(max_length=200, unique=True)
     owner = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="collections")
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.DEPARTMENT)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,10 +34,12 @@ class CollectionGrant(models.Model):
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="grants")
     department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-                             related_name="+")
-    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -83,14 +87,18 @@ class UploadBatch(models.Model):
     """Files uploaded together (one form submission, one import), followed as a whole."""
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="upload_batches")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Files refused at upload never become versions; their reasons stay with the batch.
     rejected = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} into {self.collection}"
 
 
 class DocumentVersion(models.Model):
@@ -117,8 +125,9 @@ class DocumentVersion(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,8 +193,11 @@ class Chunk(models.Model):
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
-            )
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.version} passage {self.ordinal}"
 
 
 class EmbeddingModel(models.Model):
@@ -203,8 +215,9 @@ class EmbeddingModel(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 
@@ -212,8 +225,9 @@ class EmbeddingModel(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["state"], condition=Q(state="active"), name="one_active_embedding_model"),
-            models.UniqueConstraint(fields=["state"], condition=Q(state="building"),
-                                    name="one_embedding_model_building"),
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="building"), name="one_embedding_model_building"
+            ),
         ]
 
     def __str__(self) -> str:

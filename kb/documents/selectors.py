@@ -47,8 +47,7 @@ def permission_filter_of(*, user: User) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(*statement)
         departments, department_names, collections = cursor.fetchone()
-    return {"role": role, "departments": departments, "department_names": department_names,
-            "collections": collections}
+    return {"role": role, "departments": departments, "department_names": department_names, "collections": collections}
 
 
 def _permission_filter_statement(user: User) -> tuple[str, list] | None:
@@ -62,16 +61,20 @@ def _permission_filter_statement(user: User) -> tuple[str, list] | None:
     if key not in _statements:
         if len(_statements) >= _STATEMENTS_KEPT:
             _statements.clear()
-        parts = [departments_of_user(user=user).order_by("pk").values("pk"),
-                 departments_of_user(user=user).order_by("name").values("name"),
-                 collections_readable_by(user=user).order_by("pk").values("pk")]
+        parts = [
+            departments_of_user(user=user).order_by("pk").values("pk"),
+            departments_of_user(user=user).order_by("name").values("name"),
+            collections_readable_by(user=user).order_by("pk").values("pk"),
+        ]
         try:
             compiled = [part.query.sql_with_params() for part in parts]
         except EmptyResultSet:  # an inactive user: collections_readable_by is none()
             _statements[key] = None
         else:
-            _statements[key] = ("SELECT " + ", ".join(f"ARRAY({sql})" for sql, _ in compiled),
-                                [param for _, params in compiled for param in params])
+            _statements[key] = (
+                "SELECT " + ", ".join(f"ARRAY({sql})" for sql, _ in compiled),
+                [param for _, params in compiled for param in params],
+            )
     return _statements[key]
 
 
@@ -106,9 +109,11 @@ def chunk_neighbours_for_user(*, user: User, chunk: Chunk) -> tuple[Chunk | None
 
 
 def document_versions_manageable_by(*, user: User) -> QuerySet[DocumentVersion]:
-    return DocumentVersion.objects.filter(
-        document__collection__in=collections_manageable_by(user=user)
-    ).select_related("document__collection", "document__current_version").order_by("-created_at")
+    return (
+        DocumentVersion.objects.filter(document__collection__in=collections_manageable_by(user=user))
+        .select_related("document__collection", "document__current_version")
+        .order_by("-created_at")
+    )
 
 
 def document_version_get_for_manager(*, user: User, version_id: int) -> DocumentVersion:

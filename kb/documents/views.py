@@ -78,8 +78,13 @@ def documents_upload(request: HttpRequest) -> HttpResponse:
         return _render_workspace(request, status=400, rejected=[problem])
     result = upload_batch(acting_user=request.user, collection=collection, files=uploads)
     progress = upload_batch_progress_for_manager(user=request.user, batch_id=result.batch.pk)
-    return _render_workspace(request, status=200 if result.accepted or not result.rejected else 400,
-                             accepted=result.accepted, rejected=result.rejected, progress=progress)
+    return _render_workspace(
+        request,
+        status=200 if result.accepted or not result.rejected else 400,
+        accepted=result.accepted,
+        rejected=result.rejected,
+        progress=progress,
+    )
 
 
 @login_required
@@ -91,8 +96,11 @@ def upload_batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 def _row_context(request: HttpRequest, version) -> dict:
     """What the row partial needs when it is drawn alone: the collections its move form offers, as in the workspace."""
-    return {"version": version, "stalled_before": stalled_cutoff(),
-            "collections": collections_manageable_by(user=request.user)}
+    return {
+        "version": version,
+        "stalled_before": stalled_cutoff(),
+        "collections": collections_manageable_by(user=request.user),
+    }
 
 
 @login_required
@@ -129,8 +137,12 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
 @require_POST
 def document_move_view(request: HttpRequest, document_id: int) -> HttpResponse:
     document = document_get_for_manager(user=request.user, document_id=document_id)
-    to_collection = (_manageable_collections(request).exclude(pk=document.collection_id)
-                     .filter(pk=submitted_id(request.POST.get("collection"))).first())
+    to_collection = (
+        _manageable_collections(request)
+        .exclude(pk=document.collection_id)
+        .filter(pk=submitted_id(request.POST.get("collection")))
+        .first()
+    )
     if to_collection is None:
         return _render_workspace(request, status=400, rejected=["Choose a collection you manage."])
     try:
@@ -150,14 +162,17 @@ UPLOAD_BATCHES_PER_PAGE = 25
 def upload_batches_page(request: HttpRequest) -> HttpResponse:
     # Someone who manages no collection sees an empty history (the Documents page answers 403 instead).
     page = Paginator(upload_batches_manageable_by(user=request.user), UPLOAD_BATCHES_PER_PAGE).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     return render_page(request, "documents/batches.html", partial="batches", context={"page": page})
 
 
 def _rejected_files(batch: UploadBatch) -> list[tuple[str, str]]:
     """The refused files as (name, reason); the upload service records each as "name: reason"."""
-    return [(name, reason) if reason else ("", name)
-            for name, _, reason in (str(entry).partition(": ") for entry in batch.rejected)]
+    return [
+        (name, reason) if reason else ("", name)
+        for name, _, reason in (str(entry).partition(": ") for entry in batch.rejected)
+    ]
 
 
 @login_required
@@ -177,10 +192,18 @@ def _render_access(request: HttpRequest, *, status: int = 200, **extra) -> HttpR
     owners = departments_administered_by(user=request.user)
     if not owners.exists():
         raise PermissionDenied("Only department admins manage collections and who may read them.")
-    collections = collections_manageable_by(user=request.user).select_related("owner").prefetch_related(
-        "grants__department", "grants__user", "grants__granted_by")
-    context = {"collections": collections, "departments": Department.objects.all(), "owners": owners,
-               "visibilities": Collection.Visibility.choices, **extra}
+    collections = (
+        collections_manageable_by(user=request.user)
+        .select_related("owner")
+        .prefetch_related("grants__department", "grants__user", "grants__granted_by")
+    )
+    context = {
+        "collections": collections,
+        "departments": Department.objects.all(),
+        "owners": owners,
+        "visibilities": Collection.Visibility.choices,
+        **extra,
+    }
     return render_page(request, "documents/access.html", partial="access", context=context, status=status)
 
 
@@ -202,8 +225,9 @@ def grant_create_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     user = User.objects.filter(username=request.POST.get("username", "").strip()).first()
     if (department is None) == (user is None):
         return _render_access(request, status=400, error="Choose a department or give one existing username.")
-    return _change_access(request, lambda: grant_create(acting_user=request.user, collection=collection,
-                                                        department=department, user=user))
+    return _change_access(
+        request, lambda: grant_create(acting_user=request.user, collection=collection, department=department, user=user)
+    )
 
 
 @login_required
@@ -217,12 +241,14 @@ def grant_revoke_view(request: HttpRequest, grant_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def collection_create_view(request: HttpRequest) -> HttpResponse:
-    owner = get_object_or_404(departments_administered_by(user=request.user),
-                              pk=submitted_id(request.POST.get("owner")))
+    owner = get_object_or_404(
+        departments_administered_by(user=request.user), pk=submitted_id(request.POST.get("owner"))
+    )
     name = request.POST.get("name", "").strip()
     visibility = request.POST.get("visibility", Collection.Visibility.DEPARTMENT)
-    return _change_access(request, lambda: collection_create(acting_user=request.user, name=name, owner=owner,
-                                                             visibility=visibility))
+    return _change_access(
+        request, lambda: collection_create(acting_user=request.user, name=name, owner=owner, visibility=visibility)
+    )
 
 
 @login_required
@@ -230,8 +256,10 @@ def collection_create_view(request: HttpRequest) -> HttpResponse:
 def collection_visibility_view(request: HttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(collections_manageable_by(user=request.user), pk=collection_id)
     visibility = request.POST.get("visibility", "")
-    return _change_access(request, lambda: collection_visibility_change(acting_user=request.user,
-                                                                        collection=collection, visibility=visibility))
+    return _change_access(
+        request,
+        lambda: collection_visibility_change(acting_user=request.user, collection=collection, visibility=visibility),
+    )
 
 
 @login_required

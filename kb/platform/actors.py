@@ -12,7 +12,8 @@ def system_actor() -> AbstractUser:
     superuser, so it passes the checks a superuser would; it has no usable password, so nobody can log in as it.
     """
     user, created = get_user_model().objects.get_or_create(
-        username=SYSTEM_USERNAME, defaults={"is_superuser": True, "first_name": "System"})
+        username=SYSTEM_USERNAME, defaults={"is_superuser": True, "first_name": "System"}
+    )
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])

@@ -14,16 +14,21 @@ def refuse_nul_characters(get_response):
             fields += request.POST.lists()
         for name, values in fields:
             if any("\x00" in value for value in values):
-                return HttpResponseBadRequest(f"The field “{name}” contains a NUL character, which cannot be "
-                                              f"stored. Remove it and try again.", content_type="text/plain")
+                return HttpResponseBadRequest(
+                    f"The field “{name}” contains a NUL character, which cannot be stored. Remove it and try again.",
+                    content_type="text/plain",
+                )
         return None
 
     if iscoroutinefunction(get_response):
+
         async def middleware(request: HttpRequest) -> HttpResponse:
             # Parsing a form (an upload, say) is blocking work: off the event loop, as Django's own middleware does.
             checked = await sync_to_async(refusal)(request) if request.method == "POST" else refusal(request)
             return checked or await get_response(request)
     else:
+
         def middleware(request: HttpRequest) -> HttpResponse:
             return refusal(request) or get_response(request)
+
     return middleware

@@ -17,8 +17,9 @@ def render_after_change(change: Callable[[], object], render: Callable[..., Http
     return render()
 
 
-def render_page(request: HttpRequest, template_name: str, context: dict, *, partial: str,
-                status: int = 200) -> HttpResponse:
+def render_page(
+    request: HttpRequest, template_name: str, context: dict, *, partial: str, status: int = 200
+) -> HttpResponse:
     """The whole page, or for an htmx request only the named partial of the same template (django-template-partials),
     so that a page and its updates can never drift apart."""
     return render(request, f"{template_name}#{partial}" if request.htmx else template_name, context, status=status)

@@ -10,24 +10,25 @@ from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, connections, transaction
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection, connections, transaction
 from django.db.models import F, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from embedding.encoders import question_encoder
 from embedding.reranking import cross_encoder
 from kb.accounts.models import User
-from kb.documents.models import Chunk
 from kb.documents.embedding_models import active_model_path
+from kb.documents.models import Chunk
 from kb.documents.selectors import chunks_readable_by, permission_filter_of
 
 
 def embed_query(text: str, *, model_path: str | None = None) -> np.ndarray:
     """With `model_path` (read before, from the database) this touches no database: it can run in a thread."""
     path = active_model_path() if model_path is None else model_path
-    return question_encoder(path, backend=settings.KB_QUERY_ENCODER,
-                            onnx_cache_dir=settings.VAR_DIR / "query-encoders")(text)
+    return question_encoder(
+        path, backend=settings.KB_QUERY_ENCODER, onnx_cache_dir=settings.VAR_DIR / "query-encoders"
+    )(text)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,7 @@ def passages_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
 ) -> list[PassageHit]:
     """Dense, keyword or both fused by reciprocal rank fusion; every list is permission-filtered in its own SQL."""
-    return passages_search_with_filter_for_user(user=user, query_text=query_text, k=k, filters=filters,
-                                                mode=mode).hits
+    return passages_search_with_filter_for_user(user=user, query_text=query_text, k=k, filters=filters, mode=mode).hits
 
 
 def passages_search_with_filter_for_user(
@@ -114,8 +114,9 @@ def passages_search_with_filter_for_user(
     if mode == "hybrid" and not connection.in_atomic_block:
         # Both retrievers at once, each on its own connection, under the same filter. Not inside a transaction:
         # another connection would not see what it sees (its uncommitted rows, its snapshot).
-        keyword_beside = _keyword_searcher().submit(keyword_ranking_on_own_connection, readable_chunks,
-                                                  query_text=query_text, k=pool)
+        keyword_beside = _keyword_searcher().submit(
+            keyword_ranking_on_own_connection, readable_chunks, query_text=query_text, k=pool
+        )
     elif mode in {"keyword", "hybrid"}:
         keyword = keyword_ranking(readable_chunks, query_text=query_text, k=pool)
     if embedding is not None:
@@ -133,10 +134,12 @@ def passages_search_with_filter_for_user(
 
 def reranked(query_text: str, hits: list[PassageHit]) -> list[PassageHit]:
     """The hits in the order of the cross-encoder at KB_RERANKER_MODEL_PATH (a local folder), its scores theirs."""
-    scores = cross_encoder(settings.KB_RERANKER_MODEL_PATH).scores(query_text,
-                                                                 [f"{hit.heading}\n{hit.text}" for hit in hits])
-    return sorted((replace(hit, score=score) for hit, score in zip(hits, scores, strict=True)),
-                  key=lambda hit: -hit.score)
+    scores = cross_encoder(settings.KB_RERANKER_MODEL_PATH).scores(
+        query_text, [f"{hit.heading}\n{hit.text}" for hit in hits]
+    )
+    return sorted(
+        (replace(hit, score=score) for hit, score in zip(hits, scores, strict=True)), key=lambda hit: -hit.score
+    )
 
 
 def _readable_chunks(*, user: User, permission_filter: dict, filters: PassageFilters | None) -> QuerySet[Chunk]:
@@ -151,8 +154,11 @@ def dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray,
             # fewer than k rows although k readable ones exist. A wider candidate list than pgvector's 40 keeps
             # recall up when many visited rows are filtered out or are dead versions not yet vacuumed; it costs
             # little at our k. One round trip for both settings.
-            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                           "set_config('hnsw.ef_search', %s, true)", [str(min(1000, max(100, 2 * k)))])
+            cursor.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', %s, true)",
+                [str(min(1000, max(100, 2 * k)))],
+            )
         # relaxed_order may return neighbours slightly out of order: the rows are ordered exactly here
         # (pgvector's documented pattern for iterative scans). A small k takes more rows, so that a nearer one just
         # past the limit is not cut off; a candidate pool (k * 5 for fusion) is that margin already, and every
@@ -171,10 +177,12 @@ def keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int
     if query is None:
         return []
     candidates, ranked_by = query
-    rows = (readable_chunks.filter(search_vector=candidates)
-            .annotate(rank=SearchRank(F("search_vector"), ranked_by))
-            .order_by("-rank", "id")
-            .values_list("id", "rank")[:k])
+    rows = (
+        readable_chunks.filter(search_vector=candidates)
+        .annotate(rank=SearchRank(F("search_vector"), ranked_by))
+        .order_by("-rank", "id")
+        .values_list("id", "rank")[:k]
+    )
     return [RankedChunk(chunk_id=chunk_id, score=float(rank)) for chunk_id, rank in rows]
 
 
@@ -211,8 +219,9 @@ _keyword_connections: list = []  # the searcher threads' own connections (their 
 _keyword_connections_lock = threading.Lock()
 
 
-def keyword_ranking_on_own_connection(readable_chunks: QuerySet[Chunk], *, query_text: str,
-                                      k: int) -> list[RankedChunk]:
+def keyword_ranking_on_own_connection(
+    readable_chunks: QuerySet[Chunk], *, query_text: str, k: int
+) -> list[RankedChunk]:
     """_keyword_ranking in a searcher thread. Its connection stays open between searches (opening one costs
     about as much as the search: 4 ms here); one that broke is replaced before it is used again."""
     own = connections[readable_chunks.db]
@@ -261,8 +270,11 @@ def keyword_query(query_text: str) -> tuple[SearchQuery, SearchQuery] | None:
 
 
 def _tsquery(lexemes: list[str], operator: str) -> SearchQuery:
-    return SearchQuery(operator.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
-                       search_type="raw", config="simple")
+    return SearchQuery(
+        operator.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
+        search_type="raw",
+        config="simple",
+    )
 
 
 _LEXEME_SHARES_TTL = 300.0
@@ -278,27 +290,42 @@ def _lexeme_shares() -> dict[str, float]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-            "WHERE tablename = %s AND attname = 'search_vector'", [Chunk._meta.db_table])
+            "WHERE tablename = %s AND attname = 'search_vector'",
+            [Chunk._meta.db_table],
+        )
         row = cursor.fetchone()
     # most_common_elem_freqs ends with three extra figures (minimum, maximum, share of nulls).
     shares = dict(zip(row[0], row[1])) if row and row[0] else {}
     _lexeme_shares_cache = (time.monotonic(), shares)
     return shares
+
+
 def hits_of(ranked: list[RankedChunk], *, readable_chunks: QuerySet[Chunk]) -> list[PassageHit]:
     """The ranked chunks with their texts, headings and titles, read in one query for these rows only.
 
     Through the same readable set the ranking used: a chunk removed or moved out of reach meanwhile is left out.
     """
     rows = {
-        row[0]: row for row in readable_chunks.filter(pk__in=[chunk.chunk_id for chunk in ranked]).values_list(
-            "id", "document_id", "version_id", "heading", "text", "document__title", "collection__name")
+        row[0]: row
+        for row in readable_chunks.filter(pk__in=[chunk.chunk_id for chunk in ranked]).values_list(
+            "id", "document_id", "version_id", "heading", "text", "document__title", "collection__name"
+        )
     }
     hits = []
     for chunk in ranked:
         if chunk.chunk_id not in rows:
             continue
         chunk_id, document_id, version_id, heading, text, title, collection_name = rows[chunk.chunk_id]
-        hits.append(PassageHit(chunk_id=chunk_id, document_id=document_id, version_id=version_id,
-                               document_title=title, collection_name=collection_name, heading=heading, text=text,
-                               score=chunk.score))
+        hits.append(
+            PassageHit(
+                chunk_id=chunk_id,
+                document_id=document_id,
+                version_id=version_id,
+                document_title=title,
+                collection_name=collection_name,
+                heading=heading,
+                text=text,
+                score=chunk.score,
+            )
+        )
     return hits

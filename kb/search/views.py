@@ -5,8 +5,8 @@ from django.views.decorators.http import require_GET
 from extract.formats import SEARCH_GROUPS, search_group_extensions
 from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
 from kb.platform.forms import submitted_id
-from kb.search.selectors import PassageFilters, passages_search_for_user
 from kb.platform.views import render_page
+from kb.search.selectors import PassageFilters, passages_search_for_user
 
 SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
 # The type filter: its query value, label and the extensions it finds, from the one table of file types.
@@ -22,7 +22,12 @@ MAX_QUERY_CHARS = 500
 def passage_detail(request: HttpRequest, chunk_id: int) -> HttpResponse:
     chunk = chunk_get_for_user(user=request.user, chunk_id=chunk_id)
     before, after = chunk_neighbours_for_user(user=request.user, chunk=chunk)
-    return render_page(request, "search/passage.html", partial="passage", context={"chunk": chunk, "document": chunk.document, "before": before, "after": after})
+    return render_page(
+        request,
+        "search/passage.html",
+        partial="passage",
+        context={"chunk": chunk, "document": chunk.document, "before": before, "after": after},
+    )
 
 
 @login_required
@@ -36,12 +41,22 @@ def search_page(request: HttpRequest) -> HttpResponse:
     collections = collections_readable_by(user=request.user)
     collection = collections.filter(pk=submitted_id(request.GET.get("collection"))).first()
     file_type = request.GET.get("type", "") if request.GET.get("type", "") in FILE_TYPES else ""
-    filters = PassageFilters(collection_ids=(collection.pk,) if collection else (),
-                             extensions=FILE_TYPES[file_type][1])
-    hits = passages_search_for_user(user=request.user, query_text=query, k=20, mode=mode, filters=filters) \
-        if query else []
-    return render_page(request, "search/search.html", partial="results", context={
-        "query": query, "mode": mode, "modes": SEARCH_MODES, "hits": hits, "collections": collections,
-        "collection": collection, "file_types": {key: label for key, (label, _) in FILE_TYPES.items()},
-        "file_type": file_type,
-    })
+    filters = PassageFilters(collection_ids=(collection.pk,) if collection else (), extensions=FILE_TYPES[file_type][1])
+    hits = (
+        passages_search_for_user(user=request.user, query_text=query, k=20, mode=mode, filters=filters) if query else []
+    )
+    return render_page(
+        request,
+        "search/search.html",
+        partial="results",
+        context={
+            "query": query,
+            "mode": mode,
+            "modes": SEARCH_MODES,
+            "hits": hits,
+            "collections": collections,
+            "collection": collection,
+            "file_types": {key: label for key, (label, _) in FILE_TYPES.items()},
+            "file_type": file_type,
+        },
+    )

@@ -13,9 +13,9 @@ from kb.accounts.services import (
 from kb.audit.models import AuditEvent
 from kb.documents.models import Collection
 from kb.documents.services import grant_create
+from kb.platform.actors import system_actor
 from kb.search.selectors import passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_superuser, make_user
-from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +32,11 @@ def finance_tree():
 
 def _finance_handbook(finance):
     collection = make_collection(owner=finance)
-    ingested_document(collection=collection, name="handbook.md",
-                      content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.")
+    ingested_document(
+        collection=collection,
+        name="handbook.md",
+        content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.",
+    )
     return collection
 
 
@@ -55,8 +58,11 @@ def test_members_of_a_sub_department_read_what_the_departments_above_may_read(fi
 def test_members_of_a_parent_department_do_not_read_a_sub_departments_collections(finance_tree):
     finance, payroll, _ = finance_tree
     payroll_only = make_collection(owner=payroll)
-    ingested_document(collection=payroll_only, name="salaries.md",
-                      content=b"# Salaries\nThe payroll cut-off date for bonuses is the 15th.")
+    ingested_document(
+        collection=payroll_only,
+        name="salaries.md",
+        content=b"# Salaries\nThe payroll cut-off date for bonuses is the 15th.",
+    )
     finance_member = make_user(department=finance)
 
     assert not _sees(finance_member)
@@ -66,8 +72,11 @@ def test_a_grant_to_a_department_reaches_its_sub_departments(finance_tree):
     finance, payroll, _ = finance_tree
     legal = make_department("Legal")
     collection = make_collection(owner=legal)
-    ingested_document(collection=collection, name="contracts.md",
-                      content=b"# Contracts\nThe payroll cut-off date is set in each employment contract.")
+    ingested_document(
+        collection=collection,
+        name="contracts.md",
+        content=b"# Contracts\nThe payroll cut-off date is set in each employment contract.",
+    )
     payroll_member = make_user(department=payroll)
     assert not _sees(payroll_member)
 
@@ -117,7 +126,9 @@ def test_moving_to_the_top_cuts_every_inherited_department(finance_tree):
     department_move(acting_user=system_actor(), department=payroll, parent=None)
 
     assert set(DepartmentAncestry.objects.filter(department=salaries).values_list("ancestor", flat=True)) == {
-        payroll.pk, salaries.pk}
+        payroll.pk,
+        salaries.pk,
+    }
 
 
 def test_only_superusers_change_departments_and_user_roles(finance_tree):
@@ -152,8 +163,11 @@ def test_role_changes_are_validated_and_audited_with_before_and_after(finance_tr
 def test_an_auditor_reads_no_company_wide_documents_without_a_membership_or_grant():
     engineering = make_department("Engineering")
     handbook = make_collection(owner=engineering, visibility=Collection.Visibility.COMPANY)
-    ingested_document(collection=handbook, name="payroll.md",
-                      content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.")
+    ingested_document(
+        collection=handbook,
+        name="payroll.md",
+        content=b"# Payroll\nThe payroll cut-off date is the 20th of each month.",
+    )
     auditor = make_user(username="auditor")
     user_role_change(acting_user=system_actor(), user=auditor, role=User.Role.AUDITOR)
     employee = make_user()

@@ -20,8 +20,9 @@ def superuser(client):
 def test_a_superuser_builds_a_nested_department_and_the_page_shows_the_tree(client, superuser):
     finance = make_department("Finance")
 
-    response = client.post(reverse("accounts:department-create"), {"name": "Payroll", "parent": finance.pk},
-                           headers=HTMX)
+    response = client.post(
+        reverse("accounts:department-create"), {"name": "Payroll", "parent": finance.pk}, headers=HTMX
+    )
 
     assert response.status_code == 200
     payroll = Department.objects.get(name="Payroll")
@@ -29,15 +30,14 @@ def test_a_superuser_builds_a_nested_department_and_the_page_shows_the_tree(clie
     page = response.content.decode()
     assert 'id="organisation"' in page and "<html" not in page  # the htmx partial only
     assert "Part of Finance" in page
-    assert page.index('id="department-%d"' % finance.pk) < page.index('id="department-%d"' % payroll.pk)
+    assert page.index(f'id="department-{finance.pk}"') < page.index(f'id="department-{payroll.pk}"')
 
 
 def test_moving_a_department_under_its_own_child_is_refused_with_the_reason(client, superuser):
     finance = make_department("Finance")
     payroll = make_department("Payroll", parent=finance)
 
-    response = client.post(reverse("accounts:department-move", args=[finance.pk]), {"parent": payroll.pk},
-                           headers=HTMX)
+    response = client.post(reverse("accounts:department-move", args=[finance.pk]), {"parent": payroll.pk}, headers=HTMX)
 
     assert response.status_code == 400
     assert "cannot move under itself" in response.content.decode()
@@ -51,8 +51,11 @@ def test_a_department_admin_adds_a_member_changes_the_role_and_removes_them(clie
     newcomer = make_user(username="newcomer")
     client.login(username=admin.username, password=PASSWORD)
 
-    client.post(reverse("accounts:membership-create", args=[finance.pk]), {"username": "newcomer", "role": "member"},
-                headers=HTMX)
+    client.post(
+        reverse("accounts:membership-create", args=[finance.pk]),
+        {"username": "newcomer", "role": "member"},
+        headers=HTMX,
+    )
     membership = Membership.objects.get(user=newcomer, department=finance)
     client.post(reverse("accounts:membership-role", args=[membership.pk]), {"role": "admin"}, headers=HTMX)
     membership.refresh_from_db()
@@ -71,10 +74,12 @@ def test_an_unknown_username_or_a_duplicate_membership_shows_a_clear_error(clien
     admin = make_user(department=finance, admin=True)
     client.login(username=admin.username, password=PASSWORD)
 
-    unknown = client.post(reverse("accounts:membership-create", args=[finance.pk]), {"username": "nobody"},
-                          headers=HTMX)
-    duplicate = client.post(reverse("accounts:membership-create", args=[finance.pk]),
-                            {"username": admin.username}, headers=HTMX)
+    unknown = client.post(
+        reverse("accounts:membership-create", args=[finance.pk]), {"username": "nobody"}, headers=HTMX
+    )
+    duplicate = client.post(
+        reverse("accounts:membership-create", args=[finance.pk]), {"username": admin.username}, headers=HTMX
+    )
 
     assert unknown.status_code == 400 and "No user has that username." in unknown.content.decode()
     assert duplicate.status_code == 400 and "already exists" in duplicate.content.decode()
@@ -104,8 +109,11 @@ def test_employees_get_no_organisation_page_and_no_admin_links(client):
 
 
 def test_a_superuser_creates_an_auditor_and_changes_roles(client, superuser):
-    response = client.post(reverse("accounts:user-create"),
-                           {"username": "carol", "password": "long-enough-secret", "role": "auditor"}, headers=HTMX)
+    response = client.post(
+        reverse("accounts:user-create"),
+        {"username": "carol", "password": "long-enough-secret", "role": "auditor"},
+        headers=HTMX,
+    )
     assert response.status_code == 200
     carol = User.objects.get(username="carol")
     assert carol.role == User.Role.AUDITOR and carol.check_password("long-enough-secret")
@@ -123,8 +131,9 @@ def test_a_department_admin_cannot_create_users_or_departments(client):
     admin = make_user(department=finance, admin=True)
     client.login(username=admin.username, password=PASSWORD)
 
-    user_response = client.post(reverse("accounts:user-create"),
-                                {"username": "mallory", "password": "long-enough-secret"}, headers=HTMX)
+    user_response = client.post(
+        reverse("accounts:user-create"), {"username": "mallory", "password": "long-enough-secret"}, headers=HTMX
+    )
     department_response = client.post(reverse("accounts:department-create"), {"name": "Shadow"}, headers=HTMX)
 
     assert user_response.status_code == 403 and department_response.status_code == 403

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from kb.audit.models import AuditEvent, LedgerEntry, QueryFeedback, QueryRecord
 from kb.audit.services import RecordedPassage, audit_purge, query_feedback_create, query_record_create
-from tests.factories import department_names_of, make_department, make_user
 from kb.platform.actors import system_actor
+from tests.factories import department_names_of, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +20,31 @@ pytestmark = pytest.mark.django_db
 def _query(user, question="What is the notice period?", **recorded):
     if "department_names" not in recorded:
         recorded["department_names"] = department_names_of(user)
-    return query_record_create(**recorded,
-        user=user, question=question, answer="Three months [1].", model="smollm2-135m", backend="llama_cpp",
-        generation_params={"temperature": 0.2}, prompt_tokens=120, completion_tokens=8, retrieval_ms=12,
-        first_token_ms=400, total_ms=900, citations=[{"number": 1, "chunk_id": 7, "document_id": 3}],
-        passages=[RecordedPassage(chunk_id=7, document_id=3, version_id=4, score=0.81, sent_to_model=True,
-                                  text="The notice period is three months.")])
+    return query_record_create(
+        **recorded,
+        user=user,
+        question=question,
+        answer="Three months [1].",
+        model="smollm2-135m",
+        backend="llama_cpp",
+        generation_params={"temperature": 0.2},
+        prompt_tokens=120,
+        completion_tokens=8,
+        retrieval_ms=12,
+        first_token_ms=400,
+        total_ms=900,
+        citations=[{"number": 1, "chunk_id": 7, "document_id": 3}],
+        passages=[
+            RecordedPassage(
+                chunk_id=7,
+                document_id=3,
+                version_id=4,
+                score=0.81,
+                sent_to_model=True,
+                text="The notice period is three months.",
+            )
+        ],
+    )
 
 
 def _verify() -> str:
@@ -61,12 +80,15 @@ def test_every_audit_row_is_chained_and_the_chain_verifies(trail):
     assert "audit trail intact: 6 entries chained" in _verify()
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_queryrecord SET answer = 'Six months.'",
-    "DELETE FROM audit_querypassage",
-    "UPDATE audit_auditevent SET actor_id = NULL",
-    "DELETE FROM audit_ledgerentry",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_queryrecord SET answer = 'Six months.'",
+        "DELETE FROM audit_querypassage",
+        "UPDATE audit_auditevent SET actor_id = NULL",
+        "DELETE FROM audit_ledgerentry",
+    ],
+)
 def test_updates_and_deletes_are_refused_by_the_database(trail, statement):
     with pytest.raises(DatabaseError, match="append-only"):
         with transaction.atomic(), connection.cursor() as cursor:
@@ -93,11 +115,14 @@ def test_a_recorded_passage_edited_in_sql_breaks_its_querys_hash(trail):
 
 def test_a_removed_row_and_a_row_slipped_in_are_both_found(trail):
     user, records = trail
-    _as_privileged_attacker("DELETE FROM audit_querypassage WHERE query_id = %s; "
-                            "DELETE FROM audit_queryrecord WHERE id = %s", [records[2].pk, records[2].pk])
+    _as_privileged_attacker(
+        "DELETE FROM audit_querypassage WHERE query_id = %s; DELETE FROM audit_queryrecord WHERE id = %s",
+        [records[2].pk, records[2].pk],
+    )
     _as_privileged_attacker(
         "INSERT INTO audit_auditevent (kind, subject_type, subject_id, created_at) "
-        "VALUES ('grant.created', 'documents.CollectionGrant', '99', now())")
+        "VALUES ('grant.created', 'documents.CollectionGrant', '99', now())"
+    )
 
     report = _verify()
 
@@ -154,7 +179,9 @@ def test_a_head_kept_elsewhere_reveals_entries_cut_off_the_end(trail):
     _, records = trail
     _as_privileged_attacker(
         "DELETE FROM audit_querypassage WHERE query_id = %s; DELETE FROM audit_queryrecord WHERE id = %s; "
-        "DELETE FROM audit_ledgerentry WHERE sequence = %s", [records[2].pk, records[2].pk, head.sequence])
+        "DELETE FROM audit_ledgerentry WHERE sequence = %s",
+        [records[2].pk, records[2].pk, head.sequence],
+    )
 
     with pytest.raises(CommandError):
         call_command("audit_verify", "--expect-head", f"{head.sequence}:{head.entry_hash}")
@@ -207,7 +234,9 @@ def test_a_query_is_recorded_in_two_statements_with_its_passages_and_link(trail)
     # The chain's head with the record's reserved id, then record, passages and link together: every query pays
     # for its record (BENCHMARKS.md, recording a query).
     assert [statement["sql"].split()[0] for statement in statements if "SAVEPOINT" not in statement["sql"]] == [
-        "SELECT", "WITH"]
+        "SELECT",
+        "WITH",
+    ]
     assert record.passages.get().text == "The notice period is three months."
     assert QueryRecord.objects.get(pk=record.pk).department_names == ["Legal"]
     assert LedgerEntry.objects.get(kind="query", object_id=record.pk).sequence == 7
@@ -246,11 +275,16 @@ def test_a_row_hashed_for_a_head_that_is_no_longer_last_is_linked_after_the_last
     user, _ = trail
     stale = chain_head()
     _query(user, "linked in between")
-    event = AuditEvent.objects.create(kind=AuditEvent.Kind.GRANT_CREATED, subject_type="documents.CollectionGrant",
-                                      subject_id="1")
+    event = AuditEvent.objects.create(
+        kind=AuditEvent.Kind.GRANT_CREATED, subject_type="documents.CollectionGrant", subject_id="1"
+    )
 
-    entry = chain_append(kind=LedgerEntry.Kind.EVENT, object_id=event.pk, head=stale,
-                         content_hash=content_hash_of(LedgerEntry.Kind.EVENT, event.pk))
+    entry = chain_append(
+        kind=LedgerEntry.Kind.EVENT,
+        object_id=event.pk,
+        head=stale,
+        content_hash=content_hash_of(LedgerEntry.Kind.EVENT, event.pk),
+    )
 
     assert entry.sequence == stale.sequence + 2
     assert list(LedgerEntry.objects.values_list("sequence", flat=True)) == list(range(1, entry.sequence + 1))
@@ -289,7 +323,7 @@ def test_queries_and_admin_changes_recorded_at_once_from_many_threads_form_one_u
             start.wait()
             for number in range(5):
                 _query(user, f"{user.username} question {number}")
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+        except Exception as error:
             failures.append(error)
         finally:
             connection.close()
@@ -299,13 +333,14 @@ def test_queries_and_admin_changes_recorded_at_once_from_many_threads_form_one_u
             start.wait()
             for number in range(5):  # each in its own transaction, with its audit event and link
                 make_user(department=make_department(f"{prefix} {number}"), username=f"{prefix}{number}")
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+        except Exception as error:
             failures.append(error)
         finally:
             connection.close()
 
-    threads = ([threading.Thread(target=ask, args=(user,)) for user in users]
-               + [threading.Thread(target=administer, args=(prefix,)) for prefix in ("north", "south")])
+    threads = [threading.Thread(target=ask, args=(user,)) for user in users] + [
+        threading.Thread(target=administer, args=(prefix,)) for prefix in ("north", "south")
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -20,8 +20,8 @@ from kb.audit.selectors import (
     query_records_of_user,
 )
 from kb.audit.services import RecordedPassage, query_feedback_create, query_record_create
-from tests.factories import PASSWORD, department_names_of, make_department, make_user
 from kb.platform.actors import system_actor
+from tests.factories import PASSWORD, department_names_of, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -30,22 +30,57 @@ def make_auditor(username: str = "auditor") -> User:
     return user_create(acting_user=system_actor(), username=username, password=PASSWORD, role=User.Role.AUDITOR)
 
 
-def ask(user: User, question: str = "How do I book leave?", *, answer: str = "Ask your manager [1].",
-        model: str = "qwen3.5-9b", flags: list[str] | None = None, at: datetime | None = None, passages=None):
-    passages = passages if passages is not None else [
-        RecordedPassage(chunk_id=11, document_id=3, version_id=5, score=0.91, sent_to_model=True,
-                        text="Leave is booked with your manager."),
-        RecordedPassage(chunk_id=12, document_id=3, version_id=5, score=0.42, sent_to_model=False,
-                        text="Sick leave is reported by 9:00."),
-    ]
-    arguments = dict(
-        user=user, department_names=department_names_of(user), question=question, answer=answer, passages=passages,
-        model=model, backend="vllm",
-        generation_params={"temperature": 0.2, "enable_thinking": False}, prompt_tokens=120, completion_tokens=9,
-        retrieval_ms=14, first_token_ms=85, total_ms=410, flags=flags,
-        citations=[{"number": 1, "chunk_id": passages[0].chunk_id}] if passages else [],
-        scope={"mode": "hybrid", "k": 4}, permission_filter={"role": user.role, "departments": []},
+def ask(
+    user: User,
+    question: str = "How do I book leave?",
+    *,
+    answer: str = "Ask your manager [1].",
+    model: str = "qwen3.5-9b",
+    flags: list[str] | None = None,
+    at: datetime | None = None,
+    passages=None,
+):
+    passages = (
+        passages
+        if passages is not None
+        else [
+            RecordedPassage(
+                chunk_id=11,
+                document_id=3,
+                version_id=5,
+                score=0.91,
+                sent_to_model=True,
+                text="Leave is booked with your manager.",
+            ),
+            RecordedPassage(
+                chunk_id=12,
+                document_id=3,
+                version_id=5,
+                score=0.42,
+                sent_to_model=False,
+                text="Sick leave is reported by 9:00.",
+            ),
+        ]
     )
+    arguments = {
+        "user": user,
+        "department_names": department_names_of(user),
+        "question": question,
+        "answer": answer,
+        "passages": passages,
+        "model": model,
+        "backend": "vllm",
+        "generation_params": {"temperature": 0.2, "enable_thinking": False},
+        "prompt_tokens": 120,
+        "completion_tokens": 9,
+        "retrieval_ms": 14,
+        "first_token_ms": 85,
+        "total_ms": 410,
+        "flags": flags,
+        "citations": [{"number": 1, "chunk_id": passages[0].chunk_id}] if passages else [],
+        "scope": {"mode": "hybrid", "k": 4},
+        "permission_filter": {"role": user.role, "departments": []},
+    }
     if at is None:
         return query_record_create(**arguments)
     with mock.patch("django.utils.timezone.now", return_value=at):
@@ -62,7 +97,9 @@ def org():
     payroll = make_department("Payroll", parent=finance)
     legal = make_department("Legal")
     return {
-        "finance": finance, "payroll": payroll, "legal": legal,
+        "finance": finance,
+        "payroll": payroll,
+        "legal": legal,
         "alice": make_user(department=payroll, username="alice"),
         "bob": make_user(department=legal, username="bob"),
         "auditor": make_auditor(),
@@ -174,18 +211,37 @@ def test_filters_combine(org):
     ask(org["alice"], "Payroll cut-off date?", model="qwen3.5-9b")
     ask(org["bob"], "Payroll cut-off date?", model="qwen3.5-9b", flags=["removed_citations"])
 
-    filters = QueryLogFilters(username="alice", department="Finance", text="cut-off", model="qwen3.5-9b",
-                              flagged=True, feedback=FeedbackFilter.NONE)
+    filters = QueryLogFilters(
+        username="alice",
+        department="Finance",
+        text="cut-off",
+        model="qwen3.5-9b",
+        flagged=True,
+        feedback=FeedbackFilter.NONE,
+    )
 
     assert ids(query_records_for_auditor(user=org["auditor"], filters=filters)) == [target.pk]
-    assert filters.as_audit_dict() == {"username": "alice", "department": "Finance", "text": "cut-off",
-                                       "model": "qwen3.5-9b", "flagged": True, "feedback": "none"}
+    assert filters.as_audit_dict() == {
+        "username": "alice",
+        "department": "Finance",
+        "text": "cut-off",
+        "model": "qwen3.5-9b",
+        "flagged": True,
+        "feedback": "none",
+    }
 
 
 def test_filtering_is_one_query_whatever_the_filters(org, django_assert_num_queries):
     ask(org["alice"])
-    filters = QueryLogFilters(username="alice", department="Finance", date_from=date(2020, 1, 1), text="leave",
-                              model="qwen3.5-9b", flagged=False, feedback=FeedbackFilter.NOT_HELPFUL)
+    filters = QueryLogFilters(
+        username="alice",
+        department="Finance",
+        date_from=date(2020, 1, 1),
+        text="leave",
+        model="qwen3.5-9b",
+        flagged=False,
+        feedback=FeedbackFilter.NOT_HELPFUL,
+    )
     records = query_records_for_auditor(user=org["auditor"], filters=filters)
 
     with django_assert_num_queries(1):

@@ -30,7 +30,8 @@ def org():
     finance = make_department("Finance")
     legal = make_department("Legal")
     return {
-        "finance": finance, "legal": legal,
+        "finance": finance,
+        "legal": legal,
         "alice": make_user(department=finance, username="alice"),
         "bob": make_user(department=legal, username="bob"),
         "legal_admin": make_user(department=legal, admin=True, username="legal-admin"),
@@ -168,13 +169,28 @@ def test_own_history_lists_only_own_questions_and_opens_them(client, org):
 
 def test_auditor_detail_shows_the_passages_as_recorded_after_the_document_is_deleted(client, org):
     collection = make_collection(owner=org["finance"])
-    document = ingested_document(collection=collection, name="travel.md",
-                                 content=b"# Travel\n\nTrain tickets are refunded within 30 days of the journey.")
+    document = ingested_document(
+        collection=collection,
+        name="travel.md",
+        content=b"# Travel\n\nTrain tickets are refunded within 30 days of the journey.",
+    )
     chunk = Chunk.objects.get(document=document)
     document_id, chunk_id = document.pk, chunk.pk
-    record = ask(org["alice"], "How are train tickets refunded?", answer="Within 30 days [1].", passages=[
-        RecordedPassage(chunk_id=chunk.pk, document_id=document.pk, version_id=chunk.version_id, score=0.87,
-                        sent_to_model=True, text=chunk.text)])
+    record = ask(
+        org["alice"],
+        "How are train tickets refunded?",
+        answer="Within 30 days [1].",
+        passages=[
+            RecordedPassage(
+                chunk_id=chunk.pk,
+                document_id=document.pk,
+                version_id=chunk.version_id,
+                score=0.87,
+                sent_to_model=True,
+                text=chunk.text,
+            )
+        ],
+    )
     assert "Train tickets are refunded within 30 days of the journey." in chunk.text
     document_delete(acting_user=make_user(department=org["finance"], admin=True), document=document)
     assert not Chunk.objects.filter(pk=chunk_id).exists()
@@ -215,7 +231,7 @@ def test_detail_from_htmx_gets_the_record_partial(client, org):
 
 
 def test_csv_export_streams_the_filtered_records_and_is_audited(client, org):
-    flagged = ask(org["alice"], "Expense limit,\n\"quoted\"?", flags=["removed_citations"])
+    flagged = ask(org["alice"], 'Expense limit,\n"quoted"?', flags=["removed_citations"])
     ask(org["alice"], "Unflagged?")
     ask(org["bob"], "Bob flagged?", flags=["removed_citations"])
     query_feedback_create(user=org["alice"], record=flagged, rating=1)
@@ -229,7 +245,7 @@ def test_csv_export_streams_the_filtered_records_and_is_audited(client, org):
     rows = list(csv.DictReader(io.StringIO(streamed(response).decode())))
     assert [row["id"] for row in rows] == [str(flagged.pk)]
     row = rows[0]
-    assert row["question"] == "Expense limit,\n\"quoted\"?"
+    assert row["question"] == 'Expense limit,\n"quoted"?'
     assert row["username"] == "alice" and row["department_names"] == "Finance"
     assert row["passages"] == "2" and row["cited_chunk_ids"] == "11"
     assert row["flags"] == "removed_citations" and row["feedback"] == "helpful"
@@ -249,7 +265,9 @@ def test_csv_export_defuses_text_a_spreadsheet_would_run_as_a_formula_and_jsonl_
     lines = streamed(client.get(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})).decode().splitlines()
 
     assert [(row["question"], row["answer"]) for row in rows] == [
-        ("Plain question?", "A plain answer."), ("'" + formula, "'-2+3 [1]")]
+        ("Plain question?", "A plain answer."),
+        ("'" + formula, "'-2+3 [1]"),
+    ]
     assert [json.loads(line)["question"] for line in lines] == ["Plain question?", formula]
 
 
@@ -269,7 +287,9 @@ def test_jsonl_export_has_each_records_passages_and_is_audited(client, org):
     assert leave["username"] == "alice" and leave["question"] == "Leave?"
     assert leave["generation_params"] == {"temperature": 0.2, "enable_thinking": False}
     assert [(p["rank"], p["chunk_id"], p["sent_to_model"], p["text"]) for p in leave["passages"]] == [
-        (1, 11, True, "Leave is booked with your manager."), (2, 12, False, "Sick leave is reported by 9:00.")]
+        (1, 11, True, "Leave is booked with your manager."),
+        (2, 12, False, "Sick leave is reported by 9:00."),
+    ]
     assert [(f["rating"], f["comment"]) for f in leave["feedback"]] == [(-1, "Too short.")]
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.AUDIT_EXPORTED)
     assert event.after["format"] == "jsonl" and event.after["filters"] == {"date_from": "2000-01-01"}
@@ -326,8 +346,10 @@ def test_feedback_on_ones_own_answer_is_recorded_as_a_new_row(client, org):
     second = client.post(url, {"rating": "-1"}, headers=HTMX)
 
     assert first.status_code == 200 and second.status_code == 200
-    assert list(QueryFeedback.objects.filter(query=record).order_by("id").values_list("user", "rating", "comment")) \
-        == [(org["alice"].pk, 1, "Spot on."), (org["alice"].pk, -1, "")]
+    assert list(QueryFeedback.objects.filter(query=record).order_by("id").values_list("user", "rating", "comment")) == [
+        (org["alice"].pk, 1, "Spot on."),
+        (org["alice"].pk, -1, ""),
+    ]
     body = second.content.decode()
     assert body.lstrip().startswith(f'<div class="feedback" id="feedback-{record.pk}">')
     assert "not helpful" in body and "<html" not in body

@@ -10,8 +10,8 @@ from kb.accounts.models import Membership
 from kb.accounts.services import membership_delete
 from kb.audit.models import QueryRecord
 from kb.chat.services import CITATION, answer_stream
-from tests.factories import ingested_document, make_collection, make_department, make_user
 from kb.platform.actors import system_actor
+from tests.factories import ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +31,9 @@ def _answer(user, question):
 def engineering(python_docs):
     department = make_department("Engineering")
     collection = make_collection(owner=department)
-    document = ingested_document(collection=collection, name="design.html",
-                                 content=(python_docs / "faq" / "design.html").read_bytes())
+    document = ingested_document(
+        collection=collection, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes()
+    )
     return department, document
 
 
@@ -64,13 +65,18 @@ def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineerin
     assert passages[0].document_id == document.pk
     assert passages[0].score == pytest.approx(sources[0].hit.score)
     assert {p.chunk_id for p in passages if p.sent_to_model} == {s.hit.chunk_id for s in sources}
-    assert record.permission_filter == {"role": "employee", "departments": [department.pk],
-                                        "department_names": ["Engineering"], "collections": [document.collection_id]}
+    assert record.permission_filter == {
+        "role": "employee",
+        "departments": [department.pk],
+        "department_names": ["Engineering"],
+        "collections": [document.collection_id],
+    }
     assert record.scope["mode"] == "hybrid" and record.route == {"skipped": []}
     cited = {citation["number"] for citation in record.citations}
     assert cited <= {s.number for s in sources}
     assert ("removed_citations" in record.flags) == bool(
-        {int(n) for n in CITATION.findall(record.answer)} - {s.number for s in sources})
+        {int(n) for n in CITATION.findall(record.answer)} - {s.number for s in sources}
+    )
 
 
 def test_the_record_holds_the_filter_the_search_applied_even_if_access_changes_while_answering(engineering):

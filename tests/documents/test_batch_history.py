@@ -9,8 +9,8 @@ from django.urls import reverse
 from kb.accounts.services import user_create
 from kb.documents.models import DocumentVersion
 from kb.documents.services import document_version_ingest, upload_batch
-from tests.factories import PASSWORD, make_collection, make_department, make_user
 from kb.platform.actors import system_actor
+from tests.factories import PASSWORD, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -61,8 +61,11 @@ def test_uploads_page_lists_batches_newest_first_with_what_happened_to_their_fil
         (older.pk, 2, 1, 1, 0, 1, "finished_with_failures"),
     ]
     page = response.content.decode()
-    assert page.index(f'id="batch-row-{clean.pk}"') < page.index(f'id="batch-row-{newer.pk}"') \
+    assert (
+        page.index(f'id="batch-row-{clean.pk}"')
+        < page.index(f'id="batch-row-{newer.pk}"')
         < page.index(f'id="batch-row-{older.pk}"')
+    )
     assert "Finished with failures" in page and "In progress" in page
     assert legal["admin"].username in page and legal["collection"].name in page
     assert f'href="{reverse("documents:batch-detail", args=[older.pk])}"' in page
@@ -97,8 +100,9 @@ def test_another_departments_admin_neither_sees_nor_opens_the_batch(client, lega
     sales = make_department("Sales")
     make_collection(owner=sales)
     sales_admin = make_user(department=sales, admin=True)
-    _batch({"admin": sales_admin, "collection": make_collection(owner=sales)},
-           SimpleUploadedFile("pitch.md", b"# Pitch"))
+    _batch(
+        {"admin": sales_admin, "collection": make_collection(owner=sales)}, SimpleUploadedFile("pitch.md", b"# Pitch")
+    )
     client.login(username=sales_admin.username, password=PASSWORD)
 
     listing = client.get(reverse("documents:batches"))
@@ -198,9 +202,11 @@ def test_the_file_list_polls_until_the_batch_is_finished(client, legal):
 
 
 def test_the_documents_page_batch_card_links_to_the_batch_page(client, legal):
-    response = client.post(reverse("documents:upload"),
-                           {"collection": legal["collection"].pk, "files": [SimpleUploadedFile("a.md", b"# A")]},
-                           headers=HTMX)
+    response = client.post(
+        reverse("documents:upload"),
+        {"collection": legal["collection"].pk, "files": [SimpleUploadedFile("a.md", b"# A")]},
+        headers=HTMX,
+    )
     batch_id = DocumentVersion.objects.get().batch_id
 
     assert f'href="{reverse("documents:batch-detail", args=[batch_id])}"' in response.content.decode()

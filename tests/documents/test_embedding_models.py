@@ -4,18 +4,18 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from kb.audit.models import AuditEvent
-from kb.documents.models import Chunk, EmbeddingModel
 from embedding.encoders import model_directory
+from kb.audit.models import AuditEvent
 from kb.documents.embedding_models import (
     embedding_model_activate,
     embedding_model_change_start,
     embedding_model_reembed_step,
 )
+from kb.documents.models import Chunk, EmbeddingModel
+from kb.platform.actors import system_actor
 from kb.search.selectors import embed_query, passages_search_for_user
 from tests.factories import ingested_document, make_collection, make_department, make_user
 from tests.search.test_selectors import vector_storage
-from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -40,17 +40,21 @@ def smaller_model(tmp_path_factory) -> str:
 
 def _column_dimensions() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                       "WHERE attrelid = 'documents_chunk'::regclass AND attname = 'embedding'")
+        cursor.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'documents_chunk'::regclass AND attname = 'embedding'"
+        )
         return int(cursor.fetchone()[0].removeprefix("vector(").removesuffix(")"))
 
 
 def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_everywhere(
-        smaller_model, python_docs, django_capture_on_commit_callbacks):
+    smaller_model, python_docs, django_capture_on_commit_callbacks
+):
     department = make_department()
     collection = make_collection(owner=department)
-    ingested_document(collection=collection, name="design.html",
-                      content=(python_docs / "faq" / "design.html").read_bytes())
+    ingested_document(
+        collection=collection, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes()
+    )
     alice = make_user(department=department)
     total = Chunk.objects.count()
 
@@ -65,8 +69,9 @@ def test_reembedding_serves_old_vectors_until_the_switch_then_the_new_model_ever
     hits = passages_search_for_user(user=alice, query_text=QUESTION, k=3, mode="dense")
     assert hits[0].heading == QUESTION
     # A document ingested during the change gets vectors from both models.
-    late = ingested_document(collection=collection, name="general.html",
-                             content=(python_docs / "faq" / "general.html").read_bytes())
+    late = ingested_document(
+        collection=collection, name="general.html", content=(python_docs / "faq" / "general.html").read_bytes()
+    )
     assert all(len(chunk.embedding_next) == 256 for chunk in late.chunks.all())
 
     active = embedding_model_activate(model_id=incoming.pk)

@@ -16,10 +16,12 @@ QUESTION = "expense claims deadline"
 def finance():
     department = make_department("Finance")
     collection = make_collection(owner=department)
-    ingested_document(collection=collection, name="expenses.md",
-                      content=b"# Expenses\nExpense claims must reach finance by the 5th of the next month.")
-    return {"department": department, "collection": collection,
-            "admin": make_user(department=department, admin=True)}
+    ingested_document(
+        collection=collection,
+        name="expenses.md",
+        content=b"# Expenses\nExpense claims must reach finance by the 5th of the next month.",
+    )
+    return {"department": department, "collection": collection, "admin": make_user(department=department, admin=True)}
 
 
 def _sees(user) -> bool:
@@ -61,8 +63,8 @@ def test_leaving_a_department_takes_effect_on_the_next_query(finance):
 def test_only_the_owning_departments_admins_grant_and_a_grant_names_one_grantee(finance):
     sales = make_department("Sales")
     with pytest.raises(PermissionDenied):
-        grant_create(acting_user=make_user(department=finance["department"]), collection=finance["collection"],
-                     department=sales)
+        grant_create(
+            acting_user=make_user(department=finance["department"]), collection=finance["collection"], department=sales
+        )
     with pytest.raises(ValidationError):
-        grant_create(acting_user=finance["admin"], collection=finance["collection"], department=sales,
-                     user=make_user())
+        grant_create(acting_user=finance["admin"], collection=finance["collection"], department=sales, user=make_user())

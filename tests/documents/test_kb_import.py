@@ -10,8 +10,7 @@ from tests.factories import make_collection, make_department, make_user
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_import_queues_a_folder_and_follows_ingestion_to_the_end(live_stack, settings, tmp_path, python_docs,
-                                                                 capsys):
+def test_import_queues_a_folder_and_follows_ingestion_to_the_end(live_stack, settings, tmp_path, python_docs, capsys):
     settings.MEDIA_ROOT = live_stack["media_root"]  # the worker reads what this process stores
     department = make_department()
     admin = make_user(department=department, admin=True, username="importer")
@@ -30,7 +29,10 @@ def test_import_queues_a_folder_and_follows_ingestion_to_the_end(live_stack, set
 
     versions = DocumentVersion.objects.filter(document__collection=collection)
     assert sorted(versions.values_list("document__original_name", "status")) == [
-        ("bundle.zip/policy.md", "ready"), ("general.html", "ready"), ("notes.txt", "failed")]
+        ("bundle.zip/policy.md", "ready"),
+        ("general.html", "ready"),
+        ("notes.txt", "failed"),
+    ]
     out, err = capsys.readouterr()
     assert "queued 3 file(s), skipped 0" in out
     assert "ingested 2 file(s), 1 failed" in out

@@ -13,13 +13,21 @@ pytestmark = pytest.mark.django_db
 
 FAIL2BAN_LOGS = Path("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs")
 
-SYSLOG = "\n".join(
-    [f"Mar  3 10:0{minute}:1{second} web-1 sshd[411]: Failed password for root from 10.0.0.9 port 22 ssh2"
-     for minute in range(3) for second in range(3)]
-    + ["Mar  3 11:15:00 db-2 postgres[77]: ERROR:  relation \"orders\" does not exist",
-       "Mar  3 11:15:01 db-2 postgres[77]: STATEMENT:  SELECT * FROM orders",
-       "Mar  3 11:40:00 web-1 nginx[12]: worker process 42 exited on signal 11"]
-) + "\n"
+SYSLOG = (
+    "\n".join(
+        [
+            f"Mar  3 10:0{minute}:1{second} web-1 sshd[411]: Failed password for root from 10.0.0.9 port 22 ssh2"
+            for minute in range(3)
+            for second in range(3)
+        ]
+        + [
+            'Mar  3 11:15:00 db-2 postgres[77]: ERROR:  relation "orders" does not exist',
+            "Mar  3 11:15:01 db-2 postgres[77]: STATEMENT:  SELECT * FROM orders",
+            "Mar  3 11:40:00 web-1 nginx[12]: worker process 42 exited on signal 11",
+        ]
+    )
+    + "\n"
+)
 
 
 @pytest.fixture
@@ -65,7 +73,8 @@ def test_text_files_that_hold_a_log_are_detected_by_content_and_repeats_collapse
 def test_non_utf8_logs_are_ingested_with_the_bad_bytes_replaced(operations):
     _, collection = operations
     content = SYSLOG.replace("Failed password for root", "Failed password for J\udcfcrgen").encode(
-        "utf-8", errors="surrogateescape")
+        "utf-8", errors="surrogateescape"
+    )
 
     document = ingested_document(collection=collection, name="latin.log", content=content)
 
@@ -81,15 +90,20 @@ def test_retrieval_filters_log_windows_by_host_time_and_severity_within_permissi
     year = Chunk.objects.exclude(time_start=None).first().time_start.year
 
     def search(user, filters):
-        return passages_search_for_user(user=user, query_text="database error relation does not exist", k=10,
-                                        filters=filters, mode="dense")
+        return passages_search_for_user(
+            user=user, query_text="database error relation does not exist", k=10, filters=filters, mode="dense"
+        )
 
     db_hits = search(member, PassageFilters(host="db-2"))
     assert db_hits and all("db-2" in hit.heading for hit in db_hits)
     errors = search(member, PassageFilters(severities=("error",)))
     assert errors and all("ERROR" in hit.text for hit in errors)
-    early = search(member, PassageFilters(time_from=datetime(year, 3, 3, 10, 0, tzinfo=UTC),
-                                          time_to=datetime(year, 3, 3, 10, 5, tzinfo=UTC)))
+    early = search(
+        member,
+        PassageFilters(
+            time_from=datetime(year, 3, 3, 10, 0, tzinfo=UTC), time_to=datetime(year, 3, 3, 10, 5, tzinfo=UTC)
+        ),
+    )
     assert early and all("Failed password" in hit.text for hit in early)
     from_attacker = search(member, PassageFilters(peer="10.0.0.9"))
     assert from_attacker and all("Failed password" in hit.text for hit in from_attacker)

@@ -103,12 +103,17 @@ def test_ingest_stores_embedded_chunks_and_serves_the_version(collection, python
 
 
 def test_changed_file_becomes_a_new_version_that_replaces_the_old_chunks(collection, admin):
-    document = ingested_document(collection=collection, name="policy.md",
-                                 content=b"# Expenses\nClaims close on the 5th of each month.")
+    document = ingested_document(
+        collection=collection, name="policy.md", content=b"# Expenses\nClaims close on the 5th of each month."
+    )
     first = document.current_version
 
-    second = upload(user=admin, collection=collection, name="policy.md",
-                    content=b"# Expenses\nClaims close on the 10th of each month.")
+    second = upload(
+        user=admin,
+        collection=collection,
+        name="policy.md",
+        content=b"# Expenses\nClaims close on the 10th of each month.",
+    )
     assert second.document_id == document.pk and second.number == 2
     # Until the new version is ready, the old one keeps serving.
     assert _searchable_texts(document) == {"# Expenses\nClaims close on the 5th of each month."}
@@ -190,15 +195,18 @@ def test_deleting_a_collection_removes_everything_in_it(collection, admin):
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.COLLECTION_DELETED).exists()
 
 
-def test_versions_whose_worker_went_silent_are_queued_again(collection, admin, settings,
-                                                            django_capture_on_commit_callbacks):
+def test_versions_whose_worker_went_silent_are_queued_again(
+    collection, admin, settings, django_capture_on_commit_callbacks
+):
     settings.KB_INGEST_STALL_SECONDS = 60
     silent = upload(user=admin, collection=collection, name="a.md", content=b"Alpha.")
     busy = upload(user=admin, collection=collection, name="b.md", content=b"Beta.")
     DocumentVersion.objects.filter(pk=silent.pk).update(
-        status=DocumentVersion.Status.EMBEDDING, heartbeat_at=timezone.now() - timedelta(seconds=61))
+        status=DocumentVersion.Status.EMBEDDING, heartbeat_at=timezone.now() - timedelta(seconds=61)
+    )
     DocumentVersion.objects.filter(pk=busy.pk).update(
-        status=DocumentVersion.Status.EMBEDDING, heartbeat_at=timezone.now() - timedelta(seconds=5))
+        status=DocumentVersion.Status.EMBEDDING, heartbeat_at=timezone.now() - timedelta(seconds=5)
+    )
 
     with django_capture_on_commit_callbacks() as jobs:
         requeued = document_versions_requeue_stalled()

@@ -42,8 +42,12 @@ def test_upload_is_ingested_by_the_worker_through_the_embedded_broker(live_stack
     department = make_department()
     admin = make_user(department=department, admin=True)
 
-    version = upload(user=admin, collection=make_collection(owner=department), name="leave.md",
-                     content=b"# Leave\nAnnual leave is 25 days. Carry-over needs approval.")
+    version = upload(
+        user=admin,
+        collection=make_collection(owner=department),
+        name="leave.md",
+        content=b"# Leave\nAnnual leave is 25 days. Carry-over needs approval.",
+    )
 
     assert _wait_until_finished(version, timeout=120).status == DocumentVersion.Status.READY
     assert version.chunk_count == 1
@@ -68,7 +72,11 @@ def _upload_in_app_process(environment: dict[str, str], *, user, collection, pat
     """Upload from a process configured like the app's (its broker URL included), as a deployment would."""
     uploaded = subprocess.run(
         [sys.executable, "-c", _UPLOAD_IN_ANOTHER_PROCESS, str(user.pk), str(collection.pk), str(path)],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return DocumentVersion.objects.get(pk=int(uploaded.stdout.strip().splitlines()[-1]))
 
@@ -138,8 +146,9 @@ def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_re
     environment.update({"KB_EMBEDDING_BATCH_SIZE": "4", "KB_INGEST_STALL_SECONDS": "2"})
     first_worker = start_worker(environment, tmp_path / "first-worker.log")
     try:
-        version = _upload_and_wait_until_embedding(environment, user=admin, collection=collection,
-                                                   path=python_docs / "faq" / "programming.html")
+        version = _upload_and_wait_until_embedding(
+            environment, user=admin, collection=collection, path=python_docs / "faq" / "programming.html"
+        )
         first_worker.send_signal(signal.SIGKILL)
         first_worker.wait(timeout=10)
     finally:
@@ -177,12 +186,15 @@ def test_a_dropped_database_connection_mid_document_is_retried_and_the_document_
     environment["KB_EMBEDDING_BATCH_SIZE"] = "4"
     worker = start_worker(environment, tmp_path / "worker.log")
     try:
-        version = _upload_and_wait_until_embedding(environment, user=admin, collection=collection,
-                                                   path=python_docs / "faq" / "programming.html")
+        version = _upload_and_wait_until_embedding(
+            environment, user=admin, collection=collection, path=python_docs / "faq" / "programming.html"
+        )
         with connection.cursor() as cursor:
             # What a database restart or a network cut does to the worker's session.
-            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                           [worker_name])
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                [worker_name],
+            )
             assert cursor.fetchone()[0] >= 1
         finished = _wait_until_finished(version, timeout=180)
     finally:

@@ -26,12 +26,15 @@ def setup(client):
 
 def _upload(client, collection, *files, htmx=True):
     headers = {"HX-Request": "true"} if htmx else {}
-    return client.post(reverse("documents:upload"), {"collection": collection.pk, "files": list(files)}, headers=headers)
+    return client.post(
+        reverse("documents:upload"), {"collection": collection.pk, "files": list(files)}, headers=headers
+    )
 
 
 def test_a_batch_with_bad_files_queues_the_good_ones_and_lists_each_reason(client, setup):
     response = _upload(
-        client, setup,
+        client,
+        setup,
         SimpleUploadedFile("contract.md", b"# Contract\nNotice period is three months."),
         SimpleUploadedFile("empty.txt", b""),
         SimpleUploadedFile("setup.exe", b"MZ\x90\x00"),
@@ -82,7 +85,8 @@ def test_employees_cannot_reach_the_documents_workspace(client):
 
 def test_an_upload_is_followed_as_a_batch_until_every_file_is_done(client, setup):
     response = _upload(
-        client, setup,
+        client,
+        setup,
         SimpleUploadedFile("a.md", b"# A\nAlpha."),
         SimpleUploadedFile("b.txt", b"\x00binary"),
         SimpleUploadedFile("c.exe", b"MZ"),
@@ -104,8 +108,9 @@ def test_department_admins_grant_and_revoke_read_access_on_the_access_page(clien
     sales = make_department("Sales")
     from kb.documents.models import CollectionGrant
 
-    page = client.post(reverse("documents:grant-create", args=[setup.pk]), {"department": sales.pk},
-                       headers={"HX-Request": "true"}).content.decode()
+    page = client.post(
+        reverse("documents:grant-create", args=[setup.pk]), {"department": sales.pk}, headers={"HX-Request": "true"}
+    ).content.decode()
     grant = CollectionGrant.objects.get()
     assert "Department Sales" in page and grant.department == sales
 
@@ -123,9 +128,10 @@ def test_a_name_longer_in_bytes_than_a_file_name_may_be_loses_nothing_around_it(
         members.writestr(f"reports/{'議事録' * 30}.md", "# Minutes\n\nThe board met.")
 
     response = _upload(
-        client, setup,
+        client,
+        setup,
         SimpleUploadedFile("before.md", b"# Before\n\nFirst file."),
-        SimpleUploadedFile(long_name, "# Annual report\n\nRevenue grew.".encode()),
+        SimpleUploadedFile(long_name, b"# Annual report\n\nRevenue grew."),
         SimpleUploadedFile("after.md", b"# After\n\nLast file."),
         SimpleUploadedFile("minutes.zip", archive.getvalue()),
     )
@@ -156,15 +162,22 @@ def two_departments(client):
     admin = make_user(department=firm, admin=True)
     client.login(username=admin.username, password=PASSWORD)
     contracts, leads = make_collection(owner=legal), make_collection(owner=sales)
-    memo = ingested_document(collection=contracts, name="memo.txt",
-                             content=b"The office closes at six on Fridays during the summer.")
-    return {"contracts": contracts, "leads": leads, "memo": memo,
-            "legal_member": make_user(department=legal), "sales_member": make_user(department=sales)}
+    memo = ingested_document(
+        collection=contracts, name="memo.txt", content=b"The office closes at six on Fridays during the summer."
+    )
+    return {
+        "contracts": contracts,
+        "leads": leads,
+        "memo": memo,
+        "legal_member": make_user(department=legal),
+        "sales_member": make_user(department=sales),
+    }
 
 
 def _move(client, document, collection_id):
-    return client.post(reverse("documents:move", args=[document.pk]), {"collection": collection_id},
-                       headers={"HX-Request": "true"})
+    return client.post(
+        reverse("documents:move", args=[document.pk]), {"collection": collection_id}, headers={"HX-Request": "true"}
+    )
 
 
 def _finds(user, document) -> bool:
@@ -196,8 +209,11 @@ def test_moving_is_a_post(client, two_departments):
 @pytest.mark.parametrize("target", ["unmanaged", "abc", "own"])
 def test_a_collection_the_user_may_not_move_to_is_refused_and_nothing_moves(client, two_departments, target):
     memo, contracts = two_departments["memo"], two_departments["contracts"]
-    collection_id = {"unmanaged": lambda: make_collection(owner=make_department("Finance")).pk,
-                     "abc": lambda: "abc", "own": lambda: contracts.pk}[target]()
+    collection_id = {
+        "unmanaged": lambda: make_collection(owner=make_department("Finance")).pk,
+        "abc": lambda: "abc",
+        "own": lambda: contracts.pk,
+    }[target]()
 
     response = _move(client, memo, collection_id)
 
@@ -228,8 +244,9 @@ def test_the_move_form_offers_only_the_other_collections_the_user_manages(client
     make_collection(owner=make_department("Finance"))  # not theirs: never offered
 
     page = client.get(reverse("documents:page")).content.decode()
-    row = client.get(reverse("documents:version-row", args=[memo.current_version_id]),
-                     headers={"HX-Request": "true"}).content.decode()
+    row = client.get(
+        reverse("documents:version-row", args=[memo.current_version_id]), headers={"HX-Request": "true"}
+    ).content.decode()
 
     for html in (page, row):
         assert reverse("documents:move", args=[memo.pk]) in html

@@ -64,8 +64,7 @@ def max_pooling_model(tmp_path_factory):
     return folder
 
 
-def test_a_model_the_export_cannot_reproduce_embeds_questions_with_sentence_transformers(
-        tmp_path, max_pooling_model):
+def test_a_model_the_export_cannot_reproduce_embeds_questions_with_sentence_transformers(tmp_path, max_pooling_model):
     with pytest.raises(UnsupportedForOnnx, match="pooling 'max'"):
         onnx_query_encoder(max_pooling_model, cache_dir=tmp_path, threads=1)
     assert list(tmp_path.iterdir()) == []

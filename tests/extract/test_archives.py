@@ -24,8 +24,8 @@ def _zip(members: dict[str, bytes], *, encrypted: tuple[str, ...] = ()) -> bytes
         raw[zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo(name).header_offset + 6] |= 0x1
         position = raw.find(b"PK\x01\x02")
         while position != -1:
-            name_length = int.from_bytes(raw[position + 28:position + 30], "little")
-            if raw[position + 46:position + 46 + name_length] == name.encode():
+            name_length = int.from_bytes(raw[position + 28 : position + 30], "little")
+            if raw[position + 46 : position + 46 + name_length] == name.encode():
                 raw[position + 8] |= 0x1
             position = raw.find(b"PK\x01\x02", position + 4)
     return bytes(raw)
@@ -44,20 +44,31 @@ def _upload(admin_and_collection, name: str, data: bytes):
 
 def test_archives_are_expanded_recursively_into_documents(admin_and_collection):
     inner = _zip({"b.md": b"# B\nBravo."})
-    result = _upload(admin_and_collection, "bundle.zip",
-                     _zip({"docs/a.md": b"# A\nAlpha.", "inner.zip": inner, "docs/": b""}))
+    result = _upload(
+        admin_and_collection, "bundle.zip", _zip({"docs/a.md": b"# A\nAlpha.", "inner.zip": inner, "docs/": b""})
+    )
 
     assert result.rejected == []
-    assert sorted(v.document.original_name for v in result.accepted) == ["bundle.zip/docs/a.md",
-                                                                         "bundle.zip/inner.zip/b.md"]
+    assert sorted(v.document.original_name for v in result.accepted) == [
+        "bundle.zip/docs/a.md",
+        "bundle.zip/inner.zip/b.md",
+    ]
     # on disk, no name from inside the archive: each version's own folder, one fixed name with the type's suffix
     assert [v.file.name.rsplit("/", 1)[-1] for v in result.accepted] == ["original.md", "original.md"]
 
 
-def test_unsafe_names_and_encrypted_members_are_refused_and_nothing_lands_outside_media(admin_and_collection,
-                                                                                        settings, tmp_path):
-    archive = _zip({"../../escape.md": b"# Evil", "/etc/cron.d/evil.md": b"# Evil", "locked.md": b"# Secret",
-                    "fine.md": b"# Fine\nOk."}, encrypted=("locked.md",))
+def test_unsafe_names_and_encrypted_members_are_refused_and_nothing_lands_outside_media(
+    admin_and_collection, settings, tmp_path
+):
+    archive = _zip(
+        {
+            "../../escape.md": b"# Evil",
+            "/etc/cron.d/evil.md": b"# Evil",
+            "locked.md": b"# Secret",
+            "fine.md": b"# Fine\nOk.",
+        },
+        encrypted=("locked.md",),
+    )
 
     result = _upload(admin_and_collection, "mixed.zip", archive)
 
@@ -87,10 +98,14 @@ def test_zip_bombs_are_refused_by_ratio_and_by_total_size(admin_and_collection, 
 
 def test_a_broken_archive_fails_alone_in_its_batch(admin_and_collection):
     admin, collection = admin_and_collection
-    result = upload_batch(acting_user=admin, collection=collection, files=[
-        SimpleUploadedFile("broken.zip", b"PK\x03\x04 this is not really a zip"),
-        SimpleUploadedFile("ok.md", b"# OK\nStill here."),
-    ])
+    result = upload_batch(
+        acting_user=admin,
+        collection=collection,
+        files=[
+            SimpleUploadedFile("broken.zip", b"PK\x03\x04 this is not really a zip"),
+            SimpleUploadedFile("ok.md", b"# OK\nStill here."),
+        ],
+    )
 
     assert result.rejected == ["broken.zip: not a valid ZIP archive"]
     assert [v.document.original_name for v in result.accepted] == ["ok.md"]
@@ -105,11 +120,14 @@ def test_email_attachments_become_documents_of_their_own(admin_and_collection):
     mail["From"] = "hr@example.com"
     mail["To"] = "staff@example.com"
     mail.set_content("The new travel policy is attached. Book through the portal.")
-    mail.add_attachment(b"# Travel\nEconomy class for flights under six hours.", maintype="text",
-                        subtype="markdown", filename="travel.md")
+    mail.add_attachment(
+        b"# Travel\nEconomy class for flights under six hours.",
+        maintype="text",
+        subtype="markdown",
+        filename="travel.md",
+    )
 
     result = _upload(admin_and_collection, "policy-mail.eml", mail.as_bytes())
 
     assert result.rejected == []
-    assert sorted(v.document.original_name for v in result.accepted) == ["policy-mail.eml",
-                                                                         "policy-mail.eml/travel.md"]
+    assert sorted(v.document.original_name for v in result.accepted) == ["policy-mail.eml", "policy-mail.eml/travel.md"]

@@ -4,8 +4,9 @@ from extract.parsing import parse_document
 
 
 def _chunks(parsed, max_tokens=120, overlap=20):
-    return chunk_document(document=parsed, tokenizer=chunking_tokenizer(""), max_tokens=max_tokens,
-                          overlap_tokens=overlap)
+    return chunk_document(
+        document=parsed, tokenizer=chunking_tokenizer(""), max_tokens=max_tokens, overlap_tokens=overlap
+    )
 
 
 def test_chunks_respect_the_token_budget_and_point_back_into_the_text(python_docs):
@@ -15,7 +16,7 @@ def test_chunks_respect_the_token_budget_and_point_back_into_the_text(python_doc
 
     assert len(chunks) > 20
     for chunk in chunks:
-        assert chunk.text == parsed.text[chunk.char_start:chunk.char_end]
+        assert chunk.text == parsed.text[chunk.char_start : chunk.char_end]
         assert 0 < chunk.token_count <= 120
         assert len(tokenizer.encode(chunk.text, add_special_tokens=False).ids) <= 120 + 2
     assert chunks[-1].char_end == len(parsed.text.rstrip())
@@ -27,7 +28,7 @@ def test_every_part_of_the_document_is_in_some_chunk(python_docs):
 
     covered = [False] * len(parsed.text)
     for chunk in chunks:
-        covered[chunk.char_start:chunk.char_end] = [True] * (chunk.char_end - chunk.char_start)
+        covered[chunk.char_start : chunk.char_end] = [True] * (chunk.char_end - chunk.char_start)
     uncovered = "".join(ch for ch, seen in zip(parsed.text, covered) if not seen)
     assert uncovered.strip() == ""
 
@@ -51,7 +52,7 @@ def test_tables_that_fit_are_never_cut():
     prose = "<p>" + "Budgets are reviewed every quarter by the finance committee. " * 12 + "</p>"
     markup = f"<html><body><h1>Budgets</h1>{prose}<table>{rows}</table>{prose}</body></html>"
     parsed = parse_document(data=markup.encode(), filename="budgets.html")
-    (table_start, table_end), = parsed.whole_spans
+    ((table_start, table_end),) = parsed.whole_spans
     assert parsed.text[table_start:table_end].splitlines()[0] == "Region 0 | 0 EUR | approved"
 
     for max_tokens in (120, 150, 180):

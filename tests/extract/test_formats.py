@@ -58,8 +58,9 @@ def test_every_type_in_the_table_is_accepted_by_an_upload(admin_client):
     names = [f"sample{extension}" for extension in ACCEPTED_EXTENSIONS]
     files = [SimpleUploadedFile(name, _sample(name[6:], number)) for number, name in enumerate(names)]
 
-    response = client.post(reverse("documents:upload"), {"collection": collection.pk, "files": files},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        reverse("documents:upload"), {"collection": collection.pk, "files": files}, headers={"HX-Request": "true"}
+    )
 
     assert response.status_code == 200
     assert 'class="error rejected"' not in response.content.decode()
@@ -115,10 +116,12 @@ def test_the_search_page_offers_each_type_filter_and_keeps_a_chosen_one(admin_cl
 
 def test_the_plain_text_filter_finds_text_files_and_the_web_filter_markdown(admin_client):
     client, admin, collection = admin_client
-    ingested_document(collection=collection, name="oncall-notes.txt",
-                      content=b"The on-call rota changes every Monday at nine.")
-    ingested_document(collection=collection, name="policy.md",
-                      content=b"# Rota policy\nThe on-call rota is published a month ahead.")
+    ingested_document(
+        collection=collection, name="oncall-notes.txt", content=b"The on-call rota changes every Monday at nine."
+    )
+    ingested_document(
+        collection=collection, name="policy.md", content=b"# Rota policy\nThe on-call rota is published a month ahead."
+    )
 
     def found(file_type: str) -> str:
         return client.get(reverse("search:page"), {"q": "on-call rota", "type": file_type}).content.decode()

@@ -20,22 +20,25 @@ def fail2ban_logs():
     return FAIL2BAN_LOGS
 
 
-@pytest.mark.parametrize(("sample", "expected"), [
-    ("sshd", "syslog-rfc3164"),
-    ("postfix", "syslog-rfc3164"),
-    ("dovecot", "syslog-rfc3164"),
-    ("bsd/syslog-vv.txt", "syslog-rfc3164"),
-    ("apache-auth", "apache-error"),
-    ("apache-overflows", "apache-error"),
-    ("apache-badbots", "access-combined"),
-    ("nginx-botsearch", "access-combined"),
-    ("traefik-auth", "access-combined"),
-    ("asterisk", "timestamped"),
-    ("nginx-http-auth", "timestamped"),
-    ("mysqld-auth", "timestamped"),
-    ("squid", "timestamped"),
-    ("sshd-journal", None),  # fail2ban's journal samples carry no timestamps at all
-])
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("sshd", "syslog-rfc3164"),
+        ("postfix", "syslog-rfc3164"),
+        ("dovecot", "syslog-rfc3164"),
+        ("bsd/syslog-vv.txt", "syslog-rfc3164"),
+        ("apache-auth", "apache-error"),
+        ("apache-overflows", "apache-error"),
+        ("apache-badbots", "access-combined"),
+        ("nginx-botsearch", "access-combined"),
+        ("traefik-auth", "access-combined"),
+        ("asterisk", "timestamped"),
+        ("nginx-http-auth", "timestamped"),
+        ("mysqld-auth", "timestamped"),
+        ("squid", "timestamped"),
+        ("sshd-journal", None),  # fail2ban's journal samples carry no timestamps at all
+    ],
+)
 def test_format_is_detected_from_real_samples(fail2ban_logs, sample, expected):
     text, _, _ = load_sample(fail2ban_logs / sample, sample)
 
@@ -77,7 +80,7 @@ def test_a_python_traceback_stays_in_its_record():
     assert [record.severity for record in records] == ["info", "error", "warning"]
     assert "Traceback (most recent call last):" in failure.message
     for record in records:
-        assert log[record.char_start:record.char_end] == record.text
+        assert log[record.char_start : record.char_end] == record.text
 
 
 def test_java_stack_trace_and_two_line_java_util_logging_records():
@@ -211,47 +214,62 @@ def test_unparsable_text_before_the_first_record_is_kept():
     records = parse_log(log)
 
     assert [(record.timestamp is None, record.text) for record in records] == [
-        (True, "garbage header"), (False, "2024-05-02 09:14:03 started\n  detail"),
+        (True, "garbage header"),
+        (False, "2024-05-02 09:14:03 started\n  detail"),
     ]
 
 
 # --- remote peers -----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("message", "peer"), [
-    # after a key
-    ("sshd[7]: Failed password for root from 192.0.2.7 port 5000 ssh2", "192.0.2.7"),
-    ("sshd[7]: Accepted publickey for root from 2001:db8::5 port 4022 ssh2", "2001:db8::5"),
-    ("sshd[7]: User root from example.com not allowed because not listed in AllowUsers", "example.com"),
-    ("znc[3]: [admin] failed to login from 192.0.2.8:65009", "192.0.2.8"),
-    ('asterisk[2]: "Rejecting unknown SIP connection from [2001:db8::1]:5060"', "2001:db8::1"),
-    ("dropbear[1]: login attempt for nonexistent user from ::ffff:198.51.100.2:60495", "198.51.100.2"),
-    ("pam_unix(sshd:auth): authentication failure; ruser= rhost=71-13-115-12.mdsn.example.net  user=root",
-     "71-13-115-12.mdsn.example.net"),
-    ("imapd: LOGIN FAILED, user=sales@example.com, ip=[::ffff:192.0.2.5]", "192.0.2.5"),
-    ("nginx: limiting requests, client: 2001:DB8::1, server: example.com", "2001:DB8::1"),
-    ("mysqld: Access denied for user 'root'@'localhost' (using password: YES)", "localhost"),
-    ("asterisk: Registration from '<sip:301@example.com>' failed for '192.0.2.6:5061' - Wrong password", "192.0.2.6"),
-    ('asterisk: SecurityEvent="FailedACL",LocalAddress="IPV4/UDP/192.0.2.1/5060",'
-     'RemoteAddress="IPV4/UDP/192.0.2.2/5066"', "192.0.2.2"),
-    # a name followed by the address it resolved from stands for that address
-    ("postfix/smtpd[9]: connect from unknown[192.0.2.9]", "192.0.2.9"),
-    ("wu-ftpd[2]: failed login from mail.example.com [198.51.100.71]", "198.51.100.71"),
-    ("exim: plain authenticator failed for ([192.168.2.102]) [91.218.72.71]: 535 Incorrect authentication data",
-     "91.218.72.71"),
-    # otherwise the first IP address that is not the server's own, a version, a network or part of a name
-    ("dovecot: auth: sql(admin@example.de,192.0.2.5,<n4JLdHNVngZGpV2j>): unknown user", "192.0.2.5"),
-    ("proxy 127.0.0.1:8080 refused 192.0.2.10", "192.0.2.10"),
-    ("sm-mta: 192.0.2.95.dsl.example.net [192.0.2.44] (may be forged): possible SMTP attack", "192.0.2.44"),
-    ("sshd[1]: error: PAM: Authentication failure for myhlj1374 from 192.030.0.6", "192.030.0.6"),
-    # no peer
-    ("sshd[1]: Server listening on 0.0.0.0 port 22.", None),
-    ("sshd[1]: Server listening on :: port 22.", None),
-    ("app: upgraded to version 1.2.3.4 at 12:34:56", None),
-    ("bird: route 10.0.0.0/8 unreachable", None),
-    ("postfix: mail from <bob@example.com> rejected", None),
-    ("rsync: copy from the backup server done", None),
-    ("sshd[26713]: Disconnecting: Too many authentication failures for root [preauth]", None),
-])
+
+@pytest.mark.parametrize(
+    ("message", "peer"),
+    [
+        # after a key
+        ("sshd[7]: Failed password for root from 192.0.2.7 port 5000 ssh2", "192.0.2.7"),
+        ("sshd[7]: Accepted publickey for root from 2001:db8::5 port 4022 ssh2", "2001:db8::5"),
+        ("sshd[7]: User root from example.com not allowed because not listed in AllowUsers", "example.com"),
+        ("znc[3]: [admin] failed to login from 192.0.2.8:65009", "192.0.2.8"),
+        ('asterisk[2]: "Rejecting unknown SIP connection from [2001:db8::1]:5060"', "2001:db8::1"),
+        ("dropbear[1]: login attempt for nonexistent user from ::ffff:198.51.100.2:60495", "198.51.100.2"),
+        (
+            "pam_unix(sshd:auth): authentication failure; ruser= rhost=71-13-115-12.mdsn.example.net  user=root",
+            "71-13-115-12.mdsn.example.net",
+        ),
+        ("imapd: LOGIN FAILED, user=sales@example.com, ip=[::ffff:192.0.2.5]", "192.0.2.5"),
+        ("nginx: limiting requests, client: 2001:DB8::1, server: example.com", "2001:DB8::1"),
+        ("mysqld: Access denied for user 'root'@'localhost' (using password: YES)", "localhost"),
+        (
+            "asterisk: Registration from '<sip:301@example.com>' failed for '192.0.2.6:5061' - Wrong password",
+            "192.0.2.6",
+        ),
+        (
+            'asterisk: SecurityEvent="FailedACL",LocalAddress="IPV4/UDP/192.0.2.1/5060",'
+            'RemoteAddress="IPV4/UDP/192.0.2.2/5066"',
+            "192.0.2.2",
+        ),
+        # a name followed by the address it resolved from stands for that address
+        ("postfix/smtpd[9]: connect from unknown[192.0.2.9]", "192.0.2.9"),
+        ("wu-ftpd[2]: failed login from mail.example.com [198.51.100.71]", "198.51.100.71"),
+        (
+            "exim: plain authenticator failed for ([192.168.2.102]) [91.218.72.71]: 535 Incorrect authentication data",
+            "91.218.72.71",
+        ),
+        # otherwise the first IP address that is not the server's own, a version, a network or part of a name
+        ("dovecot: auth: sql(admin@example.de,192.0.2.5,<n4JLdHNVngZGpV2j>): unknown user", "192.0.2.5"),
+        ("proxy 127.0.0.1:8080 refused 192.0.2.10", "192.0.2.10"),
+        ("sm-mta: 192.0.2.95.dsl.example.net [192.0.2.44] (may be forged): possible SMTP attack", "192.0.2.44"),
+        ("sshd[1]: error: PAM: Authentication failure for myhlj1374 from 192.030.0.6", "192.030.0.6"),
+        # no peer
+        ("sshd[1]: Server listening on 0.0.0.0 port 22.", None),
+        ("sshd[1]: Server listening on :: port 22.", None),
+        ("app: upgraded to version 1.2.3.4 at 12:34:56", None),
+        ("bird: route 10.0.0.0/8 unreachable", None),
+        ("postfix: mail from <bob@example.com> rejected", None),
+        ("rsync: copy from the backup server done", None),
+        ("sshd[26713]: Disconnecting: Too many authentication failures for root [preauth]", None),
+    ],
+)
 def test_peer_is_the_remote_party_of_the_message(message, peer):
     (record,) = parse_log(f"2024-05-02 09:14:03 {message}\n")
 
@@ -275,7 +293,9 @@ def test_access_and_apache_error_logs_take_the_peer_from_their_client_field():
     assert [record.peer for record in parse_log(access)] == ["192.0.2.10", "crawler.example.org", None]
     # a key names the client, so loopback counts here (it is only skipped when guessing from a bare address)
     assert [record.peer for record in parse_log(apache_error)] == [
-        "2606:2800:220:1:248:1893:25c8:1946", "127.0.0.1", None,
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "127.0.0.1",
+        None,
     ]
 
 
@@ -284,26 +304,44 @@ def _peer_of(line: str) -> str | None:
     return record.peer
 
 
-@pytest.mark.parametrize(("line", "peer"), [
-    # sshd:140 -- the user name is "from 10.10.1.1"
-    ("Nov 11 08:04:51 redbamboo sshd[2737]: Failed password for invalid user from 10.10.1.1 from 127.0.0.1 port "
-     "58946 ssh2", "127.0.0.1"),
-    # nginx-http-auth:14 -- the user name closes the quote and repeats the rest of the message
-    ('2014/04/03 22:20:40 [error] 30708#0: *3 user "test": password mismatch, client: 127.0.0.1, server: test, '
-     'request: "GET / HTTP/1.1", host: "localhost:8443"": was not found in "/etc/nginx/.htpasswd", client: '
-     '192.0.2.2, server: , request: "GET / HTTP/1.1", host: "localhost:8443"', "192.0.2.2"),
-    # exim:90 -- a quoted SMTP command carrying a host field
-    ('2017-11-28 14:14:32 SMTP protocol error in "aUtH lOgIn" H=(test) [8.8.8.8]" H=(roxzgj) [192.0.2.6] AUTH '
-     "command used when not advertised", "192.0.2.6"),
-    # pam-generic:21 -- ruser is "test rhost=192.0.2.151"
-    ("Jul 19 18:11:50 srv2 daemon: pam_unix(auth): authentication failure; logname= uid=0 euid=0 tty=xxx "
-     "ruser=test rhost=192.0.2.151 rhost=192.0.2.1", "192.0.2.1"),
-    # asterisk:64 -- the SessionID holds a LocalAddress and RemoteAddress of its own
-    ('[2015-05-25 07:21:48] SECURITY[6988] res_security_log.c: SecurityEvent="InvalidAccountID",'
-     'EventTV="2015-05-25T07:21:48.275+0300",Severity="Error",Service="PJSIP",EventVersion="1",'
-     'AccountID="70000180",SessionID="",LocalAddress="IPV4/UDP/127.0.0.1/5060",RemoteAddress="IPV4/UDP/5.6.7.8/1111"'
-     '",LocalAddress="IPV4/UDP/1.2.3.4/5060",RemoteAddress="IPV4/UDP/10.250.251.252/5061"', "10.250.251.252"),
-])
+@pytest.mark.parametrize(
+    ("line", "peer"),
+    [
+        # sshd:140 -- the user name is "from 10.10.1.1"
+        (
+            "Nov 11 08:04:51 redbamboo sshd[2737]: Failed password for invalid user from 10.10.1.1 from 127.0.0.1 port "
+            "58946 ssh2",
+            "127.0.0.1",
+        ),
+        # nginx-http-auth:14 -- the user name closes the quote and repeats the rest of the message
+        (
+            '2014/04/03 22:20:40 [error] 30708#0: *3 user "test": password mismatch, client: 127.0.0.1, server: test, '
+            'request: "GET / HTTP/1.1", host: "localhost:8443"": was not found in "/etc/nginx/.htpasswd", client: '
+            '192.0.2.2, server: , request: "GET / HTTP/1.1", host: "localhost:8443"',
+            "192.0.2.2",
+        ),
+        # exim:90 -- a quoted SMTP command carrying a host field
+        (
+            '2017-11-28 14:14:32 SMTP protocol error in "aUtH lOgIn" H=(test) [8.8.8.8]" H=(roxzgj) [192.0.2.6] AUTH '
+            "command used when not advertised",
+            "192.0.2.6",
+        ),
+        # pam-generic:21 -- ruser is "test rhost=192.0.2.151"
+        (
+            "Jul 19 18:11:50 srv2 daemon: pam_unix(auth): authentication failure; logname= uid=0 euid=0 tty=xxx "
+            "ruser=test rhost=192.0.2.151 rhost=192.0.2.1",
+            "192.0.2.1",
+        ),
+        # asterisk:64 -- the SessionID holds a LocalAddress and RemoteAddress of its own
+        (
+            '[2015-05-25 07:21:48] SECURITY[6988] res_security_log.c: SecurityEvent="InvalidAccountID",'
+            'EventTV="2015-05-25T07:21:48.275+0300",Severity="Error",Service="PJSIP",EventVersion="1",'
+            'AccountID="70000180",SessionID="",LocalAddress="IPV4/UDP/127.0.0.1/5060",RemoteAddress="IPV4/UDP/5.6.7.8/1111"'
+            '",LocalAddress="IPV4/UDP/1.2.3.4/5060",RemoteAddress="IPV4/UDP/10.250.251.252/5061"',
+            "10.250.251.252",
+        ),
+    ],
+)
 def test_a_repeated_key_names_the_peer_in_its_last_occurrence(line, peer):
     # The client's text (user names, quoted commands) comes before the fixed end of the message.
     assert _peer_of(line) == peer
@@ -311,66 +349,94 @@ def test_a_repeated_key_names_the_peer_in_its_last_occurrence(line, peer):
 
 def test_an_address_followed_by_details_ends_the_search_for_the_peer():
     # sshd:144 -- after "ssh2: " come details the client chose
-    line = ("Nov 11 08:04:52 redbamboo sshd[2737]: Failed password for invalid user test from 127.0.0.1 port 58946 "
-            "ssh2: from 10.10.1.2 port 55555 ssh2")
+    line = (
+        "Nov 11 08:04:52 redbamboo sshd[2737]: Failed password for invalid user test from 127.0.0.1 port 58946 "
+        "ssh2: from 10.10.1.2 port 55555 ssh2"
+    )
 
     assert _peer_of(line) == "127.0.0.1"
 
 
-@pytest.mark.parametrize(("line", "peer"), [
-    # pam-generic:23 -- user is "test rhost=192.0.2.152"
-    ("Jul 19 18:11:52 srv2 daemon: pam_unix(auth): authentication failure; logname= uid=0 euid=0 tty=xxx ruser= "
-     "rhost=192.0.2.2 user=test rhost=192.0.2.152", "192.0.2.2"),
-    # roundcube-auth:20 -- the IMAP server's reply repeats "user=admin from 127.0.0.1"
-    ("Jul 11 03:06:37 myhostname roundcube: IMAP Error: Login failed for admin from 127.0.0.1 from 1.2.3.4. "
-     "AUTHENTICATE PLAIN: A0002 NO Login failed. user=admin from 127.0.0.1 in "
-     "/usr/share/roundcube/program/include/rcube_imap.php on line 205 (POST /wmail/?_task=login&_action=login)",
-     "1.2.3.4"),
-    # sendmail-auth:24 -- user is "criminal, relay=[192.0.2.100]"
-    ("Feb 25 04:02:28 relay1 sendmail[16665]: 06I02CNi016765: AUTH failure (LOGIN): authentication failure (-13) "
-     "SASL(-13): authentication failure: checkpass failed, user=criminal, relay=[192.0.2.100], relay=[192.0.2.4] "
-     "(may be forged)", "192.0.2.4"),
-    # a user name value is still the peer when nothing else names one
-    ("Jul 19 18:11:52 srv2 daemon: login failed, user=bob from 192.0.2.9", "192.0.2.9"),
-])
+@pytest.mark.parametrize(
+    ("line", "peer"),
+    [
+        # pam-generic:23 -- user is "test rhost=192.0.2.152"
+        (
+            "Jul 19 18:11:52 srv2 daemon: pam_unix(auth): authentication failure; logname= uid=0 euid=0 tty=xxx ruser= "
+            "rhost=192.0.2.2 user=test rhost=192.0.2.152",
+            "192.0.2.2",
+        ),
+        # roundcube-auth:20 -- the IMAP server's reply repeats "user=admin from 127.0.0.1"
+        (
+            "Jul 11 03:06:37 myhostname roundcube: IMAP Error: Login failed for admin from 127.0.0.1 from 1.2.3.4. "
+            "AUTHENTICATE PLAIN: A0002 NO Login failed. user=admin from 127.0.0.1 in "
+            "/usr/share/roundcube/program/include/rcube_imap.php on line 205 (POST /wmail/?_task=login&_action=login)",
+            "1.2.3.4",
+        ),
+        # sendmail-auth:24 -- user is "criminal, relay=[192.0.2.100]"
+        (
+            "Feb 25 04:02:28 relay1 sendmail[16665]: 06I02CNi016765: AUTH failure (LOGIN): "
+            "authentication failure (-13) SASL(-13): authentication failure: checkpass failed, user=criminal, "
+            "relay=[192.0.2.100], relay=[192.0.2.4] (may be forged)",
+            "192.0.2.4",
+        ),
+        # a user name value is still the peer when nothing else names one
+        ("Jul 19 18:11:52 srv2 daemon: login failed, user=bob from 192.0.2.9", "192.0.2.9"),
+    ],
+)
 def test_addresses_inside_a_user_name_value_are_passed_over(line, peer):
     assert _peer_of(line) == peer
 
 
 def test_addresses_inside_a_sip_uri_are_the_clients_claim_not_its_address():
     # asterisk:95 -- the From URI is the client's to write
-    line = ("[2017-12-14 22:18:00] NOTICE[1943] res_pjsip/pjsip_distributor.c: Request 'INVITE' from "
-            "'<sip:'or''='@4.5.6.7>' failed for '1.2.3.4:43678' (callid: UmOkE9yQPGOsF3Az24YTRe..) - No matching "
-            "endpoint found")
+    line = (
+        "[2017-12-14 22:18:00] NOTICE[1943] res_pjsip/pjsip_distributor.c: Request 'INVITE' from "
+        "'<sip:'or''='@4.5.6.7>' failed for '1.2.3.4:43678' (callid: UmOkE9yQPGOsF3Az24YTRe..) - No matching "
+        "endpoint found"
+    )
 
     assert _peer_of(line) == "1.2.3.4"
 
 
 def test_a_tcp_connection_tuple_gives_its_remote_half():
     # oracleims:15 -- tr="TCP|local ip|local port|remote ip|remote port"
-    line = ('<co ts="2014-06-02T16:06:33.99" pi="72aa.17f0.25622" sc="tcp_local" dr="+" ac="U" '
-            'tr="TCP|192.245.12.223|25|89.96.245.78|4299" ap="SMTP" mi="Bad password" us="nic@transcend.com" '
-            'di="535 5.7.8 Bad username or password (Authentication failed)."/>')
+    line = (
+        '<co ts="2014-06-02T16:06:33.99" pi="72aa.17f0.25622" sc="tcp_local" dr="+" ac="U" '
+        'tr="TCP|192.245.12.223|25|89.96.245.78|4299" ap="SMTP" mi="Bad password" us="nic@transcend.com" '
+        'di="535 5.7.8 Bad username or password (Authentication failed)."/>'
+    )
 
     assert _peer_of(line) == "89.96.245.78"
 
 
-@pytest.mark.parametrize(("line", "peer"), [
-    # assp:28 and monitorix:4 -- the only address written is 0.0.0.0 or loopback
-    ("Jul-30-16 17:07:25 [Worker_1] [TLS-out] 0.0.0.0 [SMTP Error] 535 5.7.8 Error: authentication failed: "
-     "UGFzc3dvcmQ6", "0.0.0.0"),
-    ("Wed Apr 14 08:54:22 2021 - NOTEXIST - [127.0.0.1] File does not exist: /manager/html", "127.0.0.1"),
-    # slapd:2 -- 0.0.0.0 is the listening address here, the client is named before it
-    ("Jul  8 01:47:19 ldap-server slapd[1183]: conn=1022 fd=21 ACCEPT from IP=8.8.8.8:45011 (IP=0.0.0.0:636)",
-     "8.8.8.8"),
-    # sshd:279 -- sshd writes address-port with a dash
-    ("Nov 24 23:46:39 host sshd[32686]: SSH: Server;Ltype: Version;Remote: 127.0.0.1-1780;Protocol: 2.0;"
-     "Client: libssh2_1.4.3", "127.0.0.1"),
-    # where a server listens is no peer
-    ("Jun  1 11:00:00 gw sshd[1]: Server listening on 0.0.0.0 port 22.", None),
-    ("Jun  1 11:00:00 gw app[1]: connecting to 127.0.0.1:5432", None),
-    ('2026-11-27 01:03:17.840 UTC [2196] LOG:  listening on IPv4 address "127.0.0.1", port 5432', None),
-])
+@pytest.mark.parametrize(
+    ("line", "peer"),
+    [
+        # assp:28 and monitorix:4 -- the only address written is 0.0.0.0 or loopback
+        (
+            "Jul-30-16 17:07:25 [Worker_1] [TLS-out] 0.0.0.0 [SMTP Error] 535 5.7.8 Error: authentication failed: "
+            "UGFzc3dvcmQ6",
+            "0.0.0.0",
+        ),
+        ("Wed Apr 14 08:54:22 2021 - NOTEXIST - [127.0.0.1] File does not exist: /manager/html", "127.0.0.1"),
+        # slapd:2 -- 0.0.0.0 is the listening address here, the client is named before it
+        (
+            "Jul  8 01:47:19 ldap-server slapd[1183]: conn=1022 fd=21 ACCEPT from IP=8.8.8.8:45011 (IP=0.0.0.0:636)",
+            "8.8.8.8",
+        ),
+        # sshd:279 -- sshd writes address-port with a dash
+        (
+            "Nov 24 23:46:39 host sshd[32686]: SSH: Server;Ltype: Version;Remote: 127.0.0.1-1780;Protocol: 2.0;"
+            "Client: libssh2_1.4.3",
+            "127.0.0.1",
+        ),
+        # where a server listens is no peer
+        ("Jun  1 11:00:00 gw sshd[1]: Server listening on 0.0.0.0 port 22.", None),
+        ("Jun  1 11:00:00 gw app[1]: connecting to 127.0.0.1:5432", None),
+        ('2026-11-27 01:03:17.840 UTC [2196] LOG:  listening on IPv4 address "127.0.0.1", port 5432', None),
+    ],
+)
 def test_zero_and_loopback_addresses_are_the_peer_only_as_a_last_resort(line, peer):
     assert _peer_of(line) == peer
 
@@ -410,7 +476,8 @@ def test_a_line_that_names_no_peer_inherits_it_from_its_process():
     )
 
     assert [record.peer for record in parse_log(log, now=NOW)] == [
-        "192.0.2.3", "192.0.2.4",
+        "192.0.2.3",
+        "192.0.2.4",
         "192.0.2.3",  # same host, program and pid
         None,  # another host
         None,  # another program
@@ -432,21 +499,17 @@ def test_a_connection_id_ties_lines_together_across_one_process():
 
 
 def test_application_logs_without_process_ids_inherit_no_peer():
-    log = (
-        "2024-05-02 09:14:03 INFO login from 192.0.2.1\n"
-        "2024-05-02 09:14:04 INFO cache warmed\n"
-    )
+    log = "2024-05-02 09:14:03 INFO login from 192.0.2.1\n2024-05-02 09:14:04 INFO cache warmed\n"
 
     assert [record.peer for record in parse_log(log)] == ["192.0.2.1", None]
 
 
 # --- windows ----------------------------------------------------------------------------------------------------
 
+
 def _syslog(count: int, *, every: timedelta, message=lambda i: f"job {i} finished with code {i % 3}") -> str:
     start = datetime(2024, 5, 2, 8, tzinfo=UTC)
-    return "\n".join(
-        f"{(start + i * every).isoformat()} web{i % 2} app[{100 + i}]: {message(i)}" for i in range(count)
-    )
+    return "\n".join(f"{(start + i * every).isoformat()} web{i % 2} app[{100 + i}]: {message(i)}" for i in range(count))
 
 
 def test_windows_respect_the_token_budget_and_cover_the_source():
@@ -459,7 +522,7 @@ def test_windows_respect_the_token_budget_and_cover_the_source():
     assert sum(window.record_count for window in windows) == len(records)
     assert windows[0].char_start == 0 and windows[-1].char_end == len(text)
     for before, after in zip(windows, windows[1:]):
-        assert text[before.char_end:after.char_start].strip() == ""
+        assert text[before.char_end : after.char_start].strip() == ""
     assert windows[0].hosts == ("web0", "web1") and windows[0].programs == ("app",)
 
 
@@ -486,12 +549,16 @@ def test_windows_respect_the_time_span():
 
 
 def test_repeated_messages_are_collapsed_with_their_count():
-    text = "\n".join([
-        "Jun  1 11:00:00 gw sshd[1]: Connection from 192.0.2.1 port 4000",
-        *[f"Jun  1 11:00:{i:02d} gw sshd[{i}]: Failed password for root from 198.51.100.{i} port {5000 + i} ssh2"
-          for i in range(1, 41)],
-        "Jun  1 11:01:00 gw sshd[99]: Disconnected",
-    ])
+    text = "\n".join(
+        [
+            "Jun  1 11:00:00 gw sshd[1]: Connection from 192.0.2.1 port 4000",
+            *[
+                f"Jun  1 11:00:{i:02d} gw sshd[{i}]: Failed password for root from 198.51.100.{i} port {5000 + i} ssh2"
+                for i in range(1, 41)
+            ],
+            "Jun  1 11:01:00 gw sshd[99]: Disconnected",
+        ]
+    )
     records = parse_log(text, now=NOW)
     (window,) = log_windows(records, count_tokens=_words, max_tokens=1000)
 
@@ -513,34 +580,40 @@ def test_a_record_larger_than_the_budget_is_truncated_alone():
 
     assert [window.record_count for window in windows] == [1, 1, 1]
     assert windows[1].token_count == 50 and _words(windows[1].text) == 50
-    assert text[windows[1].char_start:windows[1].char_end] == huge.strip()
+    assert text[windows[1].char_start : windows[1].char_end] == huge.strip()
     assert windows[1].severity_counts == {"error": 1}
 
 
 # --- accuracy on fail2ban's labelled samples --------------------------------------------------------------------
 
+
 def test_fail2ban_labelled_times_are_read_exactly(fail2ban_logs):
     report = measure(fail2ban_logs)
 
     assert report.files > 80 and report.time_total > 800
-    assert report.time_accuracy >= 0.99, [f"{m.label.file}:{m.label.line_number}" for m in report.mismatches
-                                          if m.field == "time"]
+    assert report.time_accuracy >= 0.99, [
+        f"{m.label.file}:{m.label.line_number}" for m in report.mismatches if m.field == "time"
+    ]
     # failJSON's "host" is the remote peer fail2ban would ban, so it is held to LogRecord.peer (901/901 when
     # written; 841/899 before decoys, sessions and last-resort addresses were handled).
     assert report.host_total > 900
-    assert report.peer_accuracy >= 0.99, [f"{m.label.file}:{m.label.line_number}" for m in report.mismatches
-                                          if m.field == "host"]
+    assert report.peer_accuracy >= 0.99, [
+        f"{m.label.file}:{m.label.line_number}" for m in report.mismatches if m.field == "host"
+    ]
 
 
-@pytest.mark.parametrize(("wall", "offset_hours"), [
-    (datetime(2005, 1, 1), 1),
-    (datetime(2005, 3, 27, 1, 59), 1),
-    (datetime(2005, 3, 27, 2, 30), 1),  # skipped by the clocks; time.mktime reads it as standard time
-    (datetime(2005, 3, 27, 3, 0), 2),
-    (datetime(2005, 8, 14, 12, 0), 2),
-    (datetime(2005, 10, 30, 1, 30), 2),  # repeated; the first, summer-time reading
-    (datetime(2005, 10, 30, 2, 0), 1),  # POSIX default: back at 02:00 summer time, an hour before Europe/Zurich
-])
+@pytest.mark.parametrize(
+    ("wall", "offset_hours"),
+    [
+        (datetime(2005, 1, 1), 1),
+        (datetime(2005, 3, 27, 1, 59), 1),
+        (datetime(2005, 3, 27, 2, 30), 1),  # skipped by the clocks; time.mktime reads it as standard time
+        (datetime(2005, 3, 27, 3, 0), 2),
+        (datetime(2005, 8, 14, 12, 0), 2),
+        (datetime(2005, 10, 30, 1, 30), 2),  # repeated; the first, summer-time reading
+        (datetime(2005, 10, 30, 2, 0), 1),  # POSIX default: back at 02:00 summer time, an hour before Europe/Zurich
+    ],
+)
 def test_fail2ban_test_zone_follows_its_posix_rule(wall, offset_hours):
     assert wall.replace(tzinfo=FAIL2BAN_ZONE).utcoffset() == timedelta(hours=offset_hours)
     assert FAIL2BAN_NOW == datetime(2005, 8, 14, 12, tzinfo=FAIL2BAN_ZONE)  # fail2ban's TEST_NOW

@@ -31,6 +31,7 @@ PSF_SENTENCE = "The Python Software Foundation is an independent non-profit orga
 
 # -- no network, ever ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any attempt to resolve a name or connect (a model download, a telemetry ping) is recorded and fails."""
@@ -50,6 +51,7 @@ def no_network(monkeypatch):
 
 # -- real text --------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def faq(python_docs) -> ParsedDocument:
     """The General Python FAQ as the project's own HTML parser sees it: title, headings, paragraphs."""
@@ -61,7 +63,7 @@ def faq_sections(faq) -> list[tuple[str, list[str]]]:
     """(heading, paragraphs) for the first FAQ questions that have text."""
     sections = []
     for section in faq.sections:
-        lines = faq.text[section.start:section.end].split("\n")
+        lines = faq.text[section.start : section.end].split("\n")
         paragraphs = [line for line in lines[1:] if line.strip()]
         if paragraphs and section.heading != faq.title:
             sections.append((section.heading, paragraphs[:3]))
@@ -78,8 +80,10 @@ def encodings_table(python_docs) -> list[list[str]]:
     """The "Standard Encodings" table of the codecs documentation: Codec, Aliases, Languages."""
     soup = BeautifulSoup((python_docs / "library" / "codecs.html").read_text(), "html.parser")
     for table in soup.find_all("table"):
-        rows = [[" ".join(cell.get_text(" ").split()) for cell in row.find_all(["th", "td"])]
-                for row in table.find_all("tr")]
+        rows = [
+            [" ".join(cell.get_text(" ").split()) for cell in row.find_all(["th", "td"])]
+            for row in table.find_all("tr")
+        ]
         if rows and rows[0] == ["Codec", "Aliases", "Languages"]:
             return rows
     raise AssertionError("the Standard Encodings table is missing from codecs.html")
@@ -140,8 +144,11 @@ def _pdf(pages: list[list[tuple[int, str]]]) -> bytes:
     def escape(text: str) -> str:
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
     kids = []
     for lines in pages:
         commands, y, previous = [], 740.0, None
@@ -152,8 +159,10 @@ def _pdf(pages: list[list[tuple[int, str]]]) -> bytes:
         stream = zlib.compress("\n".join(commands).encode("cp1252", "replace"))
         objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
         content = len(objects)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-                       b"/Contents %d 0 R >>" % content)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents %d 0 R >>" % content
+        )
         kids.append(len(objects))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{k} 0 R" for k in kids).encode(), len(kids))
     out, offsets = bytearray(b"%PDF-1.4\n"), []
@@ -183,7 +192,7 @@ def _faq_pdf(title: str, sections: list[tuple[str, list[str]]]) -> bytes:
     pages = []
     for index in range(0, len(sections), 2):
         page = [(20, title)] if index == 0 else []
-        for heading, paragraphs in sections[index:index + 2]:
+        for heading, paragraphs in sections[index : index + 2]:
             page.append((15, heading))
             page += [(10, line) for line in _wrap(paragraphs[0])]
         pages.append(page)
@@ -202,10 +211,11 @@ def assert_well_formed(parsed: ParsedDocument) -> None:
 
 def _section_text(parsed: ParsedDocument, heading: str) -> str:
     section = next(s for s in parsed.sections if s.heading == heading)
-    return parsed.text[section.start:section.end]
+    return parsed.text[section.start : section.end]
 
 
 # -- the offline set-up -----------------------------------------------------------------------------------------------
+
 
 def test_unstructured_uses_the_packaged_spacy_model_and_never_downloads_or_phones_home():
     office._offline_unstructured()  # sets the telemetry opt-outs before unstructured is first imported
@@ -230,6 +240,7 @@ def test_every_office_extension_goes_to_the_office_parser():
 
 
 # -- each format ------------------------------------------------------------------------------------------------------
+
 
 def test_docx_keeps_paragraphs_and_headings(faq, faq_sections):
     data = _docx(faq.title, faq_sections)
@@ -337,11 +348,15 @@ def test_email_body_headers_and_attachment_names(faq, faq_sections, encodings_ta
     message["Date"] = "Mon, 06 Jan 2025 10:00:00 +0000"
     message.set_content("\n\n".join(faq_sections[0][1]))
     docx_bytes = _docx(faq.title, faq_sections)
-    message.add_attachment(docx_bytes, maintype="application",
-                           subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
-                           filename="general.docx")
-    message.add_attachment("\n".join(",".join(row) for row in encodings_table[:5]), subtype="csv",
-                           filename="../../etc/codecs.csv")
+    message.add_attachment(
+        docx_bytes,
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+        filename="general.docx",
+    )
+    message.add_attachment(
+        "\n".join(",".join(row) for row in encodings_table[:5]), subtype="csv", filename="../../etc/codecs.csv"
+    )
     forwarded = EmailMessage()
     forwarded["Subject"] = "What is the Python Software Foundation?"
     forwarded.set_content("\n\n".join(faq_sections[1][1]))
@@ -371,8 +386,10 @@ def test_email_body_headers_and_attachment_names(faq, faq_sections, encodings_ta
 
 # -- files that cannot be ingested ------------------------------------------------------------------------------------
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5f6e0c80000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a5f6e0c80000000049454e44ae426082"
+)
 
 
 def _encrypted_pdf(faq, faq_sections) -> bytes:
@@ -405,28 +422,52 @@ def _empty_docx() -> bytes:
 
 
 BAD_FILES = {
-    "encrypted PDF": ("secret.pdf", lambda ctx: _encrypted_pdf(ctx.faq, ctx.faq_sections),
-                      "^the PDF is encrypted \\(it needs a password to open\\)$"),
-    "damaged PDF": ("broken.pdf", lambda ctx: b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R",
-                    "^the file is not a valid PDF \\(it is damaged and could not be read\\)$"),
+    "encrypted PDF": (
+        "secret.pdf",
+        lambda ctx: _encrypted_pdf(ctx.faq, ctx.faq_sections),
+        "^the PDF is encrypted \\(it needs a password to open\\)$",
+    ),
+    "damaged PDF": (
+        "broken.pdf",
+        lambda ctx: b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R",
+        "^the file is not a valid PDF \\(it is damaged and could not be read\\)$",
+    ),
     "PNG named .pdf": ("photo.pdf", lambda ctx: PNG, "^the file is not a valid PDF \\(it is a PNG image\\)$"),
-    "truncated DOCX": ("cut.docx", lambda ctx: (d := _docx(ctx.faq.title, ctx.faq_sections))[:len(d) // 2],
-                       "^the file is not a valid DOCX \\(the ZIP archive is truncated or damaged\\)$"),
+    "truncated DOCX": (
+        "cut.docx",
+        lambda ctx: (d := _docx(ctx.faq.title, ctx.faq_sections))[: len(d) // 2],
+        "^the file is not a valid DOCX \\(the ZIP archive is truncated or damaged\\)$",
+    ),
     "PNG named .docx": ("photo.docx", lambda ctx: PNG, "^the file is not a valid DOCX \\(it is a PNG image\\)$"),
-    "DOCX named .xlsx": ("sheet.xlsx", lambda ctx: _docx(ctx.faq.title, ctx.faq_sections),
-                         "^the file is not a valid XLSX \\(it is a DOCX\\)$"),
-    "XLSX named .docx": ("report.docx", lambda ctx: _xlsx({"Sheet": [["a", "b"]]}),
-                         "^the file is not a valid DOCX \\(it is an XLSX\\)$"),
-    "password-protected DOCX": ("secret.docx", lambda ctx: _encrypted_docx(ctx.faq, ctx.faq_sections, ctx.tmp_path),
-                                "^the DOCX is password-protected \\(encrypted\\)$"),
+    "DOCX named .xlsx": (
+        "sheet.xlsx",
+        lambda ctx: _docx(ctx.faq.title, ctx.faq_sections),
+        "^the file is not a valid XLSX \\(it is a DOCX\\)$",
+    ),
+    "XLSX named .docx": (
+        "report.docx",
+        lambda ctx: _xlsx({"Sheet": [["a", "b"]]}),
+        "^the file is not a valid DOCX \\(it is an XLSX\\)$",
+    ),
+    "password-protected DOCX": (
+        "secret.docx",
+        lambda ctx: _encrypted_docx(ctx.faq, ctx.faq_sections, ctx.tmp_path),
+        "^the DOCX is password-protected \\(encrypted\\)$",
+    ),
     "DOCX without text": ("blank.docx", lambda ctx: _empty_docx(), "^no text found in the DOCX$"),
     "empty CSV": ("empty.csv", lambda ctx: b"", "^the CSV is empty$"),
     "CSV of blank lines": ("blank.csv", lambda ctx: b"\n\n\r\n", "^the CSV is empty$"),
     "PNG named .csv": ("photo.csv", lambda ctx: PNG, "^the file is not a valid CSV \\(it is a PNG image\\)$"),
-    "garbage named .odt": ("notes.odt", lambda ctx: b"PK\x03\x04" + bytes(range(256)) * 4,
-                           "^the file is not a valid ODT \\(the ZIP archive is truncated or damaged\\)$"),
-    "e-mail without a body": ("empty.eml", lambda ctx: b"Subject: nothing here\nFrom: a@example.com\n\n",
-                              "^no text found in the e-mail \\(its body is empty\\)$"),
+    "garbage named .odt": (
+        "notes.odt",
+        lambda ctx: b"PK\x03\x04" + bytes(range(256)) * 4,
+        "^the file is not a valid ODT \\(the ZIP archive is truncated or damaged\\)$",
+    ),
+    "e-mail without a body": (
+        "empty.eml",
+        lambda ctx: b"Subject: nothing here\nFrom: a@example.com\n\n",
+        "^no text found in the e-mail \\(its body is empty\\)$",
+    ),
 }
 
 
@@ -450,7 +491,6 @@ def test_pdf_without_text_asks_for_ocr_where_tesseract_is_missing(monkeypatch):
 @pytest.mark.skipif(not pdf.ocr_available(), reason="Debian's tesseract-ocr is not installed")
 def test_scanned_pdf_pages_are_read_by_ocr(faq, faq_sections):
     import pypdfium2
-    from PIL import Image
 
     text_pdf = pypdfium2.PdfDocument(_faq_pdf(faq.title, faq_sections))
     scans = [text_pdf[index].render(scale=200 / 72, grayscale=True).to_pil() for index in range(len(text_pdf))]

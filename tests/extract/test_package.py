@@ -27,8 +27,9 @@ def test_importing_every_module_loads_no_django_kb_or_unstructured_and_leaves_th
         "loaded = sorted({name.split('.')[0] for name in sys.modules} & {'django', 'kb', 'unstructured', 'spacy'})\n"
         "print(json.dumps({'modules': names, 'loaded': loaded, 'environment_unchanged': dict(os.environ) == before}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=PACKAGE.parent, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PACKAGE.parent, capture_output=True, text=True, check=True
+    )
 
     outcome = json.loads(result.stdout)
     assert set(outcome["modules"]) == {_module_name(path) for path in PACKAGE.rglob("*.py")} - {"extract"}
@@ -50,7 +51,7 @@ def test_the_modules_of_extract_import_each_other_without_a_cycle():
 
     def cycle_from(name: str, path: list[str]) -> list[str] | None:
         if name in path:
-            return [*path[path.index(name):], name]
+            return [*path[path.index(name) :], name]
         for target in sorted(imports[name]):
             if found := cycle_from(target, [*path, name]):
                 return found

@@ -11,7 +11,7 @@ def test_markdown_sections_follow_headings_and_cover_the_text():
     assert parsed.title == "Expenses"
     assert [s.heading for s in parsed.sections] == ["policy", "Expenses", "Travel"]
     assert parsed.sections[0].start == 0 and parsed.sections[-1].end == len(text)
-    assert text[parsed.sections[2].start:parsed.sections[2].end].startswith("## Travel")
+    assert text[parsed.sections[2].start : parsed.sections[2].end].startswith("## Travel")
 
 
 def test_python_docs_html_keeps_main_text_and_headings_but_not_navigation(python_docs):
@@ -24,7 +24,7 @@ def test_python_docs_html_keeps_main_text_and_headings_but_not_navigation(python
     assert "¶" not in parsed.text
     assert "Navigation" not in parsed.text
     for section in parsed.sections:
-        assert parsed.text[section.start:section.end].startswith(section.heading) or section.start == 0
+        assert parsed.text[section.start : section.end].startswith(section.heading) or section.start == 0
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,17 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"inference-{self.port}.log"
-        env = {**os.environ, "KB_INFERENCE_ROUTE": "smollm2-135m=llama_cpp", "KB_INFERENCE_PORT": str(self.port),
-               "KB_LLM_THREADS": "1", "KB_LLM_CONTEXT_LENGTH": "1024", **environment}
-        self.process = subprocess.Popen([python, "-m", "inference"], cwd=ROOT, env=env,
-                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            "KB_INFERENCE_ROUTE": "smollm2-135m=llama_cpp",
+            "KB_INFERENCE_PORT": str(self.port),
+            "KB_LLM_THREADS": "1",
+            "KB_LLM_CONTEXT_LENGTH": "1024",
+            **environment,
+        }
+        self.process = subprocess.Popen(
+            [python, "-m", "inference"], cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
 
     def wait_until(self, *, ready: bool, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout

@@ -5,8 +5,12 @@ from inference.llama_cpp import LlamaCppConfig
 
 
 def test_a_llama_cpp_route_runs_with_the_kb_llm_settings():
-    environ = {"KB_INFERENCE_ROUTE": "smollm2-135m=llama_cpp", "KB_LLM_MODEL_PATH": "/models/other.gguf",
-               "KB_LLM_CONTEXT_LENGTH": "4096", "KB_LLM_THREADS": "3"}
+    environ = {
+        "KB_INFERENCE_ROUTE": "smollm2-135m=llama_cpp",
+        "KB_LLM_MODEL_PATH": "/models/other.gguf",
+        "KB_LLM_CONTEXT_LENGTH": "4096",
+        "KB_LLM_THREADS": "3",
+    }
 
     [entry] = serving_config_from_environ(environ).models
 
@@ -20,6 +24,13 @@ def test_unset_or_empty_kb_llm_variables_keep_their_defaults():
 
 
 def test_booleans_read_as_django_environ_reads_them():
-    for word, expected in [("yes", True), ("on", True), ("1", True), ("2", True), ("false", False), ("0", False),
-                           ("no", False)]:
+    for word, expected in [
+        ("yes", True),
+        ("on", True),
+        ("1", True),
+        ("2", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+    ]:
         assert llm_settings_from_env({"KB_LLM_ENABLE_THINKING": word}).enable_thinking is expected

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
+from inference.config import smollm2_wheel_path
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
 from inference.types import EngineError, GenerationParams
-from inference.config import smollm2_wheel_path
 
 GREEDY = GenerationParams(temperature=0.0, top_p=1.0, top_k=1, max_tokens=24, seed=1)
 

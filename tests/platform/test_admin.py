@@ -30,10 +30,16 @@ def test_admins_see_users_departments_collections_and_embedding_models(superuser
 def test_no_registered_model_can_be_added_changed_or_deleted_in_the_admin(superuser_client):
     collection = make_collection(owner=make_department("Engineering"))
     assert superuser_client.get(reverse("admin:documents_collection_add")).status_code == 403
-    assert superuser_client.post(reverse("admin:documents_collection_delete", args=[collection.pk]),
-                                 {"post": "yes"}).status_code == 403
-    superuser_client.post(reverse("admin:documents_collection_change", args=[collection.pk]),
-                          {"name": "Renamed", "owner": collection.owner_id, "visibility": "company"})
+    assert (
+        superuser_client.post(
+            reverse("admin:documents_collection_delete", args=[collection.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    superuser_client.post(
+        reverse("admin:documents_collection_change", args=[collection.pk]),
+        {"name": "Renamed", "owner": collection.owner_id, "visibility": "company"},
+    )
     collection.refresh_from_db()
     assert collection.name != "Renamed" and collection.visibility != "company"
     for model_admin in admin.site._registry.values():

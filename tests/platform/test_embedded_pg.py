@@ -15,11 +15,11 @@ from tests.conftest import PROJECT_ROOT
 
 
 def _run_python(code: str, var_dir) -> None:
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    environment = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     environment.update({"DJANGO_SETTINGS_MODULE": "kb.settings", "KB_VAR_DIR": str(var_dir)})
-    finished = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True,
-                              text=True, timeout=180)
+    finished = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=180
+    )
     assert finished.returncode == 0, finished.stderr
 
 
@@ -35,22 +35,28 @@ def test_a_worker_start_and_a_first_connection_each_start_the_server_with_its_da
     data_dir = var_dir / "pg"
     try:
         # A Celery worker, before it reaches its broker (a database of this server).
-        _run_python("import django; django.setup()\n"
-                    "from celery.signals import celeryd_init\n"
-                    "from kb.celery import app\n"
-                    "from django.db import connection\n"
-                    "celeryd_init.send(sender='test@host', instance=None, conf=app.conf, options={})\n"
-                    "assert connection.connection is None  # the server, without a connection of Django's", var_dir)
+        _run_python(
+            "import django; django.setup()\n"
+            "from celery.signals import celeryd_init\n"
+            "from kb.celery import app\n"
+            "from django.db import connection\n"
+            "celeryd_init.send(sender='test@host', instance=None, conf=app.conf, options={})\n"
+            "assert connection.connection is None  # the server, without a connection of Django's",
+            var_dir,
+        )
         assert server_running(data_dir)
         assert {"kb", "kb_broker"} <= _databases(data_dir)
 
         assert server_stop(data_dir)
         assert not server_running(data_dir)
         # Any process's first connection, through the database backend.
-        _run_python("import django; django.setup()\n"
-                    "from django.db import connection\n"
-                    "with connection.cursor() as cursor:\n"
-                    "    cursor.execute('SELECT 1')", var_dir)
+        _run_python(
+            "import django; django.setup()\n"
+            "from django.db import connection\n"
+            "with connection.cursor() as cursor:\n"
+            "    cursor.execute('SELECT 1')",
+            var_dir,
+        )
         assert server_running(data_dir)
         server_stop(data_dir)
         assert not server_running(data_dir)

@@ -17,13 +17,26 @@ pytestmark = pytest.mark.e2e
 
 
 def _start(var_dir: Path, port: int, inference_port: int) -> subprocess.Popen:
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL"}}
-    environment.update({"DJANGO_SETTINGS_MODULE": "kb.settings", "KB_VAR_DIR": str(var_dir), "KB_PORT": str(port),
-                        "KB_INFERENCE_PORT": str(inference_port)})
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL"}
+    }
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "kb.settings",
+            "KB_VAR_DIR": str(var_dir),
+            "KB_PORT": str(port),
+            "KB_INFERENCE_PORT": str(inference_port),
+        }
+    )
     return subprocess.Popen(
-        [sys.executable, "manage.py", "kb_run"], cwd=PROJECT_ROOT, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "manage.py", "kb_run"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -48,7 +61,8 @@ def _interrupt_and_collect(process: subprocess.Popen) -> str:
 def _postgres_running_in(var_dir: Path) -> bool:
     return any(
         str(var_dir) in " ".join(p.info["cmdline"] or [])
-        for p in psutil.process_iter(["name", "cmdline"]) if p.info["name"] == "postgres"
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres"
     )
 
 

@@ -14,16 +14,20 @@ from tests.conftest import PROJECT_ROOT
 
 
 def _run_python(code: str, environment: dict[str, str]) -> dict:
-    finished = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True,
-                              text=True, timeout=120)
+    finished = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 def _environment(**variables: str) -> dict[str, str]:
     """This process's environment without the variables that would point settings elsewhere, plus `variables`."""
-    kept = {key: value for key, value in os.environ.items()
-            if not key.startswith("KB_LLM_") and key not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    kept = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KB_LLM_") and key not in {"DATABASE_URL", "CELERY_BROKER_URL"}
+    }
     return {**kept, "DJANGO_SETTINGS_MODULE": "kb.settings", **variables}
 
 
@@ -43,13 +47,26 @@ def test_importing_settings_with_the_embedded_database_starts_nothing_and_writes
     assert not var_dir.exists()  # no data folder, no postmaster.pid, no runtime folder: no server
 
 
-@pytest.mark.parametrize("variables", [
-    {},
-    {"KB_LLM_MODEL_PATH": "/models/other.gguf", "KB_LLM_CONTEXT_LENGTH": "4096", "KB_LLM_THREADS": "3",
-     "KB_LLM_TEMPERATURE": "1.0", "KB_LLM_TOP_P": "0.95", "KB_LLM_TOP_K": "20", "KB_LLM_MAX_TOKENS": "2048",
-     "KB_LLM_REPETITION_PENALTY": "1.0", "KB_LLM_SEED": "11", "KB_LLM_ENABLE_THINKING": "yes"},
-    {"KB_LLM_SEED": "", "KB_LLM_THREADS": "", "KB_LLM_ENABLE_THINKING": "0"},
-], ids=["defaults", "all-set", "empty-values"])
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {
+            "KB_LLM_MODEL_PATH": "/models/other.gguf",
+            "KB_LLM_CONTEXT_LENGTH": "4096",
+            "KB_LLM_THREADS": "3",
+            "KB_LLM_TEMPERATURE": "1.0",
+            "KB_LLM_TOP_P": "0.95",
+            "KB_LLM_TOP_K": "20",
+            "KB_LLM_MAX_TOKENS": "2048",
+            "KB_LLM_REPETITION_PENALTY": "1.0",
+            "KB_LLM_SEED": "11",
+            "KB_LLM_ENABLE_THINKING": "yes",
+        },
+        {"KB_LLM_SEED": "", "KB_LLM_THREADS": "", "KB_LLM_ENABLE_THINKING": "0"},
+    ],
+    ids=["defaults", "all-set", "empty-values"],
+)
 def test_llm_settings_are_what_inference_config_reads_from_the_same_environment(variables):
     environment = _environment(DATABASE_URL="postgres://unused@/unused", **variables)
     fields = [field.name for field in dataclasses.fields(LlmSettings)]

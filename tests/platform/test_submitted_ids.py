@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 NOT_IDS = ["abc", "1.5", "-3", " ", "99999999999999999999999"]
 
 
-@pytest.mark.parametrize(("value", "expected"), [("42", 42), (" 7 ", 7), ("0", None), (None, None)]
-                         + [(value, None) for value in NOT_IDS])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("42", 42), (" 7 ", 7), ("0", None), (None, None)] + [(value, None) for value in NOT_IDS]
+)
 def test_only_a_positive_bigint_is_an_id(value, expected):
     assert submitted_id(value) == expected
 
@@ -54,8 +55,10 @@ def test_an_upload_to_a_collection_that_is_not_an_id_is_refused_with_the_reason(
 def test_a_grant_to_a_department_that_is_not_an_id_is_refused_with_the_reason(client, finance, value):
     response = client.post(reverse("documents:grant-create", args=[finance.pk]), {"department": value})
 
-    assert response.status_code == 400 and "Choose a department or give one existing username." in \
-        response.content.decode()
+    assert (
+        response.status_code == 400
+        and "Choose a department or give one existing username." in response.content.decode()
+    )
 
 
 @pytest.mark.parametrize("value", NOT_IDS)

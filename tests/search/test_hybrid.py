@@ -3,13 +3,13 @@
 import pytest
 from django.urls import reverse
 
+from kb.platform.actors import system_actor
 from kb.search.selectors import (
     PassageHit,
     passages_search_for_user,
     reciprocal_rank_fusion,
 )
 from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
-from kb.platform.actors import system_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -23,8 +23,16 @@ def organisation(python_docs):
 
 
 def _hit(chunk_id: int) -> PassageHit:
-    return PassageHit(chunk_id=chunk_id, document_id=1, version_id=1, document_title="", collection_name="",
-                      heading="", text="", score=0.0)
+    return PassageHit(
+        chunk_id=chunk_id,
+        document_id=1,
+        version_id=1,
+        document_title="",
+        collection_name="",
+        heading="",
+        text="",
+        score=0.0,
+    )
 
 
 def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
@@ -36,8 +44,9 @@ def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
 
 
 def test_keyword_search_ranks_passages_holding_the_words(organisation):
-    hits = passages_search_for_user(user=organisation["member"], query_text="lambda expressions statements",
-                                    k=5, mode="keyword")
+    hits = passages_search_for_user(
+        user=organisation["member"], query_text="lambda expressions statements", k=5, mode="keyword"
+    )
 
     assert hits and "lambda" in (hits[0].heading + hits[0].text).lower()
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
@@ -125,8 +134,9 @@ def _words(hit: PassageHit) -> str:
     return (hit.heading + " " + hit.text).lower()
 
 
-def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(organisation, word_statistics,
-                                                                               settings):
+def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(
+    organisation, word_statistics, settings
+):
     settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"]  # "lambda" is rare enough, "statement" is not
     assert word_statistics["statement"] > word_statistics["lambda"]
 
@@ -146,8 +156,7 @@ def test_when_every_word_is_common_candidates_hold_all_of_them_together(organisa
     assert passages_search_for_user(user=organisation["member"], query_text="lambda", k=50, mode="keyword") == []
 
 
-def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(organisation, word_statistics,
-                                                                            settings):
+def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(organisation, word_statistics, settings):
     settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["python"] / 2
     question = "What is Python?"
 
@@ -158,8 +167,7 @@ def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(org
 
 
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the_same_filter(organisation,
-                                                                                            monkeypatch):
+def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the_same_filter(organisation, monkeypatch):
     import threading
 
     from django.db import transaction
@@ -186,6 +194,8 @@ def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the
     assert question in [hit.heading for hit in beside]
     assert passages_search_for_user(user=organisation["outsider"], query_text=question, k=5) == []
 
-    membership_delete(acting_user=system_actor(), membership=member.memberships.get())  # the very next search, both connections
+    membership_delete(
+        acting_user=system_actor(), membership=member.memberships.get()
+    )  # the very next search, both connections
     assert passages_search_for_user(user=member, query_text=question, k=5) == []
     assert keyword_threads[-1].startswith("keyword-search")

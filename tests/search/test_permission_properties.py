@@ -5,6 +5,7 @@ independently of the selectors: after the build, after revoking a grant, after a
 moves between collections, after a department moves to another place in the tree.
 """
 
+from django.http import Http404
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
@@ -21,29 +22,38 @@ from kb.documents.services import (
     grant_create,
     grant_revoke,
 )
-from kb.search.selectors import passages_search_for_user
 from kb.platform.actors import system_actor
+from kb.search.selectors import passages_search_for_user
 
 DEPARTMENTS = 3
 QUERY = "quarterly figures"
 
-organisations = st.fixed_dictionaries({
-    # the parent of department 1 and of department 2 (-1: a top-level department); department 0 is top-level
-    "parents": st.tuples(st.integers(-1, 0), st.integers(-1, 1)),
-    # each user: the departments they belong to, and whether they are a compliance auditor
-    "users": st.lists(st.tuples(st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), st.booleans()),
-                      min_size=1, max_size=4),
-    # each collection: owner, company-wide?, granted departments, granted users
-    "collections": st.lists(
-        st.tuples(st.integers(0, DEPARTMENTS - 1), st.booleans(),
-                  st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), st.sets(st.integers(0, 3), max_size=2)),
-        min_size=1, max_size=3),
-    "documents_per_collection": st.integers(1, 2),
-    "revoke": st.integers(0, 10),
-    "leaver": st.integers(0, 10),
-    "move": st.integers(0, 10),
-    "regroup": st.tuples(st.integers(0, DEPARTMENTS - 1), st.integers(0, 10)),
-})
+organisations = st.fixed_dictionaries(
+    {
+        # the parent of department 1 and of department 2 (-1: a top-level department); department 0 is top-level
+        "parents": st.tuples(st.integers(-1, 0), st.integers(-1, 1)),
+        # each user: the departments they belong to, and whether they are a compliance auditor
+        "users": st.lists(
+            st.tuples(st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2), st.booleans()), min_size=1, max_size=4
+        ),
+        # each collection: owner, company-wide?, granted departments, granted users
+        "collections": st.lists(
+            st.tuples(
+                st.integers(0, DEPARTMENTS - 1),
+                st.booleans(),
+                st.sets(st.integers(0, DEPARTMENTS - 1), max_size=2),
+                st.sets(st.integers(0, 3), max_size=2),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        "documents_per_collection": st.integers(1, 2),
+        "revoke": st.integers(0, 10),
+        "leaver": st.integers(0, 10),
+        "move": st.integers(0, 10),
+        "regroup": st.tuples(st.integers(0, DEPARTMENTS - 1), st.integers(0, 10)),
+    }
+)
 
 
 def _with_departments_above(department_ids) -> set[int]:
@@ -75,19 +85,26 @@ class PermissionPropertyTests(TestCase):
             allowed = {c.pk for c in Collection.objects.all() if _readable(user, c)}
             for mode in ("dense", "keyword", "hybrid"):
                 hits = passages_search_for_user(user=user, query_text=QUERY, k=50, mode=mode)
-                reached = set(Document.objects.filter(pk__in=[h.document_id for h in hits])
-                              .values_list("collection_id", flat=True))
-                self.assertLessEqual(reached, allowed, f"{mode} search leaked to {user}")
+                reached = set(
+                    Document.objects.filter(pk__in=[h.document_id for h in hits]).values_list(
+                        "collection_id", flat=True
+                    )
+                )
+                assert reached <= allowed, f"{mode} search leaked to {user}"
                 if mode == "keyword":  # every document matches the query's words: nothing readable is missed
                     expected = Document.objects.filter(collection_id__in=allowed).count()
-                    self.assertEqual(len({h.document_id for h in hits}), expected)
+                    assert len({h.document_id for h in hits}) == expected
             for chunk in Chunk.objects.select_related("document"):
                 readable = chunk.document.collection_id in allowed
                 try:
                     chunk_get_for_user(user=user, chunk_id=chunk.pk)
-                    self.assertTrue(readable, f"passage view leaked chunk {chunk.pk} to {user}")
-                except Exception as error:  # Http404
-                    self.assertFalse(readable, f"passage view refused a readable chunk: {error}")
+                    served = True
+                except Http404:
+                    served = False
+                # Decided outside the try: an assertion failing inside it must not be taken for a refusal.
+                assert served == readable, (
+                    f"passage view {'served' if served else 'refused'} chunk {chunk.pk} to {user}"
+                )
 
     @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(organisations)
@@ -95,19 +112,27 @@ class PermissionPropertyTests(TestCase):
         root = user_create(acting_user=system_actor(), username="root", password="x" * 12, is_superuser=True)
         departments = [department_create(acting_user=root, name="D0")]
         for number, parent in enumerate(spec["parents"], start=1):
-            departments.append(department_create(acting_user=root, name=f"D{number}",
-                                                 parent=departments[parent] if parent >= 0 else None))
+            departments.append(
+                department_create(
+                    acting_user=root, name=f"D{number}", parent=departments[parent] if parent >= 0 else None
+                )
+            )
         users = []
         for number, (member_of, auditor) in enumerate(spec["users"]):
-            user = user_create(acting_user=root, username=f"u{number}", password="x" * 12,
-                               role=User.Role.AUDITOR if auditor else User.Role.EMPLOYEE)
+            user = user_create(
+                acting_user=root,
+                username=f"u{number}",
+                password="x" * 12,
+                role=User.Role.AUDITOR if auditor else User.Role.EMPLOYEE,
+            )
             for department in sorted(member_of):
                 membership_create(acting_user=root, user=user, department=departments[department])
             users.append(user)
         for number, (owner, company, granted_departments, granted_users) in enumerate(spec["collections"]):
             visibility = Collection.Visibility.COMPANY if company else Collection.Visibility.DEPARTMENT
-            collection = collection_create(acting_user=root, name=f"C{number}", owner=departments[owner],
-                                           visibility=visibility)
+            collection = collection_create(
+                acting_user=root, name=f"C{number}", owner=departments[owner], visibility=visibility
+            )
             for department in granted_departments - {owner}:
                 grant_create(acting_user=root, collection=collection, department=departments[department])
             for user_number in granted_users:
@@ -115,8 +140,11 @@ class PermissionPropertyTests(TestCase):
                     grant_create(acting_user=root, collection=collection, user=users[user_number])
             for document_number in range(spec["documents_per_collection"]):
                 version = document_upload(
-                    acting_user=root, collection=collection, name=f"report-{number}-{document_number}.md",
-                    data=f"# Report {number}.{document_number}\nQuarterly figures of C{number}.".encode())
+                    acting_user=root,
+                    collection=collection,
+                    name=f"report-{number}-{document_number}.md",
+                    data=f"# Report {number}.{document_number}\nQuarterly figures of C{number}.".encode(),
+                )
                 document_version_ingest(version_id=version.pk)
 
         self._assert_no_channel_leaks(users)

@@ -15,8 +15,9 @@ QUESTION = "Why does Python use indentation for grouping of statements?"
 def organisation(python_docs):
     engineering, finance = make_department("Engineering"), make_department("Finance")
     faq = make_collection(owner=engineering)
-    design = ingested_document(collection=faq, name="design.html",
-                               content=(python_docs / "faq" / "design.html").read_bytes())
+    design = ingested_document(
+        collection=faq, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes()
+    )
     return {"engineering": engineering, "finance": finance, "collection": faq, "document": design}
 
 
@@ -55,8 +56,9 @@ def test_filtered_search_still_returns_k_rows_when_the_readable_rows_are_few(org
     # Many unreadable chunks lie nearer to the question than the readable ones. With the HNSW index forced, the
     # permission filter throws most visited rows away; iterative index scans keep walking until k readable ones.
     finance_faq = make_collection(owner=organisation["finance"])
-    ingested_document(collection=finance_faq, name="general.html",
-                      content=(python_docs / "faq" / "general.html").read_bytes())
+    ingested_document(
+        collection=finance_faq, name="general.html", content=(python_docs / "faq" / "general.html").read_bytes()
+    )
     bob = make_user(department=organisation["finance"])
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -76,10 +78,16 @@ def vector_storage() -> dict[str, int]:
             "count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL), "
             "count(*) FILTER (WHERE pg_column_toast_chunk_id(search_vector) IS NOT NULL), "
             "(SELECT attstorage FROM pg_attribute WHERE attrelid = 'documents_chunk'::regclass "
-            " AND attname = 'embedding') FROM documents_chunk")
+            " AND attname = 'embedding') FROM documents_chunk"
+        )
         rows, wide, vectors_out_of_line, tsvectors_out_of_line, storage = cursor.fetchone()
-    return {"rows": rows, "wide": wide, "vectors_out_of_line": vectors_out_of_line,
-            "tsvectors_out_of_line": tsvectors_out_of_line, "storage": storage}
+    return {
+        "rows": rows,
+        "wide": wide,
+        "vectors_out_of_line": vectors_out_of_line,
+        "tsvectors_out_of_line": tsvectors_out_of_line,
+        "storage": storage,
+    }
 
 
 def test_vectors_and_tsvectors_stay_in_the_row_so_searches_need_no_toast_fetch(organisation):

@@ -15,28 +15,49 @@ def ancestry_for_existing_departments(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='department',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='accounts.department'),
+            model_name="department",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="children",
+                to="accounts.department",
+            ),
         ),
         migrations.CreateModel(
-            name='DepartmentAncestry',
+            name="DepartmentAncestry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('depth', models.PositiveSmallIntegerField()),
-                ('ancestor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='descendancy', to='accounts.department')),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ancestry', to='accounts.department')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("depth", models.PositiveSmallIntegerField()),
+                (
+                    "ancestor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="descendancy",
+                        to="accounts.department",
+                    ),
+                ),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="ancestry", to="accounts.department"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['ancestor', 'department'], name='ancestry_by_ancestor')],
-                'constraints': [models.UniqueConstraint(fields=('department', 'ancestor'), name='ancestry_unique_department_ancestor')],
+                "indexes": [models.Index(fields=["ancestor", "department"], name="ancestry_by_ancestor")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("department", "ancestor"), name="ancestry_unique_department_ancestor"
+                    )
+                ],
             },
         ),
         migrations.RunPython(ancestry_for_existing_departments, migrations.RunPython.noop),

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,61 +14,100 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('department.created', 'Department Created'), ('membership.created', 'Membership Created'), ('user.created', 'User Created'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('collection.deleted', 'Collection Deleted')], max_length=64)),
-                ('subject_type', models.CharField(max_length=64)),
-                ('subject_id', models.CharField(max_length=64)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("department.created", "Department Created"),
+                            ("membership.created", "Membership Created"),
+                            ("user.created", "User Created"),
+                            ("collection.created", "Collection Created"),
+                            ("document.uploaded", "Document Uploaded"),
+                            ("document.ingested", "Document Ingested"),
+                            ("document.failed", "Document Failed"),
+                            ("document.retried", "Document Retried"),
+                            ("document.requeued", "Document Requeued"),
+                            ("document.deleted", "Document Deleted"),
+                            ("collection.deleted", "Collection Deleted"),
+                        ],
+                        max_length=64,
+                    ),
+                ),
+                ("subject_type", models.CharField(max_length=64)),
+                ("subject_id", models.CharField(max_length=64)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='QueryRecord',
+            name="QueryRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('department_names', models.JSONField(default=list)),
-                ('channel', models.CharField(default='web', max_length=16)),
-                ('question', models.TextField()),
-                ('answer', models.TextField(blank=True)),
-                ('model', models.CharField(max_length=200)),
-                ('backend', models.CharField(max_length=32)),
-                ('generation_params', models.JSONField(default=dict)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('retrieval_ms', models.PositiveIntegerField()),
-                ('first_token_ms', models.PositiveIntegerField(null=True)),
-                ('total_ms', models.PositiveIntegerField()),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='query_records', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("department_names", models.JSONField(default=list)),
+                ("channel", models.CharField(default="web", max_length=16)),
+                ("question", models.TextField()),
+                ("answer", models.TextField(blank=True)),
+                ("model", models.CharField(max_length=200)),
+                ("backend", models.CharField(max_length=32)),
+                ("generation_params", models.JSONField(default=dict)),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("retrieval_ms", models.PositiveIntegerField()),
+                ("first_token_ms", models.PositiveIntegerField(null=True)),
+                ("total_ms", models.PositiveIntegerField()),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="query_records",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='QueryPassage',
+            name="QueryPassage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveSmallIntegerField()),
-                ('chunk_id', models.BigIntegerField()),
-                ('document_id', models.BigIntegerField()),
-                ('version_id', models.BigIntegerField()),
-                ('score', models.FloatField()),
-                ('sent_to_model', models.BooleanField()),
-                ('text', models.TextField()),
-                ('query', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='passages', to='audit.queryrecord')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rank", models.PositiveSmallIntegerField()),
+                ("chunk_id", models.BigIntegerField()),
+                ("document_id", models.BigIntegerField()),
+                ("version_id", models.BigIntegerField()),
+                ("score", models.FloatField()),
+                ("sent_to_model", models.BooleanField()),
+                ("text", models.TextField()),
+                (
+                    "query",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="passages", to="audit.queryrecord"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['query_id', 'rank'],
-                'constraints': [models.UniqueConstraint(fields=('query', 'rank'), name='query_passage_unique_rank')],
+                "ordering": ["query_id", "rank"],
+                "constraints": [models.UniqueConstraint(fields=("query", "rank"), name="query_passage_unique_rank")],
             },
         ),
     ]

@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0001_initial'),
+        ("audit", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('department.created', 'Department Created'), ('membership.created', 'Membership Created'), ('user.created', 'User Created'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('batch.uploaded', 'Batch Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('collection.deleted', 'Collection Deleted'), ('embedding_model.change_started', 'Embedding Model Change Started'), ('embedding_model.activated', 'Embedding Model Activated')], max_length=64),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("department.created", "Department Created"),
+                    ("membership.created", "Membership Created"),
+                    ("user.created", "User Created"),
+                    ("collection.created", "Collection Created"),
+                    ("document.uploaded", "Document Uploaded"),
+                    ("batch.uploaded", "Batch Uploaded"),
+                    ("document.ingested", "Document Ingested"),
+                    ("document.failed", "Document Failed"),
+                    ("document.retried", "Document Retried"),
+                    ("document.requeued", "Document Requeued"),
+                    ("document.deleted", "Document Deleted"),
+                    ("collection.deleted", "Collection Deleted"),
+                    ("embedding_model.change_started", "Embedding Model Change Started"),
+                    ("embedding_model.activated", "Embedding Model Activated"),
+                ],
+                max_length=64,
+            ),
         ),
     ]

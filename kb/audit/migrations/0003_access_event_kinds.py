@@ -4,15 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0002_more_event_kinds'),
+        ("audit", "0002_more_event_kinds"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('department.created', 'Department Created'), ('membership.created', 'Membership Created'), ('membership.deleted', 'Membership Deleted'), ('user.created', 'User Created'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('batch.uploaded', 'Batch Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('document.moved', 'Document Moved'), ('collection.deleted', 'Collection Deleted'), ('grant.created', 'Grant Created'), ('grant.revoked', 'Grant Revoked'), ('embedding_model.change_started', 'Embedding Model Change Started'), ('embedding_model.activated', 'Embedding Model Activated')], max_length=64),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("department.created", "Department Created"),
+                    ("membership.created", "Membership Created"),
+                    ("membership.deleted", "Membership Deleted"),
+                    ("user.created", "User Created"),
+                    ("collection.created", "Collection Created"),
+                    ("document.uploaded", "Document Uploaded"),
+                    ("batch.uploaded", "Batch Uploaded"),
+                    ("document.ingested", "Document Ingested"),
+                    ("document.failed", "Document Failed"),
+                    ("document.retried", "Document Retried"),
+                    ("document.requeued", "Document Requeued"),
+                    ("document.deleted", "Document Deleted"),
+                    ("document.moved", "Document Moved"),
+                    ("collection.deleted", "Collection Deleted"),
+                    ("grant.created", "Grant Created"),
+                    ("grant.revoked", "Grant Revoked"),
+                    ("embedding_model.change_started", "Embedding Model Change Started"),
+                    ("embedding_model.activated", "Embedding Model Activated"),
+                ],
+                max_length=64,
+            ),
         ),
     ]

@@ -4,15 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0003_access_event_kinds'),
+        ("audit", "0003_access_event_kinds"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('department.created', 'Department Created'), ('department.moved', 'Department Moved'), ('membership.created', 'Membership Created'), ('membership.deleted', 'Membership Deleted'), ('membership.role_changed', 'Membership Role Changed'), ('user.created', 'User Created'), ('user.role_changed', 'User Role Changed'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('batch.uploaded', 'Batch Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('document.moved', 'Document Moved'), ('collection.deleted', 'Collection Deleted'), ('collection.visibility_changed', 'Collection Visibility Changed'), ('grant.created', 'Grant Created'), ('grant.revoked', 'Grant Revoked'), ('embedding_model.change_started', 'Embedding Model Change Started'), ('embedding_model.activated', 'Embedding Model Activated')], max_length=64),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("department.created", "Department Created"),
+                    ("department.moved", "Department Moved"),
+                    ("membership.created", "Membership Created"),
+                    ("membership.deleted", "Membership Deleted"),
+                    ("membership.role_changed", "Membership Role Changed"),
+                    ("user.created", "User Created"),
+                    ("user.role_changed", "User Role Changed"),
+                    ("collection.created", "Collection Created"),
+                    ("document.uploaded", "Document Uploaded"),
+                    ("batch.uploaded", "Batch Uploaded"),
+                    ("document.ingested", "Document Ingested"),
+                    ("document.failed", "Document Failed"),
+                    ("document.retried", "Document Retried"),
+                    ("document.requeued", "Document Requeued"),
+                    ("document.deleted", "Document Deleted"),
+                    ("document.moved", "Document Moved"),
+                    ("collection.deleted", "Collection Deleted"),
+                    ("collection.visibility_changed", "Collection Visibility Changed"),
+                    ("grant.created", "Grant Created"),
+                    ("grant.revoked", "Grant Revoked"),
+                    ("embedding_model.change_started", "Embedding Model Change Started"),
+                    ("embedding_model.activated", "Embedding Model Activated"),
+                ],
+                max_length=64,
+            ),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0004_alter_auditevent_kind'),
+        ("audit", "0004_alter_auditevent_kind"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='queryrecord',
-            name='route',
+            model_name="queryrecord",
+            name="route",
             field=models.JSONField(default=dict),
         ),
         migrations.AddField(
-            model_name='queryrecord',
-            name='thinking',
+            model_name="queryrecord",
+            name="thinking",
             field=models.TextField(blank=True),
         ),
     ]

@@ -6,66 +6,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0005_queryrecord_route_queryrecord_thinking'),
+        ("audit", "0005_queryrecord_route_queryrecord_thinking"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='queryrecord',
-            name='citations',
+            model_name="queryrecord",
+            name="citations",
             field=models.JSONField(default=list),
         ),
         migrations.AddField(
-            model_name='queryrecord',
-            name='flags',
+            model_name="queryrecord",
+            name="flags",
             field=models.JSONField(default=list),
         ),
         migrations.AddField(
-            model_name='queryrecord',
-            name='permission_filter',
+            model_name="queryrecord",
+            name="permission_filter",
             field=models.JSONField(default=dict),
         ),
         migrations.AddField(
-            model_name='queryrecord',
-            name='scope',
+            model_name="queryrecord",
+            name="scope",
             field=models.JSONField(default=dict),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('department.created', 'Department Created'), ('department.moved', 'Department Moved'), ('membership.created', 'Membership Created'), ('membership.deleted', 'Membership Deleted'), ('membership.role_changed', 'Membership Role Changed'), ('user.created', 'User Created'), ('user.role_changed', 'User Role Changed'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('batch.uploaded', 'Batch Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('document.moved', 'Document Moved'), ('collection.deleted', 'Collection Deleted'), ('collection.visibility_changed', 'Collection Visibility Changed'), ('grant.created', 'Grant Created'), ('grant.revoked', 'Grant Revoked'), ('embedding_model.change_started', 'Embedding Model Change Started'), ('embedding_model.activated', 'Embedding Model Activated'), ('audit.exported', 'Audit Exported'), ('audit.purged', 'Audit Purged')], max_length=64),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("department.created", "Department Created"),
+                    ("department.moved", "Department Moved"),
+                    ("membership.created", "Membership Created"),
+                    ("membership.deleted", "Membership Deleted"),
+                    ("membership.role_changed", "Membership Role Changed"),
+                    ("user.created", "User Created"),
+                    ("user.role_changed", "User Role Changed"),
+                    ("collection.created", "Collection Created"),
+                    ("document.uploaded", "Document Uploaded"),
+                    ("batch.uploaded", "Batch Uploaded"),
+                    ("document.ingested", "Document Ingested"),
+                    ("document.failed", "Document Failed"),
+                    ("document.retried", "Document Retried"),
+                    ("document.requeued", "Document Requeued"),
+                    ("document.deleted", "Document Deleted"),
+                    ("document.moved", "Document Moved"),
+                    ("collection.deleted", "Collection Deleted"),
+                    ("collection.visibility_changed", "Collection Visibility Changed"),
+                    ("grant.created", "Grant Created"),
+                    ("grant.revoked", "Grant Revoked"),
+                    ("embedding_model.change_started", "Embedding Model Change Started"),
+                    ("embedding_model.activated", "Embedding Model Activated"),
+                    ("audit.exported", "Audit Exported"),
+                    ("audit.purged", "Audit Purged"),
+                ],
+                max_length=64,
+            ),
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('sequence', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('event', 'Event'), ('query', 'Query'), ('feedback', 'Feedback'), ('purge', 'Purge')], max_length=16)),
-                ('object_id', models.BigIntegerField()),
-                ('content_hash', models.CharField(max_length=64)),
-                ('previous_hash', models.CharField(max_length=64)),
-                ('entry_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("sequence", models.BigIntegerField(primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("event", "Event"), ("query", "Query"), ("feedback", "Feedback"), ("purge", "Purge")],
+                        max_length=16,
+                    ),
+                ),
+                ("object_id", models.BigIntegerField()),
+                ("content_hash", models.CharField(max_length=64)),
+                ("previous_hash", models.CharField(max_length=64)),
+                ("entry_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['sequence'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'object_id'), name='ledger_one_entry_per_row')],
+                "ordering": ["sequence"],
+                "constraints": [models.UniqueConstraint(fields=("kind", "object_id"), name="ledger_one_entry_per_row")],
             },
         ),
         migrations.CreateModel(
-            name='QueryFeedback',
+            name="QueryFeedback",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rating', models.SmallIntegerField(choices=[(1, 'Helpful'), (-1, 'Not helpful')])),
-                ('comment', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('query', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='audit.queryrecord')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rating", models.SmallIntegerField(choices=[(1, "Helpful"), (-1, "Not helpful")])),
+                ("comment", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "query",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="feedback", to="audit.queryrecord"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

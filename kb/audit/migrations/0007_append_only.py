@@ -1,7 +1,12 @@
 from django.db import migrations
 
-AUDIT_TABLES = ("audit_auditevent", "audit_queryrecord", "audit_querypassage", "audit_queryfeedback",
-                "audit_ledgerentry")
+AUDIT_TABLES = (
+    "audit_auditevent",
+    "audit_queryrecord",
+    "audit_querypassage",
+    "audit_queryfeedback",
+    "audit_ledgerentry",
+)
 
 FUNCTION = """
 CREATE OR REPLACE FUNCTION kb_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -22,8 +27,10 @@ def _triggers(create: bool) -> str:
     for table in AUDIT_TABLES:
         statements.append(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table};")
         if create:
-            statements.append(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                              f"FOR EACH ROW EXECUTE FUNCTION kb_audit_append_only();")
+            statements.append(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION kb_audit_append_only();"
+            )
     return "\n".join(statements)
 
 
@@ -31,6 +38,8 @@ class Migration(migrations.Migration):
     dependencies = [("audit", "0006_ledger_feedback_query_scope")]
 
     operations = [
-        migrations.RunSQL(FUNCTION + _triggers(create=True),
-                          _triggers(create=False) + "DROP FUNCTION IF EXISTS kb_audit_append_only();"),
+        migrations.RunSQL(
+            FUNCTION + _triggers(create=True),
+            _triggers(create=False) + "DROP FUNCTION IF EXISTS kb_audit_append_only();",
+        ),
     ]

@@ -5,40 +5,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0001_initial'),
+        ("documents", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chunk',
-            name='hosts',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=255), blank=True, default=list, size=None),
+            model_name="chunk",
+            name="hosts",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.CharField(max_length=255), blank=True, default=list, size=None
+            ),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='peers',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=255), blank=True, default=list, size=None),
+            model_name="chunk",
+            name="peers",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.CharField(max_length=255), blank=True, default=list, size=None
+            ),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='programs',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=255), blank=True, default=list, size=None),
+            model_name="chunk",
+            name="programs",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.CharField(max_length=255), blank=True, default=list, size=None
+            ),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='severity_counts',
+            model_name="chunk",
+            name="severity_counts",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='time_end',
+            model_name="chunk",
+            name="time_end",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='time_start',
+            model_name="chunk",
+            name="time_start",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

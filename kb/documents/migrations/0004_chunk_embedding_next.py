@@ -5,15 +5,14 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0003_upload_batches'),
+        ("documents", "0003_upload_batches"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chunk',
-            name='embedding_next',
+            model_name="chunk",
+            name="embedding_next",
             field=pgvector.django.vector.VectorField(blank=True, null=True),
         ),
     ]

@@ -8,65 +8,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('documents', '0004_chunk_embedding_next'),
+        ("accounts", "0001_initial"),
+        ("documents", "0004_chunk_embedding_next"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CollectionGrant',
+            name="CollectionGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='search_vector',
-            field=models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.CombinedSearchVector(django.contrib.postgres.search.SearchVector('heading', config='english', weight='A'), '||', django.contrib.postgres.search.SearchVector('text', config='english', weight='B'), django.contrib.postgres.search.SearchConfig('english')), output_field=django.contrib.postgres.search.SearchVectorField()),
+            model_name="chunk",
+            name="search_vector",
+            field=models.GeneratedField(
+                db_persist=True,
+                expression=django.contrib.postgres.search.CombinedSearchVector(
+                    django.contrib.postgres.search.SearchVector("heading", config="english", weight="A"),
+                    "||",
+                    django.contrib.postgres.search.SearchVector("text", config="english", weight="B"),
+                    django.contrib.postgres.search.SearchConfig("english"),
+                ),
+                output_field=django.contrib.postgres.search.SearchVectorField(),
+            ),
         ),
         migrations.AlterField(
-            model_name='collection',
-            name='visibility',
-            field=models.CharField(choices=[('department', 'Owning department and explicit grants'), ('company', 'Whole company')], default='department', max_length=16),
+            model_name="collection",
+            name="visibility",
+            field=models.CharField(
+                choices=[("department", "Owning department and explicit grants"), ("company", "Whole company")],
+                default="department",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='chunk',
-            index=django.contrib.postgres.indexes.GinIndex(fields=['search_vector'], name='chunk_search_vector_gin'),
+            model_name="chunk",
+            index=django.contrib.postgres.indexes.GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
         ),
         migrations.AddField(
-            model_name='collectiongrant',
-            name='collection',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='documents.collection'),
+            model_name="collectiongrant",
+            name="collection",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="grants", to="documents.collection"
+            ),
         ),
         migrations.AddField(
-            model_name='collectiongrant',
-            name='department',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.department'),
+            model_name="collectiongrant",
+            name="department",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="accounts.department",
+            ),
         ),
         migrations.AddField(
-            model_name='collectiongrant',
-            name='granted_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="collectiongrant",
+            name="granted_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='collectiongrant',
-            name='user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="collectiongrant",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='collectiongrant',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('department__isnull', False), ('user__isnull', True)), models.Q(('department__isnull', True), ('user__isnull', False)), _connector='OR'), name='grant_to_a_department_or_a_user'),
+            model_name="collectiongrant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("department__isnull", False), ("user__isnull", True)),
+                    models.Q(("department__isnull", True), ("user__isnull", False)),
+                    _connector="OR",
+                ),
+                name="grant_to_a_department_or_a_user",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='collectiongrant',
-            constraint=models.UniqueConstraint(fields=('collection', 'department'), name='grant_unique_department'),
+            model_name="collectiongrant",
+            constraint=models.UniqueConstraint(fields=("collection", "department"), name="grant_unique_department"),
         ),
         migrations.AddConstraint(
-            model_name='collectiongrant',
-            constraint=models.UniqueConstraint(fields=('collection', 'user'), name='grant_unique_user'),
+            model_name="collectiongrant",
+            constraint=models.UniqueConstraint(fields=("collection", "user"), name="grant_unique_user"),
         ),
     ]

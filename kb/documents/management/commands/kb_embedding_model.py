@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from kb.documents.models import EmbeddingModel
 from kb.documents.embedding_models import embedding_model_change_start
+from kb.documents.models import EmbeddingModel
 from kb.platform.actors import system_actor
 
 
@@ -27,8 +27,10 @@ class Command(BaseCommand):
             incoming = embedding_model_change_start(acting_user=system_actor(), path=path)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from error
-        self.stdout.write(f"re-embedding {incoming.progress_total} passages with {incoming.name} in the background; "
-                          "the current model keeps serving until the switch")
+        self.stdout.write(
+            f"re-embedding {incoming.progress_total} passages with {incoming.name} in the background; "
+            "the current model keeps serving until the switch"
+        )
         if no_wait:
             return
         with tqdm(total=incoming.progress_total, desc="re-embedding", unit="passage") as bar:

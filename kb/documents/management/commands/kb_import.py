@@ -11,8 +11,8 @@ from tqdm import tqdm
 from extract.formats import ACCEPTED_EXTENSIONS
 from kb.accounts.models import User
 from kb.documents.models import Collection, DocumentVersion
-from kb.platform.actors import SYSTEM_USERNAME
 from kb.documents.services import upload_batch
+from kb.platform.actors import SYSTEM_USERNAME
 
 
 class Command(BaseCommand):
@@ -49,7 +49,11 @@ class Command(BaseCommand):
                 yield File(handle, name=path.name)
 
     def _acting_user(self, username: str | None) -> User:
-        users = User.objects.filter(username=username) if username else User.objects.filter(is_superuser=True).exclude(username=SYSTEM_USERNAME)
+        users = (
+            User.objects.filter(username=username)
+            if username
+            else User.objects.filter(is_superuser=True).exclude(username=SYSTEM_USERNAME)
+        )
         acting_user = users.order_by("pk").first()
         if acting_user is None:
             raise CommandError(f"no user {username!r}" if username else "no superuser exists; pass --user")
@@ -72,8 +76,11 @@ class Command(BaseCommand):
         versions = DocumentVersion.objects.filter(pk__in=version_ids)
         with tqdm(desc="ingesting", unit="passage", total=0) as bar:
             while True:
-                states = list(versions.values("status", "progress_done", "progress_total", "failure_reason",
-                                              "document__original_name"))
+                states = list(
+                    versions.values(
+                        "status", "progress_done", "progress_total", "failure_reason", "document__original_name"
+                    )
+                )
                 bar.total = sum(state["progress_total"] for state in states)
                 bar.n = sum(state["progress_done"] for state in states)
                 finished = [s for s in states if s["status"] in {"ready", "failed"}]

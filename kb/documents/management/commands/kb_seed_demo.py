@@ -34,8 +34,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if User.objects.filter(username="admin").exists():
-            self.stdout.write("demo organisation present (passwords were printed when it was created; "
-                              "`manage.py changepassword NAME` sets a new one)")
+            self.stdout.write(
+                "demo organisation present (passwords were printed when it was created; "
+                "`manage.py changepassword NAME` sets a new one)"
+            )
             return
         passwords = self._create_organisation()
         self.stdout.write(self.style.SUCCESS("Demo users (these passwords are shown only this once):"))
@@ -57,20 +59,29 @@ class Command(BaseCommand):
         for department_name, spec in DEMO.items():
             department = department_create(acting_user=admin, name=department_name)
             department_admin = new_user(spec["admin"], f"admin of {department_name}")
-            membership_create(acting_user=admin, user=department_admin, department=department,
-                              role=Membership.Role.ADMIN)
+            membership_create(
+                acting_user=admin, user=department_admin, department=department, role=Membership.Role.ADMIN
+            )
             employee = new_user(spec["employee"], f"employee in {department_name}")
             membership_create(acting_user=admin, user=employee, department=department)
-            collection = collection_create(acting_user=department_admin, name=spec["collection"], owner=department,
-                                           visibility=Collection.Visibility.DEPARTMENT)
+            collection = collection_create(
+                acting_user=department_admin,
+                name=spec["collection"],
+                owner=department,
+                visibility=Collection.Visibility.DEPARTMENT,
+            )
             if missing_docs:
                 continue
             for page in spec["pages"]:
                 path = PYTHON_DOCS / page
-                document_upload(acting_user=department_admin, collection=collection, name=path.name,
-                                data=path.read_bytes())
+                document_upload(
+                    acting_user=department_admin, collection=collection, name=path.name, data=path.read_bytes()
+                )
                 self.stdout.write(f"    queued {page} into {collection.name} ({department_name})")
         if missing_docs:
-            self.stdout.write(self.style.WARNING(
-                f"{PYTHON_DOCS} is missing (Debian package python3.11-doc): demo collections are empty"))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{PYTHON_DOCS} is missing (Debian package python3.11-doc): demo collections are empty"
+                )
+            )
         return passwords

@@ -16,8 +16,10 @@ from kb.platform.serving import serving_python
 
 
 class Command(BaseCommand):
-    help = ("Migrate, seed the demo organisation, then run the model-serving process, the ASGI web server and a "
-            "Celery worker.")
+    help = (
+        "Migrate, seed the demo organisation, then run the model-serving process, the ASGI web server and a "
+        "Celery worker."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=settings.KB_HOST)
@@ -57,24 +59,52 @@ class Command(BaseCommand):
                 inference_url = f"http://127.0.0.1:{settings.KB_INFERENCE_PORT}"
                 environment["KB_INFERENCE_URL"] = inference_url
                 self.step(f"starting the model server ({settings.KB_INFERENCE_ROUTE}) on {inference_url}")
-                children.append(subprocess.Popen([serving_python(), "-m", "inference"], env=environment,
-                                                 start_new_session=True))
+                children.append(
+                    subprocess.Popen([serving_python(), "-m", "inference"], env=environment, start_new_session=True)
+                )
                 while not stopping and not self._answers(inference_url + "/ready"):
                     if any(child.poll() is not None for child in children):
                         raise SystemExit("the model server exited during start-up; see its output above")
                     time.sleep(0.5)
             self.step("starting the Celery worker (ingestion)")
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "kb", "worker", "--pool=solo", "--loglevel=INFO",
-                 "--hostname=ingest@%h", "--beat", f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}"],
-                env=environment, start_new_session=True,
-            ))
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "kb",
+                        "worker",
+                        "--pool=solo",
+                        "--loglevel=INFO",
+                        "--hostname=ingest@%h",
+                        "--beat",
+                        f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}",
+                    ],
+                    env=environment,
+                    start_new_session=True,
+                )
+            )
             self.step("starting the web server (loads the embedding model)")
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", host, "--port", str(port),
-                 "--timeout-graceful-shutdown", "5"],
-                env=environment, start_new_session=True,
-            ))
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "kb.asgi:application",
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--timeout-graceful-shutdown",
+                        "5",
+                    ],
+                    env=environment,
+                    start_new_session=True,
+                )
+            )
             url = f"http://{host}:{port}/"
             while not stopping and not self._answers(url + "accounts/login/"):
                 if any(child.poll() is not None for child in children):

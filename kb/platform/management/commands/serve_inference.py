@@ -11,8 +11,10 @@ from kb.platform.serving import serving_python
 
 
 class Command(BaseCommand):
-    help = ("Load the models of KB_INFERENCE_ROUTE and serve them on an OpenAI-compatible API on localhost; "
-            "web and worker processes reach it through KB_INFERENCE_URL.")
+    help = (
+        "Load the models of KB_INFERENCE_ROUTE and serve them on an OpenAI-compatible API on localhost; "
+        "web and worker processes reach it through KB_INFERENCE_URL."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, help="default: KB_INFERENCE_PORT or 8765")
