@@ -10,6 +10,8 @@ from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from inference.chat_template import ChatMessage
 from inference.types import EngineError, Route, Usage
@@ -17,6 +19,7 @@ from kb.accounts.models import User
 from kb.audit.models import QueryRecord
 from kb.audit.services import RecordedPassage, query_record_create
 from kb.chat.generation import answer_backend, answer_generation_params
+from kb.chat.models import Conversation, Question
 from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
 
 SYSTEM_PROMPT = (
@@ -24,6 +27,7 @@ SYSTEM_PROMPT = (
     "Cite the passages you use as [1], [2]. If the passages do not contain the answer, say that you do not know."
 )
 _MIN_PASSAGE_TOKENS = 40
+MAX_QUESTION_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ def _elapsed_ms(since: float) -> int:
     return round((time.perf_counter() - since) * 1000)
 
 
-async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEvent]:
+async def answer_stream(*, user: User, question: str, question_id: int | None = None) -> AsyncIterator[AnswerEvent]:
+    """With `question_id`, the stored question is marked answered (or failed) with its record, even when the client
+    goes away mid-answer."""
     started = time.perf_counter()
     search = await sync_to_async(passages_search_with_filter_for_user)(
         user=user, query_text=question, k=settings.KB_RETRIEVAL_TOP_K
@@ -158,6 +164,7 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
                 "mode": "hybrid",
                 "k": settings.KB_RETRIEVAL_TOP_K,
                 "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS,
+                "question": question_id,
             },
             permission_filter=search.permission_filter,
             citations=citations,
@@ -185,4 +192,36 @@ async def answer_stream(*, user: User, question: str) -> AsyncIterator[AnswerEve
             total_ms=_elapsed_ms(started),
             error=error,
         )
+        if question_id is not None:
+            await sync_to_async(question_finish)(question_id=question_id, record=record)
     yield AnswerEvent(kind="done", text="".join(answer_parts), passages=tuple(passages), record=record)
+
+
+@transaction.atomic
+def question_create(*, acting_user: User, text: str, conversation_id: int | None = None) -> Question:
+    """Store a question to be answered by its stream; a follow-up joins the asker's own conversation."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationError("Type a question first.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+    conversation = None
+    if conversation_id is not None:
+        conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk).first()
+    if conversation is None:
+        conversation = Conversation.objects.create(user=acting_user, title=text[:200])
+    else:
+        conversation.save(update_fields=["updated_at"])
+    return Question.objects.create(conversation=conversation, text=text)
+
+
+def question_claim(*, question_id: int) -> bool:
+    """True for the one stream that may answer this question: the first to open it, once."""
+    return bool(
+        Question.objects.filter(pk=question_id, state=Question.State.PENDING).update(state=Question.State.ANSWERING)
+    )
+
+
+def question_finish(*, question_id: int, record: QueryRecord) -> None:
+    state = Question.State.FAILED if record.error else Question.State.ANSWERED
+    Question.objects.filter(pk=question_id).update(state=state, query_record=record)

@@ -6,6 +6,6 @@ app_name = "chat"
 urlpatterns = [
     path("", views.chat_page, name="page"),
     path("ask/", views.chat_ask, name="ask"),
-    path("stream/", views.chat_stream, name="stream"),
+    path("questions/<int:question_id>/stream/", views.question_stream, name="question-stream"),
     path("models/", views.models_page, name="models"),
 ]

@@ -1,11 +1,11 @@
 import html
 import re
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -14,10 +14,19 @@ from django.views.decorators.http import require_GET, require_POST
 from inference.registry import PRESETS
 from inference.types import EngineError
 from kb.chat.generation import answer_backend
-from kb.chat.services import CITATION, AnswerEvent, PromptPassage, answer_stream
+from kb.chat.models import Question
+from kb.chat.selectors import question_get_for_asker
+from kb.chat.services import (
+    CITATION,
+    MAX_QUESTION_CHARS,
+    AnswerEvent,
+    PromptPassage,
+    answer_stream,
+    question_claim,
+    question_create,
+)
+from kb.platform.forms import submitted_id
 from kb.platform.views import render_page
-
-MAX_QUESTION_CHARS = 2000
 
 
 @login_required
@@ -29,19 +38,19 @@ def chat_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def chat_ask(request: HttpRequest) -> HttpResponse:
-    question = " ".join(request.POST.get("question", "").split())
-    error = ""
-    if not question:
-        error = "Type a question first."
-    elif len(question) > MAX_QUESTION_CHARS:
-        error = f"Questions are limited to {MAX_QUESTION_CHARS} characters."
-    context = {
-        "question": question,
-        "error": error,
-        "stream_url": f"{reverse('chat:stream')}?{urlencode({'q': question})}",
-        "max_question_chars": MAX_QUESTION_CHARS,
-    }
-    return render_page(request, "chat/chat.html", partial="exchange", context=context, status=400 if error else 200)
+    """The question is stored by this POST (CSRF-protected) and answered by its stream, whose URL holds only its id."""
+    context = {"max_question_chars": MAX_QUESTION_CHARS}
+    try:
+        question = question_create(
+            acting_user=request.user,
+            text=request.POST.get("question", ""),
+            conversation_id=submitted_id(request.POST.get("conversation")),
+        )
+    except ValidationError as error:
+        context["error"] = " ".join(error.messages)
+        return render_page(request, "chat/chat.html", partial="exchange", context=context, status=400)
+    context.update(question=question, conversation=question.conversation)
+    return render_page(request, "chat/chat.html", partial="exchange", context=context)
 
 
 def _sse(event: str, data: str) -> bytes:
@@ -51,25 +60,26 @@ def _sse(event: str, data: str) -> bytes:
 
 
 def answer_with_citation_links(*, answer: str, passages: tuple[PromptPassage, ...]) -> str:
-    by_number = {p.number: p for p in passages}
+    return _linked_citations(answer, {p.number: p.hit.chunk_id for p in passages})
 
+
+def _linked_citations(answer: str, chunk_by_number: dict[int, int]) -> str:
     def link(match: re.Match[str]) -> str:
-        passage = by_number.get(int(match.group(1)))
-        if passage is None:  # the model cited a passage it was not given: removed, and flagged on the record
+        number = int(match.group(1))
+        if number not in chunk_by_number:  # the model cited a passage it was not given: removed, and flagged
             return ""
-        url = reverse("search:passage", args=[passage.hit.chunk_id])
+        url = reverse("search:passage", args=[chunk_by_number[number]])
         return (
             f'<a class="citation" href="{url}" hx-get="{url}" hx-target="#passage-panel" '
-            f'hx-push-url="false">[{passage.number}]</a>'
+            f'hx-push-url="false">[{number}]</a>'
         )
 
     return CITATION.sub(link, html.escape(answer))
 
 
-async def _event_stream(request: HttpRequest, question: str) -> AsyncIterator[bytes]:
-    user = await request.auser()
+async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
     event: AnswerEvent
-    async for event in answer_stream(user=user, question=question):
+    async for event in answer_stream(user=user, question=question.text, question_id=question.pk):
         if event.kind == "sources":
             yield _sse("sources", render_to_string("chat/chat.html#sources", {"passages": event.passages}))
         elif event.kind in {"token", "thinking"}:
@@ -78,7 +88,7 @@ async def _event_stream(request: HttpRequest, question: str) -> AsyncIterator[by
             final = render_to_string(
                 "chat/chat.html#answer",
                 {
-                    "question": question,
+                    "question": question.text,
                     "answer_html": answer_with_citation_links(answer=event.text, passages=event.passages),
                     "passages": event.passages,
                     "record": event.record,
@@ -87,15 +97,27 @@ async def _event_stream(request: HttpRequest, question: str) -> AsyncIterator[by
             yield _sse("done", final)
 
 
+async def _answer_replayed(question: Question) -> AsyncIterator[bytes]:
+    """A stream opened again (a reload, the SSE extension reconnecting) never asks the model a second time."""
+    record = question.query_record
+    context = {"question": question.text, "record": record, "replayed": True}
+    if record is not None:
+        chunk_by_number = {citation["number"]: citation["chunk_id"] for citation in record.citations}
+        context["answer_html"] = _linked_citations(record.answer, chunk_by_number)
+    yield _sse("done", render_to_string("chat/chat.html#answer", context))
+
+
 @require_GET
-async def chat_stream(request: HttpRequest) -> HttpResponse:
+async def question_stream(request: HttpRequest, question_id: int) -> HttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse("Log in to ask questions.", status=401)
-    question = " ".join(request.GET.get("q", "").split())
-    if not question or len(question) > MAX_QUESTION_CHARS:
-        return HttpResponseBadRequest("A question of 1 to 2000 characters is required.")
-    response = StreamingHttpResponse(_event_stream(request, question), content_type="text/event-stream")
+    question = await sync_to_async(question_get_for_asker)(user=user, question_id=question_id)
+    if await sync_to_async(question_claim)(question_id=question.pk):
+        events = _event_stream(user, question)
+    else:
+        events = _answer_replayed(question)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
