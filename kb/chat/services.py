@@ -28,6 +28,7 @@ SYSTEM_PROMPT = (
 )
 _MIN_PASSAGE_TOKENS = 40
 MAX_QUESTION_CHARS = 2000
+NO_SOURCES_ANSWER = "The documents you can read do not say: no passage matches this question."
 
 
 @dataclass(frozen=True)
@@ -126,21 +127,26 @@ async def answer_stream(*, user: User, question: str, question_id: int | None = 
             budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS,
         )
         yield AnswerEvent(kind="sources", passages=tuple(passages))
-        messages = answer_messages(question=question, passages=passages)
-        async for delta in backend.stream_chat(messages, params, enable_thinking=thinking):
-            if delta.route is not None:
-                route = delta.route
-            elif delta.usage is not None:
-                usage = delta.usage
-            elif delta.text:
-                if first_token_ms is None:
-                    first_token_ms = _elapsed_ms(started)
-                if delta.channel == "thinking":
-                    thinking_parts.append(delta.text)
-                    yield AnswerEvent(kind="thinking", text=delta.text)
-                else:
-                    answer_parts.append(delta.text)
-                    yield AnswerEvent(kind="token", text=delta.text)
+        if passages:
+            messages = answer_messages(question=question, passages=passages)
+            async for delta in backend.stream_chat(messages, params, enable_thinking=thinking):
+                if delta.route is not None:
+                    route = delta.route
+                elif delta.usage is not None:
+                    usage = delta.usage
+                elif delta.text:
+                    if first_token_ms is None:
+                        first_token_ms = _elapsed_ms(started)
+                    if delta.channel == "thinking":
+                        thinking_parts.append(delta.text)
+                        yield AnswerEvent(kind="thinking", text=delta.text)
+                    else:
+                        answer_parts.append(delta.text)
+                        yield AnswerEvent(kind="token", text=delta.text)
+        else:
+            # Nothing the asker may read was found: the model is not asked, so it cannot invent an answer.
+            answer_parts.append(NO_SOURCES_ANSWER)
+            yield AnswerEvent(kind="token", text=NO_SOURCES_ANSWER)
     except EngineError as failure:
         error = str(failure)
     except (asyncio.CancelledError, GeneratorExit):

@@ -9,7 +9,7 @@ from django.db import connections
 from kb.accounts.models import Membership
 from kb.accounts.services import membership_delete
 from kb.audit.models import QueryRecord
-from kb.chat.services import CITATION, answer_stream
+from kb.chat.services import CITATION, NO_SOURCES_ANSWER, answer_stream
 from kb.platform.actors import system_actor
 from tests.factories import ingested_document, make_collection, make_department, make_user
 
@@ -102,16 +102,19 @@ def test_the_record_holds_the_filter_the_search_applied_even_if_access_changes_w
     assert record.department_names == ["Engineering"]
 
 
-def test_a_user_of_another_department_gets_no_passage_and_the_record_says_so(engineering):
+def test_a_user_of_another_department_gets_no_passage_and_the_model_is_not_asked_to_invent_one(engineering):
     bob = make_user(department=make_department("Sales"))
 
     events = _answer(bob, QUESTION)
 
     assert events[0].kind == "sources" and events[0].passages == ()
+    assert events[-1].kind == "done" and events[-1].text == NO_SOURCES_ANSWER
     record = QueryRecord.objects.get(user=bob)
     assert record.passages.count() == 0
     assert "no_passages" in record.flags and record.permission_filter["collections"] == []
-    assert events[-1].kind == "done"
+    # No model answered: no route, no tokens, the fixed refusal recorded as the answer.
+    assert (record.model, record.prompt_tokens, record.completion_tokens) == ("", 0, 0)
+    assert record.answer == NO_SOURCES_ANSWER
 
 
 def test_answers_come_from_the_serving_process_when_one_is_configured(engineering, settings, tmp_path):
