@@ -88,7 +88,8 @@ def test_the_record_holds_the_filter_the_search_applied_even_if_access_changes_w
         first = await anext(stream)
         # Alice leaves the department while the model is still answering from what she could read then.
         membership = await Membership.objects.aget(user=alice)
-        await sync_to_async(membership_delete)(acting_user=system_actor(), membership=membership)
+        actor = await sync_to_async(system_actor)()
+        await sync_to_async(membership_delete)(acting_user=actor, membership=membership)
         rest = [event async for event in stream]
         await sync_to_async(connections.close_all)()
         return [first, *rest]
