@@ -45,6 +45,15 @@ def make_collection(
     )
 
 
+def collection_admin_logged_in(client, department_name: str) -> tuple[Department, Collection, User]:
+    """A department with a collection, and the department's admin logged in on `client`."""
+    department = make_department(department_name)
+    collection = make_collection(owner=department)
+    admin = make_user(department=department, admin=True)
+    assert client.login(username=admin.username, password=PASSWORD)
+    return department, collection, admin
+
+
 def upload(*, user: User, collection: Collection, name: str, content: bytes) -> DocumentVersion:
     return document_upload(acting_user=user, collection=collection, name=name, data=content)
 

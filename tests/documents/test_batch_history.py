@@ -10,7 +10,7 @@ from kb.accounts.services import user_create
 from kb.documents.models import DocumentVersion
 from kb.documents.services import document_version_ingest, upload_batch
 from kb.platform.actors import system_actor
-from tests.factories import PASSWORD, make_collection, make_department, make_user
+from tests.factories import PASSWORD, collection_admin_logged_in, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +19,7 @@ HTMX = {"HX-Request": "true"}
 
 @pytest.fixture
 def legal(client):
-    department = make_department("Legal")
-    collection = make_collection(owner=department)
-    admin = make_user(department=department, admin=True)
-    client.login(username=admin.username, password=PASSWORD)
+    department, collection, admin = collection_admin_logged_in(client, "Legal")
     return {"department": department, "collection": collection, "admin": admin}
 
 

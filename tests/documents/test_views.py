@@ -10,18 +10,21 @@ from django.urls import reverse
 from kb.documents.models import Document, DocumentVersion
 from kb.documents.services import document_version_ingest
 from kb.search.selectors import passages_search_for_user
-from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from tests.factories import (
+    PASSWORD,
+    collection_admin_logged_in,
+    ingested_document,
+    make_collection,
+    make_department,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def setup(client):
-    department = make_department("Legal")
-    collection = make_collection(owner=department)
-    admin = make_user(department=department, admin=True)
-    client.login(username=admin.username, password=PASSWORD)
-    return collection
+    return collection_admin_logged_in(client, "Legal")[1]
 
 
 def _upload(client, collection, *files, htmx=True):

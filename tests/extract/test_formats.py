@@ -18,7 +18,10 @@ from extract.formats import ACCEPTED_EXTENSIONS, FORMATS, SEARCH_GROUPS, file_ki
 from extract.types import DocumentRejected
 from kb.documents.models import DocumentVersion
 from kb.search.views import FILE_TYPES
-from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from tests.factories import (
+    collection_admin_logged_in,
+    ingested_document,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -46,10 +49,7 @@ def _stored_names(names: list[str]) -> set[str]:
 
 @pytest.fixture
 def admin_client(client):
-    department = make_department("Records")
-    collection = make_collection(owner=department)
-    admin = make_user(department=department, admin=True)
-    client.login(username=admin.username, password=PASSWORD)
+    _, collection, admin = collection_admin_logged_in(client, "Records")
     return client, admin, collection
 
 

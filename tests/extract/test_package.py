@@ -1,7 +1,7 @@
 """`extract` is plain Python: it loads no Django, no kb and no `unstructured` until needed, writes nothing to the
-environment when imported, and its modules import each other without a cycle."""
+environment when imported. (That it imports no Django or kb, and no module of its in a circle, import-linter's
+contracts check statically: tests/test_code_rules.py.)"""
 
-import ast
 import json
 import subprocess
 import sys
@@ -35,27 +35,3 @@ def test_importing_every_module_loads_no_django_kb_or_unstructured_and_leaves_th
     assert set(outcome["modules"]) == {_module_name(path) for path in PACKAGE.rglob("*.py")} - {"extract"}
     assert outcome["loaded"] == []
     assert outcome["environment_unchanged"]
-
-
-def test_the_modules_of_extract_import_each_other_without_a_cycle():
-    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
-    imports: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):  # function-level (lazy) imports count too
-            if isinstance(node, ast.Import):
-                targets |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                targets |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
-        imports[name] = {target for target in targets if target in modules and target != name}
-
-    def cycle_from(name: str, path: list[str]) -> list[str] | None:
-        if name in path:
-            return [*path[path.index(name) :], name]
-        for target in sorted(imports[name]):
-            if found := cycle_from(target, [*path, name]):
-                return found
-        return None
-
-    assert imports["extract.parsing"] >= {"extract.formats", "extract.office", "extract.types"}  # the probe sees edges
-    assert [cycle for name in imports if (cycle := cycle_from(name, []))] == []
