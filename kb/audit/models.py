@@ -28,6 +28,8 @@ class AuditEvent(models.Model):
         GRANT_REVOKED = "grant.revoked"
         EMBEDDING_MODEL_CHANGE_STARTED = "embedding_model.change_started"
         EMBEDDING_MODEL_ACTIVATED = "embedding_model.activated"
+        CONVERSATION_RENAMED = "conversation.renamed"
+        CONVERSATION_DELETED = "conversation.deleted"
         AUDIT_EXPORTED = "audit.exported"
         AUDIT_PURGED = "audit.purged"
 

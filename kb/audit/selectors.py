@@ -151,3 +151,15 @@ def query_record_get_for_feedback(*, user: AbstractUser, record_id: int) -> Quer
 def query_feedback_latest(*, record: QueryRecord) -> QueryFeedback | None:
     """The current verdict on a record (the latest row), for showing beside the feedback buttons."""
     return QueryFeedback.objects.filter(query=record).order_by("-created_at", "-id").first()
+
+
+def prefill_tokens_per_second_measured(*, model: str, recent: int = 50) -> float | None:
+    """How fast `model` read its prompts lately: the median of prompt tokens over time to first token (less
+    retrieval) of its recent answers, for sizing the next prompts; None before it has answered a long enough one."""
+    rows = (
+        QueryRecord.objects.filter(model=model, prompt_tokens__gte=100, first_token_ms__isnull=False)
+        .order_by("-id")
+        .values_list("prompt_tokens", "first_token_ms", "retrieval_ms")[:recent]
+    )
+    speeds = sorted(tokens * 1000 / max(first - retrieval, 1) for tokens, first, retrieval in rows)
+    return speeds[len(speeds) // 2] if speeds else None

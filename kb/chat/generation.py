@@ -8,6 +8,8 @@ import asyncio
 import atexit
 import functools
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -16,10 +18,15 @@ from inference.config import smollm2_wheel_path
 from inference.engine import ChatBackend
 from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
+from inference.registry import PRESETS, ModelPreset
 from inference.router import RoutedModel, RouteLimits, Router
-from inference.types import GenerationParams
+from inference.types import EngineUnavailable, GenerationParams
 
 logger = logging.getLogger(__name__)
+# The CPU default's preset, which names the in-process engine when it runs the wheel's model.
+_WHEEL_PRESET = "smollm2-135m"
+# Qwen3.5 from 0.8B on rewrites a follow-up into a standalone question reliably; SmolLM2-135M does not.
+_REWRITES_FROM_BILLION_PARAMETERS = 0.8
 
 
 @functools.cache
@@ -39,20 +46,60 @@ def answer_backend() -> ChatBackend:
     return Router(
         [
             RoutedModel(
-                name=engine.info.model,
+                name=engine.info.model if settings.KB_LLM_MODEL_PATH else _WHEEL_PRESET,
                 engine=engine,
-                limits=RouteLimits(max_running=1, max_queued=settings.KB_INFERENCE_MAX_QUEUED),
+                limits=RouteLimits(
+                    max_running=1,
+                    max_queued=settings.KB_INFERENCE_MAX_QUEUED,
+                    queue_timeout_seconds=settings.KB_INFERENCE_QUEUE_TIMEOUT,
+                ),
             )
         ]
     )
 
 
-def answer_generation_params() -> GenerationParams:
-    return GenerationParams(
-        temperature=settings.KB_LLM_TEMPERATURE,
-        top_p=settings.KB_LLM_TOP_P,
-        top_k=settings.KB_LLM_TOP_K,
-        max_tokens=settings.KB_LLM_MAX_TOKENS,
-        repetition_penalty=settings.KB_LLM_REPETITION_PENALTY,
-        seed=settings.KB_LLM_SEED,
+@dataclass(frozen=True, kw_only=True)
+class AnsweringModel:
+    """The route's first ready model, which answers unless it is busy, and what the route as a whole allows."""
+
+    name: str
+    preset: ModelPreset | None
+    context_length: int  # the smallest of the ready models': a fallback may answer
+    must_wait: bool  # no ready model has a free slot: the question waits in a queue
+    can_take_question: bool  # some ready model has a free slot or room in its queue
+
+    @property
+    def thinks(self) -> bool:
+        return self.preset is not None and self.preset.thinking
+
+    @property
+    def rewrites_questions(self) -> bool:
+        if settings.KB_QUESTION_REWRITE in {"model", "join"}:
+            return settings.KB_QUESTION_REWRITE == "model"
+        return self.preset is not None and self.preset.parameters_billion >= _REWRITES_FROM_BILLION_PARAMETERS
+
+    def generation_params(self) -> GenerationParams:
+        """Its preset's recommended sampling, unless an administrator set KB_LLM_* overrides."""
+        return settings.KB_LLM.sampling_for(self.preset.recommended if self.preset else GenerationParams())
+
+
+def answering_model(backend: ChatBackend | None = None) -> AnsweringModel:
+    """Read from the route's own description (the serving process's /v1/models), which may block: call it off the
+    event loop."""
+    described = (backend or answer_backend()).describe()
+    ready = [model for model in described if model.get("state") == "ready" and model.get("max_model_len")]
+    if not ready:
+        states = "; ".join(f"{model['id']}: {model.get('state', 'unknown')}" for model in described)
+        raise EngineUnavailable(f"No model is ready to answer ({states}).")
+    first = ready[0]
+    return AnsweringModel(
+        name=first["id"],
+        preset=PRESETS.get(first["id"]),
+        context_length=min(model["max_model_len"] for model in ready),
+        must_wait=not any(_has_free_slot(model) for model in ready),
+        can_take_question=any(_has_free_slot(model) or model["queued"] < model["max_queued"] for model in ready),
     )
+
+
+def _has_free_slot(model: dict[str, Any]) -> bool:
+    return model["running"] < model["max_running"]

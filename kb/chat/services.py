@@ -1,11 +1,13 @@
 """Answering a question: retrieve what the user may read, prompt the local LLM, stream, record."""
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from asgiref.sync import sync_to_async
@@ -13,53 +15,44 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from inference.chat_template import ChatMessage
-from inference.types import EngineError, Route, Usage
+from extract.logs.severities import SEVERITIES
+from inference.engine import ChatBackend
+from inference.types import EngineError, EngineUnavailable, GenerationParams, Route, Usage
 from kb.accounts.models import User
 from kb.audit.models import QueryRecord
+from kb.audit.selectors import prefill_tokens_per_second_measured
 from kb.audit.services import RecordedPassage, query_record_create
-from kb.chat.generation import answer_backend, answer_generation_params
-from kb.chat.models import Conversation, Question
-from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
-
-SYSTEM_PROMPT = (
-    "You are the company knowledge base assistant. Answer the question using only the numbered passages. "
-    "Cite the passages you use as [1], [2]. If the passages do not contain the answer, say that you do not know."
+from kb.chat.context import (
+    ContextBudget,
+    PromptPassage,
+    answer_messages,
+    estimated_token_counter,
+    passages_packed,
+    turns_within_budget,
 )
-_MIN_PASSAGE_TOKENS = 40
+from kb.chat.generation import AnsweringModel, answer_backend, answering_model
+from kb.chat.models import Conversation, Question
+from kb.chat.selectors import Turn, conversation_turns_before, question_stop_requested
+from kb.documents.selectors import collections_readable_by
+from kb.search.selectors import PassageFilters, document_passages_for_user, passages_search_with_filter_for_user
+
 MAX_QUESTION_CHARS = 2000
 NO_SOURCES_ANSWER = "The documents you can read do not say: no passage matches this question."
-
-
-@dataclass(frozen=True)
-class PromptPassage:
-    number: int
-    hit: PassageHit
-    text: str
+STOP_POLL_SECONDS = 0.5
+REWRITE_PROMPT = (
+    "Rewrite the user's last question so that it can be understood without the conversation before it: name what "
+    "it refers to. Keep its language. Reply with the rewritten question only."
+)
+# Qwen3.5's recommended sampling for quick (non-thinking) mode, short: the rewrite is one question.
+REWRITE_PARAMS = GenerationParams(temperature=0.7, top_p=0.8, top_k=20, max_tokens=100)
 
 
 @dataclass(frozen=True)
 class AnswerEvent:
-    kind: Literal["sources", "thinking", "token", "done"]
+    kind: Literal["sources", "waiting", "thinking", "token", "busy", "done"]
     text: str = ""
     passages: tuple[PromptPassage, ...] = ()
     record: QueryRecord | None = None
-
-
-def passages_within_budget(
-    *, hits: list[PassageHit], count_tokens: Callable[[str], int], budget_tokens: int
-) -> list[PromptPassage]:
-    """Fill the prompt's passage budget in rank order; the last passage that fits only partly is shortened."""
-    chosen: list[PromptPassage] = []
-    remaining = budget_tokens
-    for hit in hits:
-        if remaining < _MIN_PASSAGE_TOKENS:
-            break
-        tokens = count_tokens(hit.text)
-        text = hit.text if tokens <= remaining else hit.text[: len(hit.text) * remaining // tokens]
-        remaining -= min(tokens, remaining)
-        chosen.append(PromptPassage(number=len(chosen) + 1, hit=hit, text=text))
-    return chosen
 
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -84,128 +77,327 @@ def answer_citations(*, answer: str, passages: list[PromptPassage]) -> tuple[lis
     return cited, unknown
 
 
-def answer_messages(*, question: str, passages: list[PromptPassage]) -> list[ChatMessage]:
-    context = (
-        "\n\n".join(f"[{p.number}] {p.hit.document_title} — {p.hit.heading}\n{p.text}" for p in passages)
-        or "(no passages)"
-    )
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"Passages:\n{context}\n\nQuestion: {question}"},
-    ]
-
-
 def _elapsed_ms(since: float) -> int:
     return round((time.perf_counter() - since) * 1000)
 
 
-async def answer_stream(*, user: User, question: str, question_id: int | None = None) -> AsyncIterator[AnswerEvent]:
-    """With `question_id`, the stored question is marked answered (or failed) with its record, even when the client
-    goes away mid-answer."""
-    started = time.perf_counter()
-    search = await sync_to_async(passages_search_with_filter_for_user)(
-        user=user, query_text=question, k=settings.KB_RETRIEVAL_TOP_K
+def passage_filters_of(scope: dict) -> PassageFilters:
+    """A question's stored scope as search filters (question_create checked it)."""
+    return PassageFilters(
+        collection_ids=tuple(scope.get("collection_ids", ())),
+        time_from=datetime.fromisoformat(scope["time_from"]) if scope.get("time_from") else None,
+        time_to=datetime.fromisoformat(scope["time_to"]) if scope.get("time_to") else None,
+        host=scope.get("host") or None,
+        severities=tuple(scope.get("severities", ())),
     )
-    hits = search.hits
-    retrieval_ms = _elapsed_ms(started)
+
+
+async def standalone_query(
+    *, question: str, turns: list[Turn], model: AnsweringModel, backend: ChatBackend
+) -> tuple[str, str]:
+    """What a follow-up searches for, and how it was made: "model" (rewritten by the answering model), "joined" (the
+    previous question and this one: no rewrite, or one that failed), or "as asked" (no earlier turn)."""
+    if not turns:
+        return question, "as asked"
+    if model.rewrites_questions:
+        conversation = "\n".join(f"User: {turn.question}\nAssistant: {turn.answer[:400]}" for turn in turns[-3:])
+        messages = [
+            {"role": "system", "content": REWRITE_PROMPT},
+            {"role": "user", "content": f"Conversation:\n{conversation}\n\nLast question: {question}"},
+        ]
+        parts: list[str] = []
+        with contextlib.suppress(EngineError):
+            async for delta in backend.stream_chat(messages, REWRITE_PARAMS, enable_thinking=False):
+                if delta.text and delta.channel == "answer":
+                    parts.append(delta.text)
+        rewritten = " ".join("".join(parts).strip().strip('"').split())
+        if 3 <= len(rewritten) <= MAX_QUESTION_CHARS:
+            return rewritten, "model"
+    return f"{turns[-1].question} {question}", "joined"
+
+
+async def _next_or_stop(stream: AsyncIterator, stop: asyncio.Future):
+    """The stream's next item, or None once `stop` is done first (its pending read cancelled, which closes the
+    engine's stream: generation ends in the engine, not just on the page)."""
+    pending = asyncio.ensure_future(anext(stream, None))
+    await asyncio.wait({pending, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if pending.done():
+        return pending.result()
+    pending.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        await pending
+    return None
+
+
+async def _stop_requested(question_id: int) -> None:
+    """Done when the asker presses Stop, in whichever process served that request."""
+    while not await sync_to_async(question_stop_requested)(question_id=question_id):
+        await asyncio.sleep(STOP_POLL_SECONDS)
+
+
+async def answer_stream(*, user: User, question: Question) -> AsyncIterator[AnswerEvent]:
+    """The stored question is marked answered, stopped, failed or (every model busy) pending again, with its record,
+    even when the client goes away mid-answer."""
+    started = time.perf_counter()
     backend = answer_backend()
-    params = answer_generation_params()
-    thinking = settings.KB_LLM_ENABLE_THINKING
     answer_parts: list[str] = []
     thinking_parts: list[str] = []
     first_token_ms: int | None = None
     usage = Usage(prompt_tokens=0, completion_tokens=0)
     route: Route | None = None
     passages: list[PromptPassage] = []
+    hits = []
+    permission_filter: dict = {}
+    scope: dict = {"conversation": question.conversation_id, "question": question.pk, "filters": question.scope}
+    params: GenerationParams | None = None
+    thinking = False
     error = ""
+    flags: list[str] = []
+    retrieval_ms = 0
+    stop = asyncio.ensure_future(_stop_requested(question.pk))
     try:
-        # Counting tokens may ask the serving process: keep it off the event loop.
-        passages = await asyncio.to_thread(
-            passages_within_budget,
+        model = await asyncio.to_thread(answering_model, backend)
+        params = model.generation_params()
+        thinking = question.thinking and model.thinks
+        turns = await sync_to_async(conversation_turns_before)(question=question)
+        query, rewrite = await standalone_query(question=question.text, turns=turns, model=model, backend=backend)
+        search = await sync_to_async(passages_search_with_filter_for_user)(
+            user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(question.scope)
+        )
+        hits, permission_filter = search.hits, search.permission_filter
+        retrieval_ms = _elapsed_ms(started)
+        budget = ContextBudget(
+            context_length=model.context_length,
+            answer_tokens=params.max_tokens,
+            prefill_tokens_per_second=await sync_to_async(prefill_tokens_per_second_measured)(model=model.name)
+            or settings.KB_PREFILL_TOKENS_PER_SECOND,
+            first_token_target_seconds=settings.KB_FIRST_TOKEN_TARGET_SECONDS,
+        )
+        packing_started = time.perf_counter()
+        # Counting tokens may ask the serving process: off the event loop.
+        count_tokens = await asyncio.to_thread(
+            estimated_token_counter,
+            backend.count_tokens,
+            "\n".join([question.text, *(hit.text for hit in hits), *(turn.answer for turn in turns[-4:])]),
+        )
+        sent_turns = turns_within_budget(turns=turns, budget_tokens=budget.history_tokens, count_tokens=count_tokens)
+        passage_budget = (
+            budget.prompt_tokens
+            - count_tokens(question.text)
+            - sum(count_tokens(turn.question) + count_tokens(turn.answer) + 10 for turn in sent_turns)
+        )
+        around = await sync_to_async(document_passages_for_user)(
+            user=user, hits=hits, whole_up_to_tokens=passage_budget, permission_filter=permission_filter
+        )
+        packed = passages_packed(
             hits=hits,
-            count_tokens=backend.count_tokens,
-            budget_tokens=settings.KB_PROMPT_CONTEXT_TOKENS,
+            document_passages=around.by_document,
+            whole_document_ids=around.whole,
+            budget_tokens=passage_budget,
+            count_tokens=count_tokens,
+        )
+        passages = packed.passages
+        scope.update(
+            mode="hybrid",
+            k=settings.KB_RETRIEVAL_TOP_K,
+            standalone_query=query,
+            rewrite=rewrite,
+            turns=[turn.record_id for turn in sent_turns],
+            budget={**budget.as_record(), "passage_tokens": passage_budget, "packed_tokens": packed.tokens},
+            whole_documents=list(packed.whole_documents),
+            packing_ms=_elapsed_ms(packing_started),
         )
         yield AnswerEvent(kind="sources", passages=tuple(passages))
-        if passages:
-            messages = answer_messages(question=question, passages=passages)
-            async for delta in backend.stream_chat(messages, params, enable_thinking=thinking):
-                if delta.route is not None:
-                    route = delta.route
-                elif delta.usage is not None:
-                    usage = delta.usage
-                elif delta.text:
-                    if first_token_ms is None:
-                        first_token_ms = _elapsed_ms(started)
-                    if delta.channel == "thinking":
-                        thinking_parts.append(delta.text)
-                        yield AnswerEvent(kind="thinking", text=delta.text)
-                    else:
-                        answer_parts.append(delta.text)
-                        yield AnswerEvent(kind="token", text=delta.text)
-        else:
+        if not passages:
             # Nothing the asker may read was found: the model is not asked, so it cannot invent an answer.
             answer_parts.append(NO_SOURCES_ANSWER)
             yield AnswerEvent(kind="token", text=NO_SOURCES_ANSWER)
+        else:
+            if model.must_wait:
+                yield AnswerEvent(kind="waiting", text=f"{settings.KB_INFERENCE_QUEUE_TIMEOUT:g}")
+            messages = answer_messages(passages=passages, turns=sent_turns, question=question.text)
+            stream = backend.stream_chat(messages, params, enable_thinking=thinking)
+            try:
+                while (delta := await _next_or_stop(stream, stop)) is not None:
+                    if delta.route is not None:
+                        route = delta.route
+                    elif delta.usage is not None:
+                        usage = delta.usage
+                    elif delta.text:
+                        if first_token_ms is None:
+                            first_token_ms = _elapsed_ms(started)
+                        if delta.channel == "thinking":
+                            thinking_parts.append(delta.text)
+                            yield AnswerEvent(kind="thinking", text=delta.text)
+                        else:
+                            answer_parts.append(delta.text)
+                            yield AnswerEvent(kind="token", text=delta.text)
+            finally:
+                await stream.aclose()
+            if stop.done():
+                flags.append("stopped")
+    except EngineUnavailable as failure:
+        error = str(failure)
+        flags.append("busy")
+        yield AnswerEvent(kind="busy", text=error)
     except EngineError as failure:
         error = str(failure)
     except (asyncio.CancelledError, GeneratorExit):
         error = "the client went away before the answer was complete"
         raise
     finally:
-        sent_ids = {p.hit.chunk_id for p in passages}
-        answer = "".join(answer_parts)
-        citations, unknown_numbers = answer_citations(answer=answer, passages=passages)
-        flags = [
-            flag
-            for flag, raised in (("removed_citations", unknown_numbers), ("error", error), ("no_passages", not hits))
-            if raised
-        ]
-        record = await sync_to_async(query_record_create)(
+        stop.cancel()
+        record = await sync_to_async(_answer_record)(
             user=user,
-            department_names=search.permission_filter["department_names"],
             question=question,
-            answer=answer,
-            scope={
-                "mode": "hybrid",
-                "k": settings.KB_RETRIEVAL_TOP_K,
-                "prompt_passage_tokens": settings.KB_PROMPT_CONTEXT_TOKENS,
-                "question": question_id,
-            },
-            permission_filter=search.permission_filter,
-            citations=citations,
-            flags=flags,
-            passages=[
-                RecordedPassage(
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    version_id=hit.version_id,
-                    score=hit.score,
-                    sent_to_model=hit.chunk_id in sent_ids,
-                    text=hit.text,
-                )
-                for hit in hits
-            ],
-            model=route.model if route else "",
-            backend=route.backend if route else "",
-            route={"skipped": list(route.skipped)} if route else {},
+            answer="".join(answer_parts),
             thinking="".join(thinking_parts),
-            generation_params={**dataclasses.asdict(params), "enable_thinking": thinking},
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            retrieval_ms=retrieval_ms,
-            first_token_ms=first_token_ms,
-            total_ms=_elapsed_ms(started),
+            hits=hits,
+            passages=passages,
+            permission_filter=permission_filter,
+            scope=scope,
+            flags=flags,
             error=error,
+            route=route,
+            params={**dataclasses.asdict(params), "enable_thinking": thinking} if params else {},
+            usage=usage,
+            timings={
+                "retrieval_ms": retrieval_ms,
+                "first_token_ms": first_token_ms,
+                "total_ms": _elapsed_ms(started),
+            },
         )
-        if question_id is not None:
-            await sync_to_async(question_finish)(question_id=question_id, record=record)
     yield AnswerEvent(kind="done", text="".join(answer_parts), passages=tuple(passages), record=record)
 
 
 @transaction.atomic
-def question_create(*, acting_user: User, text: str, conversation_id: int | None = None) -> Question:
-    """Store a question to be answered by its stream; a follow-up joins the asker's own conversation."""
+def _answer_record(
+    *,
+    user: User,
+    question: Question,
+    answer: str,
+    thinking: str,
+    hits: list,
+    passages: list[PromptPassage],
+    permission_filter: dict,
+    scope: dict,
+    flags: list[str],
+    error: str,
+    route: Route | None,
+    params: dict,
+    usage: Usage,
+    timings: dict,
+) -> QueryRecord:
+    """The audit record of one attempt at answering, and the question's state after it, in one transaction."""
+    sent_ids = {p.hit.chunk_id for p in passages}
+    # Passages sent beyond the hits (whole documents, neighbours) are recorded too, as sent, with no score.
+    found_ids = {hit.chunk_id for hit in hits}
+    recorded = [*hits, *(p.hit for p in passages if p.hit.chunk_id not in found_ids)]
+    citations, unknown_numbers = answer_citations(answer=answer, passages=passages)
+    flags = [
+        *flags,
+        *(
+            flag
+            for flag, raised in (("removed_citations", unknown_numbers), ("error", error), ("no_passages", not hits))
+            if raised
+        ),
+    ]
+    record = query_record_create(
+        user=user,
+        department_names=permission_filter.get("department_names", []),
+        question=question.text,
+        answer=answer,
+        scope=scope,
+        permission_filter=permission_filter,
+        citations=citations,
+        flags=flags,
+        passages=[
+            RecordedPassage(
+                chunk_id=hit.chunk_id,
+                document_id=hit.document_id,
+                version_id=hit.version_id,
+                score=hit.score,
+                sent_to_model=hit.chunk_id in sent_ids,
+                text=hit.text,
+            )
+            for hit in recorded
+        ],
+        model=route.model if route else "",
+        backend=route.backend if route else "",
+        route={"skipped": list(route.skipped)} if route else {},
+        thinking=thinking,
+        generation_params=params,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        error=error,
+        **timings,
+    )
+    question_finish(question_id=question.pk, record=record)
+    return record
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionScope:
+    """What a question is asked over, as the ask form sends it; empty: everything its asker may read."""
+
+    collection_ids: tuple[int, ...] = ()
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    host: str = ""
+    severities: tuple[str, ...] = ()
+
+    def checked_for(self, user: User) -> dict:
+        """The scope to store, once it names only collections the user may read and well-formed log filters."""
+        readable = set(collections_readable_by(user=user).values_list("pk", flat=True))
+        if not set(self.collection_ids) <= readable:
+            raise ValidationError("Choose collections you may read.")
+        if self.time_from and self.time_to and self.time_from > self.time_to:
+            raise ValidationError("The time range ends before it starts.")
+        unknown = set(self.severities) - set(SEVERITIES)
+        if unknown:
+            raise ValidationError(f"Unknown severity: {', '.join(sorted(unknown))}.")
+        if len(self.host) > 255:
+            raise ValidationError("Host names are limited to 255 characters.")
+        stored = {
+            "collection_ids": sorted(self.collection_ids),
+            "time_from": self.time_from.isoformat() if self.time_from else "",
+            "time_to": self.time_to.isoformat() if self.time_to else "",
+            "host": self.host,
+            "severities": [severity for severity in SEVERITIES if severity in self.severities],
+        }
+        return {name: value for name, value in stored.items() if value}
+
+
+@transaction.atomic
+def question_create(
+    *,
+    acting_user: User,
+    text: str,
+    conversation_id: int | None = None,
+    scope: QuestionScope | None = None,
+    thinking: bool = False,
+    regenerates_id: int | None = None,
+) -> Question:
+    """Store a question to be answered by its stream; a follow-up joins the asker's own conversation.
+
+    With `regenerates_id`, another answer to one of the asker's earlier questions: same text, scope and mode, asked
+    again at the end of its conversation.
+    """
+    regenerates = None
+    if regenerates_id is not None:
+        regenerates = (
+            Question.objects.filter(
+                pk=regenerates_id, conversation__user_id=acting_user.pk, conversation__hidden_at=None
+            )
+            .select_related("conversation")
+            .first()
+        )
+        if regenerates is None:
+            raise ValidationError("There is no such question of yours to answer again.")
+        text, conversation_id, thinking = regenerates.text, regenerates.conversation_id, regenerates.thinking
+        stored_scope = regenerates.scope
+    else:
+        stored_scope = (scope or QuestionScope()).checked_for(acting_user)
     text = " ".join(text.split())
     if not text:
         raise ValidationError("Type a question first.")
@@ -213,21 +405,45 @@ def question_create(*, acting_user: User, text: str, conversation_id: int | None
         raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
     conversation = None
     if conversation_id is not None:
-        conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk).first()
+        conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk, hidden_at=None).first()
     if conversation is None:
         conversation = Conversation.objects.create(user=acting_user, title=text[:200])
     else:
         conversation.save(update_fields=["updated_at"])
-    return Question.objects.create(conversation=conversation, text=text)
+    return Question.objects.create(
+        conversation=conversation, text=text, scope=stored_scope, thinking=thinking, regenerates=regenerates
+    )
 
 
 def question_claim(*, question_id: int) -> bool:
-    """True for the one stream that may answer this question: the first to open it, once."""
+    """True for the one stream that may answer this question: the first to open it, once (again after a busy)."""
     return bool(
         Question.objects.filter(pk=question_id, state=Question.State.PENDING).update(state=Question.State.ANSWERING)
     )
 
 
 def question_finish(*, question_id: int, record: QueryRecord) -> None:
-    state = Question.State.FAILED if record.error else Question.State.ANSWERED
+    """After an attempt: answered, stopped or failed with its record; back to pending when every model was busy,
+    so that its asker can retry (the busy attempt keeps its own record in the audit trail)."""
+    if "busy" in record.flags:
+        Question.objects.filter(pk=question_id).update(state=Question.State.PENDING, stop_requested=False)
+        return
+    if "stopped" in record.flags:
+        state = Question.State.STOPPED
+    elif record.error:
+        state = Question.State.FAILED
+    else:
+        state = Question.State.ANSWERED
     Question.objects.filter(pk=question_id).update(state=state, query_record=record)
+
+
+def question_stop(*, acting_user: User, question_id: int) -> bool:
+    """The asker's Stop: the answering stream, in whichever process, cancels generation at its next check. False
+    when there is nothing of theirs to stop (finished, someone else's, unknown)."""
+    return bool(
+        Question.objects.filter(
+            pk=question_id,
+            conversation__user_id=acting_user.pk,
+            state__in=(Question.State.PENDING, Question.State.ANSWERING),
+        ).update(stop_requested=True)
+    )

@@ -1,6 +1,7 @@
 import html
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
@@ -9,48 +10,132 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from extract.logs.severities import SEVERITIES
 from inference.registry import PRESETS
 from inference.types import EngineError
-from kb.chat.generation import answer_backend
+from kb.chat.context import PromptPassage
+from kb.chat.generation import answer_backend, answering_model
 from kb.chat.models import Question
 from kb.chat.selectors import question_get_for_asker
 from kb.chat.services import (
     CITATION,
     MAX_QUESTION_CHARS,
     AnswerEvent,
-    PromptPassage,
+    QuestionScope,
     answer_stream,
     question_claim,
     question_create,
+    question_stop,
 )
+from kb.documents.selectors import collections_holding_logs, collections_readable_by
 from kb.platform.forms import submitted_id
 from kb.platform.views import render_page
+
+
+def _ask_form_context(user) -> dict:
+    """What the ask form offers: the collections the user may read, log filters where one of them holds logs, and
+    the thinking toggle where the answering model can think."""
+    collections = collections_readable_by(user=user)
+    try:
+        model = answering_model()
+    except EngineError:
+        model = None
+    return {
+        "max_question_chars": MAX_QUESTION_CHARS,
+        "collections": collections,
+        "log_collection_ids": set(collections_holding_logs(collections=collections)),
+        "severities": SEVERITIES,
+        "model_thinks": bool(model and model.thinks),
+    }
 
 
 @login_required
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/chat.html", {"max_question_chars": MAX_QUESTION_CHARS})
+    return render(request, "chat/chat.html", _ask_form_context(request.user))
+
+
+def _submitted_time(value: str, label: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"The {label} time is not a date and time.") from None
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+def _submitted_scope(data) -> QuestionScope:
+    return QuestionScope(
+        collection_ids=tuple(filter(None, (submitted_id(value) for value in data.getlist("collection")))),
+        time_from=_submitted_time(data.get("time_from", ""), "start"),
+        time_to=_submitted_time(data.get("time_to", ""), "end"),
+        host=data.get("host", "").strip(),
+        severities=tuple(data.getlist("severity")),
+    )
+
+
+def _busy_response(request: HttpRequest, context: dict, message: str) -> HttpResponse:
+    resubmit = [
+        (name, value) for name, values in request.POST.lists() if name != "csrfmiddlewaretoken" for value in values
+    ]
+    response = render_page(
+        request,
+        "chat/chat.html",
+        partial="exchange",
+        context={**context, "busy": message, "resubmit": resubmit},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response
 
 
 @login_required
 @require_POST
 def chat_ask(request: HttpRequest) -> HttpResponse:
-    """The question is stored by this POST (CSRF-protected) and answered by its stream, whose URL holds only its id."""
+    """The question is stored by this POST (CSRF-protected) and answered by its stream, whose URL holds only its id.
+
+    When no model can take it now, nothing is stored: 503 at once, and the form keeps the question for a retry."""
     context = {"max_question_chars": MAX_QUESTION_CHARS}
+    try:
+        if not answering_model().can_take_question:
+            return _busy_response(request, context, "Every model is busy with other questions.")
+    except EngineError as failure:
+        return _busy_response(request, context, str(failure))
     try:
         question = question_create(
             acting_user=request.user,
             text=request.POST.get("question", ""),
             conversation_id=submitted_id(request.POST.get("conversation")),
+            scope=_submitted_scope(request.POST),
+            thinking=request.POST.get("thinking") == "on",
+            regenerates_id=submitted_id(request.POST.get("regenerate")),
         )
     except ValidationError as error:
         context["error"] = " ".join(error.messages)
         return render_page(request, "chat/chat.html", partial="exchange", context=context, status=400)
     context.update(question=question, conversation=question.conversation)
     return render_page(request, "chat/chat.html", partial="exchange", context=context)
+
+
+@login_required
+@require_POST
+def question_stop_view(request: HttpRequest, question_id: int) -> HttpResponse:
+    """Stop: the stream that answers it ends generation in the engine and keeps the partial answer, marked stopped."""
+    question_stop(acting_user=request.user, question_id=question_id)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_GET
+def question_exchange(request: HttpRequest, question_id: int) -> HttpResponse:
+    """One exchange as the page shows it: streaming (it connects to its stream) while pending, else its answer.
+    Reading only: answering starts when the stream is opened."""
+    question = question_get_for_asker(user=request.user, question_id=question_id)
+    return render(request, "chat/chat.html#exchange", {"question": question, "conversation": question.conversation})
 
 
 def _sse(event: str, data: str) -> bytes:
@@ -79,16 +164,22 @@ def _linked_citations(answer: str, chunk_by_number: dict[int, int]) -> str:
 
 async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
     event: AnswerEvent
-    async for event in answer_stream(user=user, question=question.text, question_id=question.pk):
+    async for event in answer_stream(user=user, question=question):
         if event.kind == "sources":
             yield _sse("sources", render_to_string("chat/chat.html#sources", {"passages": event.passages}))
         elif event.kind in {"token", "thinking"}:
             yield _sse(event.kind, html.escape(event.text))
+        elif event.kind == "waiting":
+            yield _sse("status", render_to_string("chat/chat.html#waiting", {"wait_seconds": event.text}))
+        elif event.kind == "busy":
+            busy = render_to_string("chat/chat.html#busy-retry", {"question": question, "busy": event.text})
+            yield _sse("done", busy)
+            return
         else:
             final = render_to_string(
                 "chat/chat.html#answer",
                 {
-                    "question": question.text,
+                    "question": question,
                     "answer_html": answer_with_citation_links(answer=event.text, passages=event.passages),
                     "passages": event.passages,
                     "record": event.record,
@@ -100,7 +191,7 @@ async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
 async def _answer_replayed(question: Question) -> AsyncIterator[bytes]:
     """A stream opened again (a reload, the SSE extension reconnecting) never asks the model a second time."""
     record = question.query_record
-    context = {"question": question.text, "record": record, "replayed": True}
+    context = {"question": question, "record": record, "replayed": True}
     if record is not None:
         chunk_by_number = {citation["number"]: citation["chunk_id"] for citation in record.citations}
         context["answer_html"] = _linked_citations(record.answer, chunk_by_number)

@@ -208,3 +208,13 @@ def upload_batch_get_for_manager(*, user: User, batch_id: int) -> UploadBatch:
 
 def document_versions_of_batch_for_manager(*, user: User, batch: UploadBatch) -> QuerySet[DocumentVersion]:
     return document_versions_manageable_by(user=user).filter(batch=batch).order_by("document__original_name", "number")
+
+
+def collections_holding_logs(*, collections: QuerySet[Collection]) -> list[int]:
+    """Which of these collections (already filtered for a user) hold log windows: the ask form offers log filters
+    for them."""
+    return list(
+        Chunk.objects.filter(collection__in=collections, is_serving=True, time_start__isnull=False)
+        .values_list("collection_id", flat=True)
+        .distinct()
+    )

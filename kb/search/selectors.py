@@ -3,6 +3,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -12,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, connections, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
 from pgvector.django import CosineDistance
 
 from embedding.encoders import question_encoder
@@ -41,6 +42,11 @@ class PassageHit:
     heading: str
     text: str
     score: float
+    # Where the passage sits in its document: for reading order, neighbours and whole-document context.
+    ordinal: int = 0
+    char_start: int = 0
+    char_end: int = 0
+    time_start: datetime | None = None  # log windows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,25 +313,73 @@ def hits_of(ranked: list[RankedChunk], *, readable_chunks: QuerySet[Chunk]) -> l
     """
     rows = {
         row[0]: row
-        for row in readable_chunks.filter(pk__in=[chunk.chunk_id for chunk in ranked]).values_list(
-            "id", "document_id", "version_id", "heading", "text", "document__title", "collection__name"
-        )
+        for row in readable_chunks.filter(pk__in=[chunk.chunk_id for chunk in ranked]).values_list(*_HIT_COLUMNS)
     }
-    hits = []
-    for chunk in ranked:
-        if chunk.chunk_id not in rows:
-            continue
-        chunk_id, document_id, version_id, heading, text, title, collection_name = rows[chunk.chunk_id]
-        hits.append(
-            PassageHit(
-                chunk_id=chunk_id,
-                document_id=document_id,
-                version_id=version_id,
-                document_title=title,
-                collection_name=collection_name,
-                heading=heading,
-                text=text,
-                score=chunk.score,
-            )
-        )
-    return hits
+    return [_hit_of(rows[chunk.chunk_id], score=chunk.score) for chunk in ranked if chunk.chunk_id in rows]
+
+
+_HIT_COLUMNS = (
+    "id",
+    "document_id",
+    "version_id",
+    "heading",
+    "text",
+    "document__title",
+    "collection__name",
+    "ordinal",
+    "char_start",
+    "char_end",
+    "time_start",
+)
+
+
+def _hit_of(row: tuple, *, score: float) -> PassageHit:
+    chunk_id, document_id, version_id, heading, text, title, collection_name, ordinal, start, end, time_start = row
+    return PassageHit(
+        chunk_id=chunk_id,
+        document_id=document_id,
+        version_id=version_id,
+        document_title=title,
+        collection_name=collection_name,
+        heading=heading,
+        text=text,
+        score=score,
+        ordinal=ordinal,
+        char_start=start,
+        char_end=end,
+        time_start=time_start,
+    )
+
+
+@dataclass(frozen=True)
+class DocumentPassages:
+    by_document: dict[int, list[PassageHit]]  # in reading order
+    whole: frozenset[int]  # the documents whose passages are all there
+
+
+def document_passages_for_user(
+    *, user: User, hits: Sequence[PassageHit], whole_up_to_tokens: int, permission_filter: dict
+) -> DocumentPassages:
+    """For each document among the hits, its readable passages in reading order: all of them where the document's
+    passages hold at most `whole_up_to_tokens` (as the chunker counted), else the hits' neighbours only.
+
+    Through the same readable set (and permission filter) as the search that found the hits.
+    """
+    readable = chunks_readable_by(user=user, permission_filter=permission_filter)
+    document_ids = {hit.document_id for hit in hits}
+    sizes = dict(
+        readable.filter(document_id__in=document_ids)
+        .values("document_id")
+        .annotate(tokens=Sum("token_count"))
+        .values_list("document_id", "tokens")
+    )
+    whole_ids = [document_id for document_id, tokens in sizes.items() if tokens <= whole_up_to_tokens]
+    around = Q(document_id__in=whole_ids)
+    for hit in hits:
+        if hit.document_id not in whole_ids:
+            around |= Q(version_id=hit.version_id, ordinal__in=(hit.ordinal - 1, hit.ordinal + 1))
+    passages: dict[int, list[PassageHit]] = {}
+    for row in readable.filter(around).order_by("document_id", "ordinal").values_list(*_HIT_COLUMNS):
+        hit = _hit_of(row, score=0.0)
+        passages.setdefault(hit.document_id, []).append(hit)
+    return DocumentPassages(by_document=passages, whole=frozenset(whole_ids))
