@@ -13,7 +13,7 @@ def test_a_superuser_sees_the_loaded_model_its_state_and_the_presets(client):
     page = client.get(reverse("chat:models")).content.decode()
     partial = client.get(reverse("chat:models"), headers={"HX-Request": "true"}).content.decode()
 
-    assert "SmolLM2-135M-Instruct.Q4_1" in page and "llama_cpp" in page and "status-ready" in page
+    assert "smollm2-135m" in page and "llama_cpp" in page and "status-ready" in page
     assert "qwen3.5-9b" in page and "Qwen/Qwen3.5-9B" in page
     assert "<td>vllm, llama_cpp, remote</td><td>CPU</td>" in page  # the CPU default's engines and where they run
     assert 'id="models"' in partial and "Presets" not in partial
