@@ -16,3 +16,20 @@
     if (status > 0 && status < 500) document.getElementById("request-problem").hidden = true;
   });
 })();
+
+// A form marked data-reset-on-success (the ask form) is emptied once the server has taken what it sent. Here rather
+// than in an hx-on attribute: the planned Content-Security-Policy allows no script in the page itself.
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (event.detail.successful && event.detail.elt.matches("form[data-reset-on-success]")) event.detail.elt.reset();
+});
+
+// The transcript is an aria-live region: while an answer streams in token by token it is marked busy, so that a
+// screen reader waits and reads the finished answer once, when the closing event has replaced the streaming block.
+document.addEventListener("DOMContentLoaded", () => {
+  const exchanges = document.getElementById("exchanges");
+  if (!exchanges) return;
+  const markBusy = () =>
+    exchanges.setAttribute("aria-busy", String(exchanges.querySelector(".exchange.streaming") !== null));
+  new MutationObserver(markBusy).observe(exchanges, { childList: true });
+  markBusy();
+});
