@@ -5,6 +5,10 @@ import itertools
 from kb.accounts.models import Department, Membership, User
 from kb.accounts.selectors import departments_of_user
 from kb.accounts.services import department_create, membership_create, user_create
+from kb.audit.models import QueryRecord
+from kb.audit.services import query_record_create
+from kb.chat.models import Question
+from kb.chat.services import question_finish
 from kb.documents.models import Collection, Document, DocumentVersion
 from kb.documents.services import collection_create, document_upload, document_version_ingest
 from kb.platform.actors import system_actor
@@ -64,3 +68,26 @@ def ingested_document(*, collection: Collection, name: str, content: bytes) -> D
     version = upload(user=admin, collection=collection, name=name, content=content)
     document_version_ingest(version_id=version.pk)
     return Document.objects.select_related("current_version").get(pk=version.document_id)
+
+
+def answer_recorded(*, question: Question, answer: str, citations: list[dict] | None = None) -> QueryRecord:
+    """The question answered and on record, as a finished stream leaves it: its stream now replays the record."""
+    record = query_record_create(
+        user=question.conversation.user,
+        department_names=department_names_of(question.conversation.user),
+        question=question.text,
+        answer=answer,
+        passages=[],
+        model="stored-for-the-test",
+        backend="none",
+        generation_params={},
+        prompt_tokens=0,
+        completion_tokens=0,
+        retrieval_ms=0,
+        first_token_ms=None,
+        total_ms=0,
+        scope={"question": question.pk},
+        citations=citations or [],
+    )
+    question_finish(question_id=question.pk, record=record)
+    return record

@@ -1,5 +1,4 @@
 import html
-import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -9,19 +8,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from extract.logs.severities import SEVERITIES
 from inference.registry import PRESETS
 from inference.types import EngineError
-from kb.chat.context import PromptPassage
 from kb.chat.generation import answer_backend, answering_model
 from kb.chat.models import Question
+from kb.chat.rendering import answer_html
 from kb.chat.selectors import question_get_for_asker
 from kb.chat.services import (
-    CITATION,
     MAX_QUESTION_CHARS,
     AnswerEvent,
     QuestionScope,
@@ -144,24 +141,6 @@ def _sse(event: str, data: str) -> bytes:
     return f"event: {event}\n{lines}\n".encode()
 
 
-def answer_with_citation_links(*, answer: str, passages: tuple[PromptPassage, ...]) -> str:
-    return _linked_citations(answer, {p.number: p.hit.chunk_id for p in passages})
-
-
-def _linked_citations(answer: str, chunk_by_number: dict[int, int]) -> str:
-    def link(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        if number not in chunk_by_number:  # the model cited a passage it was not given: removed, and flagged
-            return ""
-        url = reverse("search:passage", args=[chunk_by_number[number]])
-        return (
-            f'<a class="citation" href="{url}" hx-get="{url}" hx-target="#passage-panel" '
-            f'hx-push-url="false">[{number}]</a>'
-        )
-
-    return CITATION.sub(link, html.escape(answer))
-
-
 async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
     event: AnswerEvent
     async for event in answer_stream(user=user, question=question):
@@ -180,7 +159,9 @@ async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
                 "chat/chat.html#answer",
                 {
                     "question": question,
-                    "answer_html": answer_with_citation_links(answer=event.text, passages=event.passages),
+                    "answer_html": answer_html(
+                        event.text, chunk_by_number={p.number: p.hit.chunk_id for p in event.passages}
+                    ),
                     "passages": event.passages,
                     "record": event.record,
                 },
@@ -194,7 +175,7 @@ async def _answer_replayed(question: Question) -> AsyncIterator[bytes]:
     context = {"question": question, "record": record, "replayed": True}
     if record is not None:
         chunk_by_number = {citation["number"]: citation["chunk_id"] for citation in record.citations}
-        context["answer_html"] = _linked_citations(record.answer, chunk_by_number)
+        context["answer_html"] = answer_html(record.answer, chunk_by_number=chunk_by_number)
     yield _sse("done", render_to_string("chat/chat.html#answer", context))
 
 

@@ -17,15 +17,27 @@
   });
 })();
 
-// The ask page: after a question is sent only its text is cleared (the scope and mode stay for the follow-up);
-// "Copy answer" copies the answer's text; the scope's summary and log filters follow the chosen collections.
+// A form marked data-reset-on-success (the ask form) loses its question once the server has taken it; the scope and
+// mode stay for the follow-up. Here rather than in an hx-on attribute: the planned Content-Security-Policy allows no
+// script in the page itself.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt;
+  if (event.detail.successful && form.matches("form[data-reset-on-success]")) form.querySelector("[name=question]").value = "";
+});
+
+// The transcript is an aria-live region: while an answer streams in token by token it is marked busy, so that a
+// screen reader waits and reads the finished answer once, when the closing event has replaced the streaming block.
+document.addEventListener("DOMContentLoaded", () => {
+  const exchanges = document.getElementById("exchanges");
+  if (!exchanges) return;
+  const markBusy = () =>
+    exchanges.setAttribute("aria-busy", String(exchanges.querySelector(".exchange.streaming") !== null));
+  new MutationObserver(markBusy).observe(exchanges, { childList: true });
+  markBusy();
+});
+
+// The ask page: "Copy answer" copies the answer's text; the scope's summary and log filters follow the chosen collections.
 (() => {
-  document.addEventListener("htmx:afterRequest", (event) => {
-    const form = event.detail.elt;
-    if (event.detail.successful && form.matches && form.matches("form[data-reset-after-ask]")) {
-      form.querySelector("input[name=question]").value = "";
-    }
-  });
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-copy-from]");
     if (!button) return;

@@ -11,11 +11,29 @@ from django.urls import reverse
 
 from kb.audit.models import QueryRecord
 from kb.chat.models import Conversation, Question
-from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from kb.chat.services import question_create
+from tests.factories import (
+    PASSWORD,
+    answer_recorded,
+    ingested_document,
+    make_collection,
+    make_department,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = "Why does Python use indentation for grouping of statements?"
+# A document and a question that try to put markup into the page: each must show as the text it is. The document is
+# short, one passage, whose heading is the section it starts in; the title is the first level-1 heading, wherever it is.
+HOSTILE_HANDBOOK = b"""## <script>alert('heading')</script> Connecting to the office VPN
+
+To connect to the office VPN, install the WireGuard client and import the profile of the Berlin gateway.
+The gateway listens on port 51820; ask the service desk for a profile.
+
+# <img src=x onerror=alert('title')> VPN handbook
+"""
+HOSTILE_QUESTION = "<b onmouseover=alert('question')>How do I connect to the office VPN?</b>"
 
 
 @pytest.fixture
@@ -162,3 +180,42 @@ def test_the_page_puts_the_newest_exchange_at_the_bottom(engineering):
     page = client.get(reverse("chat:page")).content.decode()
     assert 'hx-swap="beforeend show:bottom"' in page
     assert page.index('id="exchanges"') < page.index('class="ask"')
+
+
+def test_markup_in_a_question_or_in_a_document_s_title_and_heading_is_shown_as_text():
+    department = make_department("Field service")
+    ingested_document(collection=make_collection(owner=department), name="vpn.md", content=HOSTILE_HANDBOOK)
+    alice = make_user(department=department)
+    client = Client()
+    client.force_login(alice)
+
+    _, partial = _ask(client, HOSTILE_QUESTION)
+    question = Question.objects.get()
+    _, streamed = _stream(alice, question.pk)
+    _, replayed = _stream(alice, question.pk)
+
+    shown_question = "&lt;b onmouseover=alert(&#x27;question&#x27;)&gt;How do I connect to the office VPN?&lt;/b&gt;"
+    for html in (partial, streamed, replayed):
+        assert shown_question in html
+        assert "<b " not in html and "<img" not in html and "<script" not in html
+    sources = streamed[streamed.index("event: sources") : streamed.index("event: token")]
+    assert "&lt;img src=x onerror=alert(&#x27;title&#x27;)&gt; VPN handbook" in sources
+    assert "&lt;script&gt;alert(&#x27;heading&#x27;)&lt;/script&gt; Connecting to the office VPN" in sources
+
+
+def test_a_stored_answer_is_replayed_as_rendered_sanitised_markdown_with_its_citations_linked():
+    alice = make_user(department=make_department("Field service"))
+    question = question_create(acting_user=alice, text="How do I connect to the office VPN?")
+    answer_recorded(
+        question=question,
+        answer="Two steps [1]:\n\n1. Install WireGuard.\n2. Run `wg-quick up office`.\n\n<script>alert(1)</script> [4]",
+        citations=[{"number": 1, "chunk_id": 4242, "document_id": 1}],
+    )
+
+    status, replayed = _stream(alice, question.pk)
+
+    url = reverse("search:passage", args=[4242])
+    assert status == 200 and "event: token" not in replayed
+    assert f'<a class="citation" href="{url}" hx-get="{url}"' in replayed and "[4]" not in replayed
+    assert "<ol>" in replayed and "<code>wg-quick up office</code>" in replayed
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in replayed and "<script" not in replayed
