@@ -4,7 +4,7 @@ A chunk never runs past a section boundary once it is at least half full, so pas
 structure; a section longer than one chunk is cut at the last sentence end in the window, with overlap.
 """
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +23,9 @@ class ChunkDraft:
     char_start: int
     char_end: int
     token_count: int
+    # PDFs only: the pages the passage starts and ends on.
+    first_page: int | None = None
+    last_page: int | None = None
     time_start: datetime | None = None
     time_end: datetime | None = None
     hosts: tuple[str, ...] = ()
@@ -60,6 +63,8 @@ def chunk_document(
                 char_start=char_start,
                 char_end=char_end,
                 token_count=end - start,
+                first_page=_page_at(document.page_starts, char_start),
+                last_page=_page_at(document.page_starts, char_end - 1),
             )
         )
         start = _overlap_start(document.text, offsets, end, overlap_tokens, start) if cut_inside_section else end
@@ -126,6 +131,11 @@ def _heading_at(document: ParsedDocument, char_position: int) -> str:
         else:
             break
     return heading
+
+
+def _page_at(page_starts: list[tuple[int, int]], char_position: int) -> int | None:
+    index = bisect_right([start for _, start in page_starts], char_position) - 1
+    return page_starts[index][0] if index >= 0 else None
 
 
 def chunk_log(

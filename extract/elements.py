@@ -59,6 +59,7 @@ def assemble(
     lines: list[str] = []
     sections: list[Section] = []
     tables: list[tuple[int, int]] = []
+    page_starts: list[tuple[int, int]] = []
     position = 0
     current_title, current_page = title, None
     heading, start = title, 0
@@ -75,6 +76,8 @@ def assemble(
         new_page = page_word is not None and page is not None and page != current_page
         if new_page:
             current_page = page
+            if kind == "pdf":  # the only paged format whose original a reader can open at a page
+                page_starts.append((page, position))
             if kind == "xlsx":  # a sheet's name is its heading
                 current_title = getattr(element.metadata, "page_name", None) or f"Sheet {page}"
         if is_title:
@@ -89,4 +92,4 @@ def assemble(
     text = "\n".join(lines)
     if len(text) > start:
         sections.append(Section(heading, start, len(text)))
-    return ParsedDocument(title=title, text=text, sections=sections, whole_spans=tables)
+    return ParsedDocument(title=title, text=text, sections=sections, whole_spans=tables, page_starts=page_starts)

@@ -28,3 +28,6 @@ class ParsedDocument:
     # Log files are chunked into time windows of records rather than by sections.
     is_log: bool = False
     log_format: str | None = None
+    # PDFs only: (page number, offset in `text` where that page's text starts), in order; pages without text are
+    # absent. Lets a passage be shown on its page.
+    page_starts: list[tuple[int, int]] = field(default_factory=list)

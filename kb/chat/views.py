@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -46,6 +47,7 @@ def _ask_form_context(user) -> dict:
         "log_collection_ids": set(collections_holding_logs(collections=collections)),
         "severities": SEVERITIES,
         "model_thinks": bool(model and model.thinks),
+        "thinking_default": settings.KB_LLM_ENABLE_THINKING,
     }
 
 

@@ -160,6 +160,10 @@ class Chunk(models.Model):
     # Offsets into the version's extracted text, so that the UI can point at the passage.
     char_start = models.PositiveIntegerField()
     char_end = models.PositiveIntegerField()
+    # PDFs only: the pages the passage starts and ends on, so that a citation opens the page itself. Empty for other
+    # formats and for versions ingested before pages were recorded: those show the passage in its section.
+    first_page = models.PositiveIntegerField(null=True, blank=True)
+    last_page = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField()
     # The column's dimensions are the active EmbeddingModel's: set by the first migration (384, the bundled model)
     # and changed with every vector when another model is activated. Declared without them, so that no model state
@@ -198,6 +202,11 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} passage {self.ordinal}"
+
+    @property
+    def is_log_window(self) -> bool:
+        # Only log windows carry any of these; a log without timestamps still names hosts, programs or severities.
+        return self.time_start is not None or bool(self.hosts or self.programs or self.severity_counts)
 
 
 class EmbeddingModel(models.Model):

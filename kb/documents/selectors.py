@@ -8,6 +8,7 @@ from django.db.models import Case, Count, Func, IntegerField, Q, QuerySet, Sum, 
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from extract.formats import file_kind
 from kb.accounts.models import User
 from kb.accounts.selectors import departments_administered_by, departments_of_user
 from kb.documents.models import Chunk, Collection, CollectionGrant, Document, DocumentVersion, UploadBatch
@@ -106,6 +107,18 @@ def chunk_neighbours_for_user(*, user: User, chunk: Chunk) -> tuple[Chunk | None
     """The passages just before and after, for context around a citation."""
     siblings = chunks_readable_by(user=user).filter(version_id=chunk.version_id)
     return (siblings.filter(ordinal=chunk.ordinal - 1).first(), siblings.filter(ordinal=chunk.ordinal + 1).first())
+
+
+def document_version_pdf_get_for_reader(*, user: User, version_id: int) -> DocumentVersion:
+    """A PDF whose passages the user may read, so that a citation can open the original at its page.
+
+    The same rule as the passages themselves: the serving version of a document in a readable collection.
+    """
+    readable = chunks_readable_by(user=user).filter(version_id=version_id).values("version_id")
+    version = DocumentVersion.objects.select_related("document").filter(pk=version_id).filter(pk__in=readable).first()
+    if version is None or file_kind(version.document.original_name) != "pdf":
+        raise Http404("No such PDF")
+    return version
 
 
 def document_versions_manageable_by(*, user: User) -> QuerySet[DocumentVersion]:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.documents_page, name="page"),
     path("upload/", views.documents_upload, name="upload"),
     path("versions/<int:version_id>/row/", views.document_version_row, name="version-row"),
+    path("versions/<int:version_id>/original.pdf", views.document_version_pdf, name="version-pdf"),
     path("versions/<int:version_id>/retry/", views.document_version_retry_view, name="version-retry"),
     path("<int:document_id>/delete/", views.document_delete_view, name="delete"),
     path("<int:document_id>/move/", views.document_move_view, name="move"),

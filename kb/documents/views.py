@@ -1,9 +1,10 @@
 from functools import partial
+from pathlib import PurePosixPath
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +16,7 @@ from kb.documents.selectors import (
     collections_manageable_by,
     document_get_for_manager,
     document_version_get_for_manager,
+    document_version_pdf_get_for_reader,
     document_versions_manageable_by,
     document_versions_of_batch_for_manager,
     upload_batch_get_for_manager,
@@ -108,6 +110,22 @@ def _row_context(request: HttpRequest, version) -> dict:
 def document_version_row(request: HttpRequest, version_id: int) -> HttpResponse:
     version = document_version_get_for_manager(user=request.user, version_id=version_id)
     return render(request, "documents/documents.html#row", _row_context(request, version))
+
+
+@login_required
+@require_GET
+def document_version_pdf(request: HttpRequest, version_id: int) -> FileResponse:
+    """The original PDF for the page viewer of a citation, shown in the browser, never run as anything else."""
+    version = document_version_pdf_get_for_reader(user=request.user, version_id=version_id)
+    response = FileResponse(
+        version.file.open("rb"),
+        content_type="application/pdf",
+        filename=PurePosixPath(version.document.original_name).name,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    # Never kept by a shared cache, and asked for again at every opening: a revoked grant takes effect at once.
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @login_required

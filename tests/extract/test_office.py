@@ -2,7 +2,7 @@
 
 DOCX, PPTX and XLSX are written with python-docx, python-pptx and openpyxl; ODT and EPUB are converted from the FAQ's
 reStructuredText source by pandoc (the binary inside the pypandoc-binary wheel); PDFs are written by a few lines of
-PDF below (text with the standard Helvetica font, nothing embedded), which pdfminer reads like any other PDF; a
+PDF (`tests.pdfs`: text with the standard Helvetica font, nothing embedded), which pdfminer reads like any other PDF; a
 "scan" is that PDF rendered to pictures (pypdfium2) and saved as an image-only PDF (Pillow), for the OCR test, which
 runs only where Debian's tesseract-ocr is installed.
 No test may touch the network: every socket connection or name lookup fails the test.
@@ -12,7 +12,6 @@ import csv
 import io
 import socket
 import time
-import zlib
 from email.message import EmailMessage
 
 import pytest
@@ -24,6 +23,7 @@ from extract.mail import extract_email_attachments
 from extract.office import parse_office_document
 from extract.parsing import parse_document
 from extract.types import DocumentRejected, OfficeSupportUnavailable, ParsedDocument
+from tests.pdfs import faq_pdf, faq_questions, pdf_of_lines
 
 WHAT_IS_PYTHON = "Python is an interpreted, interactive, object-oriented programming language."
 PSF_SENTENCE = "The Python Software Foundation is an independent non-profit organization"
@@ -60,14 +60,7 @@ def faq(python_docs) -> ParsedDocument:
 
 @pytest.fixture(scope="module")
 def faq_sections(faq) -> list[tuple[str, list[str]]]:
-    """(heading, paragraphs) for the first FAQ questions that have text."""
-    sections = []
-    for section in faq.sections:
-        lines = faq.text[section.start : section.end].split("\n")
-        paragraphs = [line for line in lines[1:] if line.strip()]
-        if paragraphs and section.heading != faq.title:
-            sections.append((section.heading, paragraphs[:3]))
-    return sections[:4]
+    return faq_questions(faq, count=4)
 
 
 @pytest.fixture(scope="module")
@@ -136,67 +129,6 @@ def _pandoc(source: str, to: str, tmp_path) -> bytes:
     target = tmp_path / f"converted.{to}"
     pypandoc.convert_text(source, to, format="rst", outputfile=str(target))
     return target.read_bytes()
-
-
-def _pdf(pages: list[list[tuple[int, str]]]) -> bytes:
-    """A real PDF: one page per list of (font size, line), Helvetica, top to bottom, a gap before each size change."""
-
-    def escape(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    kids = []
-    for lines in pages:
-        commands, y, previous = [], 740.0, None
-        for size, line in lines:
-            y -= size * (2.2 if previous not in (None, size) else 1.25)
-            commands.append(f"BT /F1 {size} Tf 56 {y:.1f} Td ({escape(line)}) Tj ET")
-            previous = size
-        stream = zlib.compress("\n".join(commands).encode("cp1252", "replace"))
-        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
-        content = len(objects)
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-            b"/Contents %d 0 R >>" % content
-        )
-        kids.append(len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{k} 0 R" for k in kids).encode(), len(kids))
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
-def _wrap(paragraph: str, width: int = 95) -> list[str]:
-    lines, line = [], ""
-    for word in paragraph.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return [*lines, line] if line else lines
-
-
-def _faq_pdf(title: str, sections: list[tuple[str, list[str]]]) -> bytes:
-    """Two FAQ questions per page, the document title on top of the first."""
-    pages = []
-    for index in range(0, len(sections), 2):
-        page = [(20, title)] if index == 0 else []
-        for heading, paragraphs in sections[index : index + 2]:
-            page.append((15, heading))
-            page += [(10, line) for line in _wrap(paragraphs[0])]
-        pages.append(page)
-    return _pdf(pages)
 
 
 def assert_well_formed(parsed: ParsedDocument) -> None:
@@ -328,8 +260,8 @@ def test_restructuredtext_source(faq_rst):
     assert WHAT_IS_PYTHON in _section_text(parsed, "What is Python?")
 
 
-def test_pdf_text_layer_with_page_numbers_in_the_headings(faq, faq_sections):
-    parsed = parse_document(data=_faq_pdf(faq.title, faq_sections), filename="general.pdf")
+def test_pdf_text_layer_with_page_numbers_in_the_headings_and_where_each_page_starts(faq, faq_sections):
+    parsed = parse_document(data=faq_pdf(faq.title, faq_sections), filename="general.pdf")
 
     assert_well_formed(parsed)
     assert parsed.title == "General Python FAQ"
@@ -338,6 +270,10 @@ def test_pdf_text_layer_with_page_numbers_in_the_headings(faq, faq_sections):
     assert f"{faq_sections[0][0]} (page 1)" in headings
     assert f"{faq_sections[2][0]} (page 2)" in headings
     assert _section_text(parsed, "What is Python? (page 1)").startswith("What is Python?\n" + WHAT_IS_PYTHON[:40])
+    # Where each page's text starts, so that a passage can be shown on its page.
+    assert [page for page, _ in parsed.page_starts] == [1, 2]
+    assert parsed.page_starts[0][1] == 0
+    assert parsed.text[parsed.page_starts[1][1] :].startswith(faq_sections[2][0])
 
 
 def test_email_body_headers_and_attachment_names(faq, faq_sections, encodings_table):
@@ -395,7 +331,7 @@ PNG = bytes.fromhex(
 def _encrypted_pdf(faq, faq_sections) -> bytes:
     import pypdf
 
-    writer = pypdf.PdfWriter(clone_from=io.BytesIO(_faq_pdf(faq.title, faq_sections)))
+    writer = pypdf.PdfWriter(clone_from=io.BytesIO(faq_pdf(faq.title, faq_sections)))
     writer.encrypt(user_password="secret", owner_password="owner", algorithm="AES-128")
     buffer = io.BytesIO()
     writer.write(buffer)
@@ -485,14 +421,14 @@ def test_pdf_without_text_asks_for_ocr_where_tesseract_is_missing(monkeypatch):
     monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
 
     with pytest.raises(DocumentRejected, match="^no text found: the PDF may be a scan; install tesseract-ocr for OCR$"):
-        parse_document(data=_pdf([[]]), filename="scan.pdf")
+        parse_document(data=pdf_of_lines([[]]), filename="scan.pdf")
 
 
 @pytest.mark.skipif(not pdf.ocr_available(), reason="Debian's tesseract-ocr is not installed")
 def test_scanned_pdf_pages_are_read_by_ocr(faq, faq_sections):
     import pypdfium2
 
-    text_pdf = pypdfium2.PdfDocument(_faq_pdf(faq.title, faq_sections))
+    text_pdf = pypdfium2.PdfDocument(faq_pdf(faq.title, faq_sections))
     scans = [text_pdf[index].render(scale=200 / 72, grayscale=True).to_pil() for index in range(len(text_pdf))]
     text_pdf.close()
     scanned = io.BytesIO()
@@ -512,7 +448,7 @@ def test_blank_pdf_is_rejected_even_with_ocr():
     if not pdf.ocr_available():
         pytest.skip("Debian's tesseract-ocr is not installed")
     with pytest.raises(DocumentRejected, match="^no text found, not even by OCR"):
-        parse_document(data=_pdf([[]]), filename="blank.pdf")
+        parse_document(data=pdf_of_lines([[]]), filename="blank.pdf")
 
 
 def test_a_zip_based_file_that_unpacks_too_large_is_rejected(monkeypatch, faq, faq_sections):

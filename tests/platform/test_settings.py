@@ -69,11 +69,9 @@ def test_importing_settings_with_the_embedded_database_starts_nothing_and_writes
 )
 def test_llm_settings_are_what_inference_config_reads_from_the_same_environment(variables):
     environment = _environment(DATABASE_URL="postgres://unused@/unused", **variables)
-    fields = [field.name for field in dataclasses.fields(LlmSettings)]
-
     from_settings = _run_python(
-        f"import json\nimport kb.settings as settings\n"
-        f"print(json.dumps({{name: getattr(settings, 'KB_LLM_' + name.upper()) for name in {fields!r}}}))",
+        "import dataclasses, json\nimport kb.settings as settings\n"
+        "print(json.dumps(dataclasses.asdict(settings.KB_LLM)))",
         environment,
     )
 

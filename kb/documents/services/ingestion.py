@@ -134,6 +134,8 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
                 text=draft.text,
                 char_start=draft.char_start,
                 char_end=draft.char_end,
+                first_page=draft.first_page,
+                last_page=draft.last_page,
                 token_count=draft.token_count,
                 embedding=vector,
                 embedding_next=next_vector,
