@@ -1,7 +1,9 @@
 """Time to first token and generation speed of the default CPU answer path, with the app's own prompt.
 
 Passages come from Debian's python3.11-doc FAQ, chunked and ranked by the app's own code (no database needed),
-then packed into the prompt under KB_PROMPT_CONTEXT_TOKENS exactly as `answer_stream` does.
+then packed under each passage budget by the app's packer (the hits only: no whole documents or neighbours here).
+The app itself now sizes the budget from the model (kb/chat/context.py); bench/conversation_latency.py measures that
+whole path.
 
     .venv/bin/python bench/answer_latency.py [--budget 450 900 1500] [--questions 8]
 """
@@ -32,8 +34,8 @@ from extract.parsing import parse_document  # noqa: E402
 from inference.config import smollm2_wheel_path  # noqa: E402
 from inference.factory import build_engine  # noqa: E402
 from inference.llama_cpp import LlamaCppConfig  # noqa: E402
-from kb.chat.generation import answer_generation_params  # noqa: E402
-from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
+from inference.registry import PRESETS  # noqa: E402
+from kb.chat.context import answer_messages, passages_packed  # noqa: E402
 from kb.search.selectors import PassageHit  # noqa: E402
 
 FAQ = Path("/usr/share/doc/python3.11/html/faq")
@@ -74,7 +76,7 @@ async def measure(engine, prompt: str) -> tuple[float, float, int]:
     started = time.perf_counter()
     first = None
     usage = None
-    async for delta in engine.stream(prompt, answer_generation_params()):
+    async for delta in engine.stream(prompt, settings.KB_LLM.sampling_for(PRESETS["smollm2-135m"].recommended)):
         if delta.usage is not None:
             usage = delta.usage
         elif first is None:
@@ -86,7 +88,7 @@ async def measure(engine, prompt: str) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=int, nargs="+", default=[settings.KB_PROMPT_CONTEXT_TOKENS])
+    parser.add_argument("--budget", type=int, nargs="+", default=[450, 1000])
     parser.add_argument("--questions", type=int, default=8)
     arguments = parser.parse_args()
 
@@ -107,10 +109,14 @@ def main() -> None:
         for number, question in enumerate(asks, start=1):
             question_vector = encode(settings.KB_EMBEDDING_MODEL_PATH, [question])[0]
             order = np.argsort(-(vectors @ question_vector))[: settings.KB_RETRIEVAL_TOP_K]
-            passages = passages_within_budget(
-                hits=[hits[i] for i in order], count_tokens=engine.count_tokens, budget_tokens=budget
-            )
-            prompt = engine.chat_template.render(answer_messages(question=question, passages=passages))
+            passages = passages_packed(
+                hits=[hits[i] for i in order],
+                document_passages={},
+                whole_document_ids=(),
+                count_tokens=engine.count_tokens,
+                budget_tokens=budget,
+            ).passages
+            prompt = engine.chat_template.render(answer_messages(question=question, turns=[], passages=passages))
             first, rate, prompt_tokens = asyncio.run(measure(engine, prompt))
             firsts.append(first)
             rates.append(rate)

