@@ -65,3 +65,20 @@ document.addEventListener("DOMContentLoaded", () => {
     if (logFilters) logFilters.hidden = chosen.length > 0 && !chosen.some((box) => box.hasAttribute("data-holds-logs"));
   });
 })();
+
+// A stream the server refused (an unknown question, someone else's, a session that ended) is CLOSED: the SSE
+// extension would open it again and again with a growing delay. The exchange says why instead, and is detached, which
+// makes the extension let the stream go. A dropped connection is not CLOSED: the browser reconnects by itself, and the
+// server replays the stored answer rather than asking again.
+document.addEventListener("htmx:sseError", (event) => {
+  const source = event.detail.source;
+  if (!source || source.readyState !== EventSource.CLOSED) return;
+  source.close();
+  const exchange = event.target.closest(".exchange") || event.target;
+  const notice = document.createElement("article");
+  notice.className = "exchange failed";
+  notice.setAttribute("role", "alert");
+  notice.textContent = "This answer could not be loaded: the question is not one of yours, or your session has ended. " +
+    "Reload the page, or log in again, to go on.";
+  exchange.replaceWith(notice);
+});
