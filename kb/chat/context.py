@@ -20,6 +20,10 @@ from kb.search.selectors import PassageHit
 MIN_PASSAGE_TOKENS = 40
 # The part of the prompt budget that earlier turns of a conversation may take.
 HISTORY_SHARE = 0.25
+# A turn's role headers in the chat template.
+TURN_OVERHEAD_TOKENS = 10
+# Less of an earlier answer than this says too little to be worth keeping.
+MIN_ANSWER_TOKENS_KEPT = 24
 # Chat-template markup, role headers and the system prompt's wording around the passages.
 PROMPT_OVERHEAD_TOKENS = 200
 
@@ -224,15 +228,25 @@ def answer_messages(*, passages: Sequence[PromptPassage], turns: Sequence[Turn],
 
 
 def turns_within_budget(*, turns: Sequence[Turn], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Turn]:
-    """The most recent turns whose question and answer fit the budget together, oldest first."""
+    """The most recent turns that fit the budget together, oldest first. The oldest one kept may have its answer
+    shortened to fit: a follow-up needs the exchange just before it more than it needs all of that answer."""
     kept: list[Turn] = []
     remaining = budget_tokens
     for turn in reversed(turns):
-        tokens = count_tokens(turn.question) + count_tokens(turn.answer) + 10
-        if tokens > remaining:
-            break
-        kept.append(turn)
-        remaining -= tokens
+        question_tokens = count_tokens(turn.question) + TURN_OVERHEAD_TOKENS
+        answer_tokens = count_tokens(turn.answer)
+        if question_tokens + answer_tokens <= remaining:
+            kept.append(turn)
+            remaining -= question_tokens + answer_tokens
+            continue
+        room = remaining - question_tokens
+        if room >= MIN_ANSWER_TOKENS_KEPT:
+            shortened = turn.answer[: len(turn.answer) * room // max(answer_tokens, 1)]
+            while shortened and count_tokens(shortened + " …") > room:
+                shortened = shortened[: int(len(shortened) * 0.85)]
+            if shortened:
+                kept.append(replace(turn, answer=shortened.rstrip() + " …"))
+        break
     return kept[::-1]
 
 

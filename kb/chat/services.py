@@ -23,6 +23,7 @@ from kb.audit.models import QueryRecord
 from kb.audit.selectors import prefill_tokens_per_second_measured
 from kb.audit.services import RecordedPassage, query_record_create
 from kb.chat.context import (
+    TURN_OVERHEAD_TOKENS,
     ContextBudget,
     PromptPassage,
     answer_messages,
@@ -166,6 +167,12 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         )
         hits, permission_filter = search.hits, search.permission_filter
         retrieval_ms = _elapsed_ms(started)
+        scope["best_similarity"] = search.best_similarity
+        usable_hits = hits
+        if hits and (search.best_similarity or 0.0) < settings.KB_ABSTAIN_BELOW_SIMILARITY:
+            # Passages were found (and are recorded), but none close enough to say anything about this question.
+            flags.append("below_threshold")
+            usable_hits = []
         budget = ContextBudget(
             context_length=model.context_length,
             answer_tokens=params.max_tokens,
@@ -178,19 +185,19 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         count_tokens = await asyncio.to_thread(
             estimated_token_counter,
             backend.count_tokens,
-            "\n".join([question.text, *(hit.text for hit in hits), *(turn.answer for turn in turns[-4:])]),
+            "\n".join([question.text, *(hit.text for hit in usable_hits), *(turn.answer for turn in turns[-4:])]),
         )
         sent_turns = turns_within_budget(turns=turns, budget_tokens=budget.history_tokens, count_tokens=count_tokens)
         passage_budget = (
             budget.prompt_tokens
             - count_tokens(question.text)
-            - sum(count_tokens(turn.question) + count_tokens(turn.answer) + 10 for turn in sent_turns)
+            - sum(count_tokens(turn.question) + count_tokens(turn.answer) + TURN_OVERHEAD_TOKENS for turn in sent_turns)
         )
         around = await sync_to_async(document_passages_for_user)(
-            user=user, hits=hits, whole_up_to_tokens=passage_budget, permission_filter=permission_filter
+            user=user, hits=usable_hits, whole_up_to_tokens=passage_budget, permission_filter=permission_filter
         )
         packed = passages_packed(
-            hits=hits,
+            hits=usable_hits,
             document_passages=around.by_document,
             whole_document_ids=around.whole,
             budget_tokens=passage_budget,

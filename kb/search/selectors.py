@@ -94,6 +94,9 @@ class RankedChunk:
 class FilteredSearch:
     hits: list[PassageHit]
     permission_filter: dict  # what every part of the search was filtered to (permission_filter_of), for the record
+    # The question's cosine similarity to its nearest readable passage (None: no dense ranking, or nothing readable):
+    # calibrated across questions, unlike fused ranks, so that "the sources do not say" can be decided on it.
+    best_similarity: float | None = None
 
 
 def passages_search_for_user(
@@ -135,7 +138,9 @@ def passages_search_with_filter_for_user(
     else:
         # Texts and titles are read for the passages shown only, not for every candidate of the pool.
         hits = hits_of(ranked[:k], readable_chunks=readable_chunks)
-    return FilteredSearch(hits=hits, permission_filter=permission_filter)
+    return FilteredSearch(
+        hits=hits, permission_filter=permission_filter, best_similarity=dense[0].score if dense else None
+    )
 
 
 def reranked(query_text: str, hits: list[PassageHit]) -> list[PassageHit]:

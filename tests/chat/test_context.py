@@ -168,7 +168,16 @@ def test_a_follow_up_starts_with_the_same_prefix_as_the_question_before():
     ]
 
 
-def test_the_most_recent_turns_that_fit_are_kept_oldest_first():
+def test_the_most_recent_turns_that_fit_are_kept_oldest_first_the_oldest_shortened():
     turns = [Turn(question_id=n, record_id=n, question=f"q{n} " * 10, answer=f"a{n} " * 30) for n in range(5)]
-    kept = turns_within_budget(turns=turns, budget_tokens=110, count_tokens=count_words)
-    assert [turn.question_id for turn in kept] == [3, 4]
+    kept = turns_within_budget(turns=turns, budget_tokens=148, count_tokens=count_words)
+    assert [turn.question_id for turn in kept] == [2, 3, 4]
+    assert kept[1:] == turns[3:]
+    assert kept[0].answer.endswith(" …") and 24 <= count_words(kept[0].answer) < 30
+    assert sum(count_words(t.question) + count_words(t.answer) + 10 for t in kept) <= 148
+
+
+def test_a_follow_up_keeps_the_turn_before_it_even_when_its_answer_is_long():
+    turn = Turn(question_id=1, record_id=1, question="why indentation", answer="word " * 500)
+    kept = turns_within_budget(turns=[turn], budget_tokens=84, count_tokens=count_words)
+    assert [t.question_id for t in kept] == [1] and count_words(kept[0].answer) <= 84 - 2 - 10
