@@ -53,3 +53,10 @@
     if (logFilters) logFilters.hidden = chosen.length > 0 && !chosen.some((box) => box.hasAttribute("data-holds-logs"));
   });
 })();
+
+// An opened conversation shows its newest exchange, the last one (newest at the bottom, where the ask form appends
+// the next with show:bottom); its start, so that a long answer reads from its question down.
+(() => {
+  const exchanges = document.querySelectorAll("#exchanges > .exchange");
+  if (exchanges.length) exchanges[exchanges.length - 1].scrollIntoView({ block: "start" });
+})();
