@@ -1,9 +1,10 @@
 from dataclasses import dataclass
 
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from kb.accounts.models import User
-from kb.chat.models import Question
+from kb.chat.models import Conversation, Question
 
 
 def question_get_for_asker(*, user: User, question_id: int) -> Question:
@@ -16,6 +17,37 @@ def question_get_for_asker(*, user: User, question_id: int) -> Question:
     if question is None:
         raise Http404("No such question.")
     return question
+
+
+def conversations_of_user(*, user: User) -> QuerySet[Conversation]:
+    """The user's own conversations that they have not deleted, the one asked in most recently first, each with its
+    `question_count`. Renaming does not reorder them (it leaves `updated_at` alone)."""
+    return (
+        Conversation.objects.filter(user_id=user.pk, hidden_at=None)
+        .annotate(question_count=Count("questions"))
+        .order_by("-updated_at", "-pk")
+    )
+
+
+def conversation_get_for_owner(*, user: User, conversation_id: int) -> Conversation:
+    """The conversation, for its owner only and until they delete it: anyone else, and its owner after deleting it,
+    get the same 404 as for a conversation that never was."""
+    conversation = Conversation.objects.filter(pk=conversation_id, user_id=user.pk, hidden_at=None).first()
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def conversation_questions_for_owner(*, user: User, conversation_id: int) -> list[Question]:
+    """The questions of one of the user's conversations in the order they were asked, each with its answer's record
+    (None while it is unanswered); empty for a conversation that is not theirs or that they deleted."""
+    return list(
+        Question.objects.filter(
+            conversation_id=conversation_id, conversation__user_id=user.pk, conversation__hidden_at=None
+        )
+        .select_related("query_record")
+        .order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from extract.logs.severities import SEVERITIES
 from inference.engine import ChatBackend
 from inference.types import EngineError, EngineUnavailable, GenerationParams, Route, Usage
 from kb.accounts.models import User
-from kb.audit.models import QueryRecord
+from kb.audit.models import AuditEvent, QueryRecord
 from kb.audit.selectors import prefill_tokens_per_second_measured
-from kb.audit.services import RecordedPassage, query_record_create
+from kb.audit.services import RecordedPassage, audit_record, query_record_create
 from kb.chat.context import (
     TURN_OVERHEAD_TOKENS,
     ContextBudget,
@@ -33,7 +34,12 @@ from kb.chat.context import (
 )
 from kb.chat.generation import AnsweringModel, answer_backend, answering_model
 from kb.chat.models import Conversation, Question
-from kb.chat.selectors import Turn, conversation_turns_before, question_stop_requested
+from kb.chat.selectors import (
+    Turn,
+    conversation_get_for_owner,
+    conversation_turns_before,
+    question_stop_requested,
+)
 from kb.documents.selectors import collections_readable_by
 from kb.search.selectors import PassageFilters, document_passages_for_user, passages_search_with_filter_for_user
 
@@ -453,4 +459,45 @@ def question_stop(*, acting_user: User, question_id: int) -> bool:
             conversation__user_id=acting_user.pk,
             state__in=(Question.State.PENDING, Question.State.ANSWERING),
         ).update(stop_requested=True)
+    )
+
+
+CONVERSATION_TITLE_MAX_CHARS = Conversation._meta.get_field("title").max_length
+
+
+@transaction.atomic
+def conversation_rename(*, acting_user: User, conversation_id: int, title: str) -> Conversation:
+    """Its owner's new title for a conversation (its spaces collapsed); 404 for anyone else, as for a deleted one."""
+    conversation = conversation_get_for_owner(user=acting_user, conversation_id=conversation_id)
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError("Give the conversation a title.")
+    if len(title) > CONVERSATION_TITLE_MAX_CHARS:
+        raise ValidationError(f"Titles are limited to {CONVERSATION_TITLE_MAX_CHARS} characters.")
+    before = {"title": conversation.title}
+    conversation.title = title
+    conversation.save(update_fields=["title"])  # not `updated_at`: the list keeps its order by the last question
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.CONVERSATION_RENAMED,
+        subject=conversation,
+        before=before,
+        after={"title": title},
+    )
+    return conversation
+
+
+@transaction.atomic
+def conversation_delete(*, acting_user: User, conversation_id: int) -> None:
+    """Deleting hides the conversation from its owner, the only one who sees it; its questions and their records stay
+    with the audit trail, whose retention alone removes records."""
+    conversation = conversation_get_for_owner(user=acting_user, conversation_id=conversation_id)
+    conversation.hidden_at = timezone.now()
+    conversation.save(update_fields=["hidden_at"])
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.CONVERSATION_DELETED,
+        subject=conversation,
+        before={"title": conversation.title, "hidden_at": None},
+        after={"title": conversation.title, "hidden_at": conversation.hidden_at.isoformat()},
     )

@@ -1,36 +1,48 @@
 import html
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from extract.logs.severities import SEVERITIES
 from inference.registry import PRESETS
 from inference.types import EngineError
+from kb.audit.models import QueryRecord
 from kb.chat.generation import answer_backend, answering_model
 from kb.chat.models import Question
 from kb.chat.rendering import answer_html
-from kb.chat.selectors import question_get_for_asker
+from kb.chat.selectors import (
+    conversation_get_for_owner,
+    conversation_questions_for_owner,
+    conversations_of_user,
+    question_get_for_asker,
+)
 from kb.chat.services import (
+    CONVERSATION_TITLE_MAX_CHARS,
     MAX_QUESTION_CHARS,
     AnswerEvent,
     QuestionScope,
     answer_stream,
+    conversation_delete,
+    conversation_rename,
     question_claim,
     question_create,
     question_stop,
 )
 from kb.documents.selectors import collections_holding_logs, collections_readable_by
 from kb.platform.forms import submitted_id
-from kb.platform.views import render_page
+from kb.platform.views import render_after_change, render_page
 
 
 def _ask_form_context(user) -> dict:
@@ -54,7 +66,60 @@ def _ask_form_context(user) -> dict:
 @login_required
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/chat.html", _ask_form_context(request.user))
+    """The empty ask page: its first question starts a new conversation."""
+    context = {**_ask_form_context(request.user), "conversations": conversations_of_user(user=request.user)}
+    return render(request, "chat/chat.html", context)
+
+
+@dataclass(frozen=True)
+class StoredExchange:
+    """A question of an opened conversation and its recorded answer, shown without asking the model again."""
+
+    question: Question
+    answer_html: str
+
+
+def _render_conversation(
+    request: HttpRequest, conversation_id: int, *, status: int = 200, error: str = ""
+) -> HttpResponse:
+    conversation = conversation_get_for_owner(user=request.user, conversation_id=conversation_id)
+    questions = conversation_questions_for_owner(user=request.user, conversation_id=conversation.pk)
+    context = {
+        **_ask_form_context(request.user),
+        "conversations": conversations_of_user(user=request.user),
+        "conversation": conversation,
+        "exchanges": [StoredExchange(question, _stored_answer_html(question.query_record)) for question in questions],
+        "title_max_chars": CONVERSATION_TITLE_MAX_CHARS,
+        "rename_error": error,
+    }
+    return render_page(request, "chat/chat.html", partial="conversation-header", context=context, status=status)
+
+
+@login_required
+@require_GET
+def conversation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """One of the user's conversations, oldest exchange first; the next question asked here is its follow-up."""
+    return _render_conversation(request, conversation_id)
+
+
+@login_required
+@require_POST
+def conversation_rename_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    change = partial(
+        conversation_rename,
+        acting_user=request.user,
+        conversation_id=conversation_id,
+        title=request.POST.get("title", ""),
+    )
+    return render_after_change(change, partial(_render_conversation, request, conversation_id))
+
+
+@login_required
+@require_POST
+def conversation_delete_view(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Confirmed on the page (a second button); the user lands on the empty ask page."""
+    conversation_delete(acting_user=request.user, conversation_id=conversation_id)
+    return redirect("chat:page")
 
 
 def _submitted_time(value: str, label: str) -> datetime | None:
@@ -116,8 +181,18 @@ def chat_ask(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         context["error"] = " ".join(error.messages)
         return render_page(request, "chat/chat.html", partial="exchange", context=context, status=400)
-    context.update(question=question, conversation=question.conversation)
-    return render_page(request, "chat/chat.html", partial="exchange", context=context)
+    context.update(
+        question=question,
+        conversation=question.conversation,
+        conversations=conversations_of_user(user=request.user),
+        conversation_list_changed=True,  # a new conversation, or this one asked in last: it moves to the top
+    )
+    response = render_page(request, "chat/chat.html", partial="exchange", context=context)
+    conversation_url = reverse("chat:conversation", args=[question.conversation_id])
+    if request.htmx and request.htmx.current_url_abs_path != conversation_url:
+        # The first question of a new conversation: a reload, a bookmark or the back button then find it again.
+        response["HX-Push-Url"] = conversation_url
+    return response
 
 
 @login_required
@@ -134,7 +209,12 @@ def question_exchange(request: HttpRequest, question_id: int) -> HttpResponse:
     """One exchange as the page shows it: streaming (it connects to its stream) while pending, else its answer.
     Reading only: answering starts when the stream is opened."""
     question = question_get_for_asker(user=request.user, question_id=question_id)
-    return render(request, "chat/chat.html#exchange", {"question": question, "conversation": question.conversation})
+    context = {
+        "question": question,
+        "conversation": question.conversation,
+        "answer_html": _stored_answer_html(question.query_record),
+    }
+    return render(request, "chat/chat.html#exchange", context)
 
 
 def _sse(event: str, data: str) -> bytes:
@@ -171,13 +251,18 @@ async def _event_stream(user, question: Question) -> AsyncIterator[bytes]:
             yield _sse("done", final)
 
 
+def _stored_answer_html(record: QueryRecord | None) -> str:
+    """A recorded answer with its citations linked to the passages it was given (kept in the record)."""
+    if record is None:
+        return ""
+    chunk_by_number = {citation["number"]: citation["chunk_id"] for citation in record.citations}
+    return answer_html(record.answer, chunk_by_number=chunk_by_number)
+
+
 async def _answer_replayed(question: Question) -> AsyncIterator[bytes]:
     """A stream opened again (a reload, the SSE extension reconnecting) never asks the model a second time."""
     record = question.query_record
-    context = {"question": question, "record": record, "replayed": True}
-    if record is not None:
-        chunk_by_number = {citation["number"]: citation["chunk_id"] for citation in record.citations}
-        context["answer_html"] = answer_html(record.answer, chunk_by_number=chunk_by_number)
+    context = {"question": question, "record": record, "replayed": True, "answer_html": _stored_answer_html(record)}
     yield _sse("done", render_to_string("chat/chat.html#answer", context))
 
 

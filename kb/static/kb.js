@@ -82,3 +82,10 @@ document.addEventListener("htmx:sseError", (event) => {
     "Reload the page, or log in again, to go on.";
   exchange.replaceWith(notice);
 });
+
+// An opened conversation shows its newest exchange, the last one (newest at the bottom, where the ask form appends
+// the next with show:bottom); its start, so that a long answer reads from its question down.
+(() => {
+  const exchanges = document.querySelectorAll("#exchanges > .exchange");
+  if (exchanges.length) exchanges[exchanges.length - 1].scrollIntoView({ block: "start" });
+})();

@@ -1,17 +1,23 @@
-"""The ask page on a phone-width screen: nothing overflows sideways, answers render (lists, code that scrolls in its
-own box), and every control reads without an emoji font."""
+"""The ask page in a browser: on a phone-width screen nothing overflows sideways, answers render (lists, code that
+scrolls in its own box) and every control reads without an emoji font; a conversation's follow-up is asked with its
+first question and both come back, in order, after a reload."""
+
+import re
 
 import pytest
 
+from kb.audit.models import QueryRecord
 from kb.chat.models import Question
 from tests.e2e.pages import log_in
-from tests.factories import answer_recorded, make_department, make_user
+from tests.factories import answer_recorded, ingested_document, make_collection, make_department, make_user
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 375, "height": 740}
+FIRST = "Why does Python use indentation for grouping statements?"
+FOLLOW_UP = "And what about braces instead?"
 
 
 def _overflows_sideways(page) -> bool:
@@ -77,3 +83,53 @@ def test_an_answer_s_list_and_wide_code_block_render_within_a_phone_screen(live_
     assert answer.locator("img").count() == 0 and page.title() != "script ran"
     assert page.evaluate("window.busyStates") == ["true", "false"]
     sync_api.expect(page.get_by_label("Question")).to_have_value("")
+
+
+@pytest.fixture
+def engineering(python_docs):
+    department = make_department("Engineering")
+    collection = make_collection(owner=department)
+    ingested_document(
+        collection=collection, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes()
+    )
+    return department
+
+
+def _ask_and_wait(page, question: str, answered: int) -> None:
+    page.get_by_label("Question").fill(question)
+    page.get_by_role("button", name="Ask").click()
+    sync_api.expect(page.locator("#exchanges > .exchange.done")).to_have_count(answered, timeout=120_000)
+
+
+def test_a_follow_up_is_asked_within_its_conversation_which_reopens_in_order_at_its_newest_exchange(
+    live_stack, browser, engineering
+):
+    make_user(department=engineering, username="dana")
+    page = log_in(browser, live_stack["url"], "dana", viewport={"width": 1280, "height": 400})
+
+    _ask_and_wait(page, FIRST, answered=1)
+    # The first question started a conversation: the address is now its page, and the list shows it.
+    sync_api.expect(page).to_have_url(re.compile(r"/conversations/\d+/$"))
+    conversation_id = int(re.search(r"/conversations/(\d+)/$", page.url).group(1))
+    sync_api.expect(page.locator("#conversation-items")).to_contain_text(FIRST)
+    _ask_and_wait(page, FOLLOW_UP, answered=2)
+
+    page.reload()
+    exchanges = page.locator("#exchanges > .exchange")
+    sync_api.expect(exchanges).to_have_count(2)
+    sync_api.expect(exchanges.locator(".question")).to_have_text([FIRST, FOLLOW_UP])
+    sync_api.expect(page.locator("#conversation-header h1")).to_have_text(FIRST)
+    sync_api.expect(page.locator("#conversation-items a[aria-current=page]")).to_have_text(FIRST)
+    assert exchanges.nth(0).bounding_box()["y"] < exchanges.nth(1).bounding_box()["y"]
+    sync_api.expect(exchanges.nth(1)).to_be_in_viewport()  # scrolled to the newest, at the bottom
+    assert page.evaluate("window.scrollY") > 0
+    assert page.locator("#conversation-field").input_value() == str(conversation_id)
+
+    first, follow_up = QueryRecord.objects.filter(user__username="dana").order_by("pk")
+    assert QueryRecord.objects.count() == 2  # the reload replayed both answers without asking the model again
+    assert follow_up.scope["conversation"] == conversation_id
+    # The follow-up's prompt carries the first exchange (its answer shortened when the history budget is small), and
+    # the record names the turn sent.
+    assert follow_up.scope["turns"] == [first.pk]
+    # The follow-up alone names nothing to search for: the previous question is joined to it (or it is rewritten).
+    assert {"indentation", "grouping"} <= set(follow_up.scope["standalone_query"].lower().replace("?", "").split())
