@@ -18,8 +18,12 @@ from kb.search.selectors import PassageHit
 
 # A passage shorter than this is not worth a slot: the model would see a heading and a few words.
 MIN_PASSAGE_TOKENS = 40
-# The part of the prompt budget that earlier turns of a conversation may take.
+# The part of the prompt budget that earlier turns of a conversation may take, and what they get at least: a
+# follow-up means little without the exchange before it.
 HISTORY_SHARE = 0.25
+MIN_HISTORY_TOKENS = 150
+# Below this a prompt holds too little to answer from, whatever the first token costs on a slow or busy machine.
+MIN_PROMPT_TOKENS = 600
 # A turn's role headers in the chat template.
 TURN_OVERHEAD_TOKENS = 10
 # Less of an earlier answer than this says too little to be worth keeping.
@@ -48,11 +52,11 @@ class ContextBudget:
     def prompt_tokens(self) -> int:
         room = self.context_length - self.answer_tokens - PROMPT_OVERHEAD_TOKENS
         by_first_token = int(self.prefill_tokens_per_second * self.first_token_target_seconds)
-        return max(0, min(room, by_first_token))
+        return max(0, min(room, max(by_first_token, MIN_PROMPT_TOKENS)))
 
     @property
     def history_tokens(self) -> int:
-        return int(self.prompt_tokens * HISTORY_SHARE)
+        return min(max(int(self.prompt_tokens * HISTORY_SHARE), MIN_HISTORY_TOKENS), self.prompt_tokens // 2)
 
     def as_record(self) -> dict:
         return {

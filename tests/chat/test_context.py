@@ -148,10 +148,14 @@ def test_the_budget_comes_from_the_model_and_the_first_token_target():
     small_context = ContextBudget(
         context_length=2048, answer_tokens=200, prefill_tokens_per_second=100_000, first_token_target_seconds=2
     )
+    slow = ContextBudget(
+        context_length=8192, answer_tokens=200, prefill_tokens_per_second=50, first_token_target_seconds=2
+    )
     assert gpu.prompt_tokens == 40_000
     assert cpu.prompt_tokens == 1000
     assert small_context.prompt_tokens < 2048 - 200
-    assert cpu.history_tokens == 250
+    assert slow.prompt_tokens == 600  # a floor: too little to answer from below it
+    assert cpu.history_tokens == 250 and slow.history_tokens == 150
 
 
 def test_a_follow_up_starts_with_the_same_prefix_as_the_question_before():
