@@ -108,7 +108,7 @@ def main() -> None:
         medians = {name: statistics.median(row[name] for row in measured) for name in measured[0]}
         share = (medians["retrieval"] + medians["packing"]) / max(medians["first_token"], 1)
         print(f"  {kind:9} {medians}; retrieval + packing = {share:.1%} of the first token")
-    server_stop()
+    server_stop(ROOT / "var" / "bench-chat" / "pg")
 
 
 if __name__ == "__main__":
