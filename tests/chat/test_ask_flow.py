@@ -2,11 +2,13 @@
 
 import asyncio
 import dataclasses
+import re
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.db import connections
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -233,3 +235,19 @@ def test_each_model_gets_its_presets_sampling_unless_an_administrator_overrides_
     assert preset.generation_params["repetition_penalty"] == recommended.repetition_penalty
     assert overridden.generation_params["temperature"] == 0.7
     assert overridden.generation_params["enable_thinking"] is False  # asked for, but this model cannot think
+
+
+def test_the_thinking_toggle_is_offered_for_a_model_that_can_think_and_starts_as_configured(engineering, rf):
+    department, *_ = engineering
+    request = rf.get("/")
+    request.user = make_user(department=department)
+    request.htmx = False
+    context = {"collections": [], "log_collection_ids": set(), "severities": (), "max_question_chars": 10}
+
+    thinking_model = render_to_string(
+        "chat/chat.html", {**context, "model_thinks": True, "thinking_default": True}, request
+    )
+    quick_by_default = render_to_string("chat/chat.html", {**context, "model_thinks": True}, request)
+
+    assert re.search(r'<input type="checkbox" name="thinking" checked>', thinking_model)
+    assert 'name="thinking"' in quick_by_default and 'name="thinking" checked' not in quick_by_default
