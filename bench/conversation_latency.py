@@ -87,11 +87,20 @@ def timings(record: QueryRecord) -> dict:
     }
 
 
+def sent_chunks(record: QueryRecord) -> set[int]:
+    return {passage.chunk_id for passage in record.passages.all() if passage.sent_to_model}
+
+
 def main() -> None:
     call_command("migrate", verbosity=0)
     user = bench_user()
     print(f"{Document.objects.count()} documents; asking {len(CONVERSATIONS)} conversations", flush=True)
-    rows: dict[str, list[dict]] = {"fresh": [], "follow-up": []}
+    rows: dict[str, list[dict]] = {
+        "fresh": [],
+        "follow-up": [],
+        "follow-up, same passages": [],
+        "follow-up, other passages": [],
+    }
     for number, (question_text, follow_up_text) in enumerate(CONVERSATIONS, start=1):
         question = question_create(acting_user=user, text=question_text)
         asyncio.run(ask(user, question))
@@ -102,12 +111,18 @@ def main() -> None:
             row = timings(asked.query_record)
             rows[kind].append(row)
             print(f"  {number} {kind:9} {row}", flush=True)
-        print(f"    searched for: {follow_up.query_record.scope['standalone_query']!r}", flush=True)
+        same = sent_chunks(question.query_record) == sent_chunks(follow_up.query_record)
+        rows["follow-up, same passages" if same else "follow-up, other passages"].append(rows["follow-up"][-1])
+        print(
+            f"    searched for: {follow_up.query_record.scope['standalone_query']!r}; same passages: {same}", flush=True
+        )
     print("\nmedians (ms, tokens):")
     for kind, measured in rows.items():
+        if not measured:
+            continue
         medians = {name: statistics.median(row[name] for row in measured) for name in measured[0]}
         share = (medians["retrieval"] + medians["packing"]) / max(medians["first_token"], 1)
-        print(f"  {kind:9} {medians}; retrieval + packing = {share:.1%} of the first token")
+        print(f"  {kind:26} ({len(measured)}) {medians}; retrieval + packing = {share:.1%} of the first token")
     server_stop(ROOT / "var" / "bench-chat" / "pg")
 
 
