@@ -62,11 +62,12 @@ def test_upload_ingest_ask_stream_cite_and_other_departments_see_nothing(live_st
     assert set(events[1:]) <= {"token", "done"} and events.count("done") <= 1
     answer = alice_page.locator(".exchange.done .answer-text").inner_text()
     assert len(answer.split()) >= 3
-    first_citation = alice_page.locator(".exchange.done .source-list a.citation").first
-    sync_api.expect(first_citation).to_have_text("[1]")
-    assert "Why does Python use indentation" in alice_page.locator(".source-list li").first.inner_text()
-    passage_url = first_citation.get_attribute("href")
-    first_citation.click()
+    sources = alice_page.locator(".exchange.done .source-list li")
+    sync_api.expect(sources.first.locator("a.citation")).to_have_text("[1]")  # numbered in the prompt's order
+    # The passages go to the model in reading order; the one about indentation is among them.
+    indentation = sources.filter(has_text="Why does Python use indentation").first.locator("a.citation")
+    passage_url = indentation.get_attribute("href")
+    indentation.click()
     sync_api.expect(alice_page.locator("#passage-panel .passage-text")).to_contain_text("indentation")
     sync_api.expect(alice_page.locator("#passage-panel")).to_contain_text("Design and History FAQ")
 
