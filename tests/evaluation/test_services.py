@@ -82,6 +82,7 @@ def test_a_csv_file_groups_a_question_s_rows_and_replace_removes_what_the_file_l
         ("set.xlsx", b"PK\x03\x04", "a .csv or .jsonl file"),
         ("twice.jsonl", GOOD_JSONL + GOOD_JSONL.splitlines(keepends=True)[1], "appears twice"),
         ("empty.jsonl", b"\n\n", "no questions"),
+        ("typed.jsonl", b'{"question": 1, "unanswerable": true}\n', "wrong type"),
     ],
 )
 def test_a_bad_file_says_what_and_where_and_stores_nothing(legal, filename, data, message):

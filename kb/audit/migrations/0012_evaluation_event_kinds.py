@@ -4,15 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0011_conversation_scope_stop'),
+        ("audit", "0011_conversation_scope_stop"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('department.created', 'Department Created'), ('department.moved', 'Department Moved'), ('membership.created', 'Membership Created'), ('membership.deleted', 'Membership Deleted'), ('membership.role_changed', 'Membership Role Changed'), ('user.created', 'User Created'), ('user.role_changed', 'User Role Changed'), ('collection.created', 'Collection Created'), ('document.uploaded', 'Document Uploaded'), ('batch.uploaded', 'Batch Uploaded'), ('document.ingested', 'Document Ingested'), ('document.failed', 'Document Failed'), ('document.retried', 'Document Retried'), ('document.requeued', 'Document Requeued'), ('document.deleted', 'Document Deleted'), ('document.moved', 'Document Moved'), ('collection.deleted', 'Collection Deleted'), ('collection.visibility_changed', 'Collection Visibility Changed'), ('grant.created', 'Grant Created'), ('grant.revoked', 'Grant Revoked'), ('embedding_model.change_started', 'Embedding Model Change Started'), ('embedding_model.activated', 'Embedding Model Activated'), ('conversation.renamed', 'Conversation Renamed'), ('conversation.deleted', 'Conversation Deleted'), ('audit.exported', 'Audit Exported'), ('audit.purged', 'Audit Purged'), ('evaluation_set.created', 'Evaluation Set Created'), ('evaluation_set.imported', 'Evaluation Set Imported'), ('evaluation_question.added', 'Evaluation Question Added'), ('evaluation_question.deleted', 'Evaluation Question Deleted'), ('evaluation_run.queued', 'Evaluation Run Queued'), ('evaluation_run.finished', 'Evaluation Run Finished'), ('evaluation_run.failed', 'Evaluation Run Failed')], max_length=64),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("department.created", "Department Created"),
+                    ("department.moved", "Department Moved"),
+                    ("membership.created", "Membership Created"),
+                    ("membership.deleted", "Membership Deleted"),
+                    ("membership.role_changed", "Membership Role Changed"),
+                    ("user.created", "User Created"),
+                    ("user.role_changed", "User Role Changed"),
+                    ("collection.created", "Collection Created"),
+                    ("document.uploaded", "Document Uploaded"),
+                    ("batch.uploaded", "Batch Uploaded"),
+                    ("document.ingested", "Document Ingested"),
+                    ("document.failed", "Document Failed"),
+                    ("document.retried", "Document Retried"),
+                    ("document.requeued", "Document Requeued"),
+                    ("document.deleted", "Document Deleted"),
+                    ("document.moved", "Document Moved"),
+                    ("collection.deleted", "Collection Deleted"),
+                    ("collection.visibility_changed", "Collection Visibility Changed"),
+                    ("grant.created", "Grant Created"),
+                    ("grant.revoked", "Grant Revoked"),
+                    ("embedding_model.change_started", "Embedding Model Change Started"),
+                    ("embedding_model.activated", "Embedding Model Activated"),
+                    ("conversation.renamed", "Conversation Renamed"),
+                    ("conversation.deleted", "Conversation Deleted"),
+                    ("audit.exported", "Audit Exported"),
+                    ("audit.purged", "Audit Purged"),
+                    ("evaluation_set.created", "Evaluation Set Created"),
+                    ("evaluation_set.imported", "Evaluation Set Imported"),
+                    ("evaluation_question.added", "Evaluation Question Added"),
+                    ("evaluation_question.deleted", "Evaluation Question Deleted"),
+                    ("evaluation_run.queued", "Evaluation Run Queued"),
+                    ("evaluation_run.finished", "Evaluation Run Finished"),
+                    ("evaluation_run.failed", "Evaluation Run Failed"),
+                ],
+                max_length=64,
+            ),
         ),
     ]

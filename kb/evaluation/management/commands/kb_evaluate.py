@@ -1,5 +1,6 @@
 """Run an evaluation set now, in this process, and print its scores; optionally create or refresh it from a file."""
 
+import time
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -88,9 +89,14 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(f"run {run.pk}: {run.questions_total} questions, searching as {run.owner.username}")
+        started = time.perf_counter()
         run = evaluation_run_execute(
-            run_id=run.pk,
-            progress=lambda r: self.stdout.write(f"  {r.questions_done}/{r.questions_total}", ending="\n"),
+            run_id=run.pk, progress=lambda r: self.stdout.write(f"  {r.questions_done}/{r.questions_total}")
+        )
+        elapsed = time.perf_counter() - started
+        searches = max(run.questions_total * len(MODES), 1)
+        self.stdout.write(
+            f"{run.questions_total} questions in {elapsed:.1f} s ({elapsed * 1000 / searches:.0f} ms a search)"
         )
         self.stdout.write(summary_table(run, previous_finished_run(run=run)))
 
