@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "kb.documents",
     "kb.search",
     "kb.chat",
+    "kb.evaluation",
     "kb.audit",
 ]
 
