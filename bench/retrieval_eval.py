@@ -1,22 +1,22 @@
-"""Retrieval quality on the Python 3.11 FAQ: dense, keyword and hybrid, over the whole Python documentation.
+"""Retrieval quality on the Python documentation: the product's evaluator (kb.evaluation) over a set file.
 
-Queries are the FAQ questions of Debian's python3.11-doc (`faq/*.html`); the gold passages of a question are the
-chunks that overlap its FAQ entry (same page, the span of the section headed by the question). The corpus is every
-HTML page of the documentation, ingested by `bench/ingest_throughput.py --pages 0` into var/bench (this script
-ingests the pages itself when that database is empty). Metrics: Recall@5 (a gold passage in the top 5), MRR@10,
-nDCG@10 (binary relevance).
+    .venv/bin/python bench/retrieval_eval.py [--set-file PATH] [--set-name NAME]
 
-    .venv/bin/python bench/retrieval_eval.py
+The corpus is every HTML page of Debian's python3.11-doc, ingested by `bench/ingest_throughput.py --pages 0` into
+var/bench (this script ingests the pages itself when that database is empty). The questions come from `--set-file`
+(JSON Lines or CSV, evaluation/sets.py), by default `evaluation/sets/python-docs/questions.jsonl` where it exists, else
+the FAQ set built here: every FAQ question of `faq/*.html`, expecting the first sentences of its entry (so a passage is
+relevant when it holds them, evaluation/matching.py). The set is imported into the product (replacing its questions)
+and run by `manage.py kb_evaluate` as the bench user: keyword, dense and hybrid, Recall@1/5/10, MRR@10, nDCG@10 and
+the "not in the sources" rates; every run stays in var/bench and is compared with the previous one.
 
-Caveat: a FAQ entry's chunks carry the question as their heading or text, which both retrievers see; this measures
-how well each finds the right entry among ~18,000 passages, not robustness to paraphrase.
+Caveat of the FAQ set: an entry's passages carry the question as their heading or text, which both retrievers see;
+it measures how well each finds the right entry among ~18,000 passages, not robustness to paraphrase.
 """
 
-import math
+import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,8 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from evaluation.matching import words_of  # noqa: E402
+from evaluation.sets import EvalQuestion, ExpectedSpan, write_jsonl  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create, membership_create, user_create  # noqa: E402
@@ -39,10 +41,10 @@ from kb.documents.models import Chunk, Collection, Document  # noqa: E402
 from kb.documents.services import collection_create, document_upload, document_version_ingest  # noqa: E402
 from kb.platform.actors import system_actor  # noqa: E402
 from kb.platform.embedded_pg import server_stop  # noqa: E402
-from kb.search.selectors import passages_search_for_user  # noqa: E402
 
 DOCS = Path("/usr/share/doc/python3.11/html")
-MODES = ("dense", "keyword", "hybrid")
+SHARED_SET = ROOT / "evaluation" / "sets" / "python-docs" / "questions.jsonl"
+SPAN_WORDS = 30  # the start of a FAQ entry's answer that a relevant passage must hold (most of it, in order)
 
 
 def corpus_user() -> User:
@@ -65,53 +67,40 @@ def corpus_user() -> User:
     return User.objects.get(username="bench")
 
 
-def faq_questions() -> list[tuple[str, set[int]]]:
-    """(question, ids of its gold chunks) for every FAQ entry found in the corpus."""
-    cases = []
+def faq_set() -> list[EvalQuestion]:
+    """Every FAQ entry as a question expecting the start of its answer (entries of a few words are left out)."""
+    questions = []
     for page in sorted((DOCS / "faq").glob("*.html")):
-        document = Document.objects.get(original_name=str(page.relative_to(DOCS)))
         parsed = parse_document(data=page.read_bytes(), filename=page.name)
         for section in parsed.sections:
             if not section.heading.endswith("?"):
                 continue
-            # Small entries share a chunk with their neighbours: any chunk overlapping the entry is a right answer.
-            gold = set(
-                Chunk.objects.filter(
-                    version=document.current_version_id, char_start__lt=section.end, char_end__gt=section.start
-                ).values_list("pk", flat=True)
-            )
-            if gold:
-                cases.append((section.heading, gold))
-    return cases
-
-
-def metrics(ranked: list[int], gold: set[int]) -> tuple[float, float, float]:
-    top10 = ranked[:10]
-    recall5 = float(any(chunk in gold for chunk in ranked[:5]))
-    first = next((rank for rank, chunk in enumerate(top10, start=1) if chunk in gold), None)
-    mrr = 1.0 / first if first else 0.0
-    dcg = sum(1.0 / math.log2(rank + 1) for rank, chunk in enumerate(top10, start=1) if chunk in gold)
-    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(gold), 10) + 1))
-    return recall5, mrr, dcg / ideal
+            answer = parsed.text[section.start : section.end].split("\n", 1)[-1]
+            if len(words_of(answer)) < 8:  # "See the next question."
+                continue
+            span = " ".join(answer.split()[:SPAN_WORDS])
+            expected = ExpectedSpan(document=str(page.relative_to(DOCS)), span=span)
+            questions.append(EvalQuestion(question=section.heading, expected=(expected,)))
+    unique = {question.question: question for question in questions}  # a heading asked twice: its last entry
+    return list(unique.values())
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set-file", type=Path, help="JSON Lines or CSV questions (default: the shared set or FAQ)")
+    parser.add_argument("--set-name", help="the set's name in the product (default: from the file's name)")
+    arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     user = corpus_user()
-    cases = faq_questions()
+    set_file = arguments.set_file or (SHARED_SET if SHARED_SET.exists() else None)
+    if set_file is None:
+        set_file = BENCH_VAR / "python-faq.jsonl"
+        set_file.write_text(write_jsonl(faq_set()))
+    set_name = arguments.set_name or ("Python FAQ" if set_file.name == "python-faq.jsonl" else set_file.stem)
     print(
-        f"corpus: {Document.objects.count()} documents, {Chunk.objects.count()} passages; {len(cases)} FAQ questions",
-        flush=True,
+        f"corpus: {Document.objects.count()} documents, {Chunk.objects.count()} passages; set: {set_file}", flush=True
     )
-    print(f"{'mode':<8} {'Recall@5':>9} {'MRR@10':>8} {'nDCG@10':>8} {'ms/query':>9}")
-    for mode in MODES:
-        scores, started = [], time.perf_counter()
-        for question, gold in cases:
-            hits = passages_search_for_user(user=user, query_text=question, k=10, mode=mode)
-            scores.append(metrics([hit.chunk_id for hit in hits], gold))
-        elapsed_ms = (time.perf_counter() - started) * 1000 / len(cases)
-        recall5, mrr, ndcg = (statistics.fmean(values) for values in zip(*scores))
-        print(f"{mode:<8} {recall5:>9.3f} {mrr:>8.3f} {ndcg:>8.3f} {elapsed_ms:>9.0f}", flush=True)
+    call_command("kb_evaluate", set_name=set_name, import_file=set_file, user=user.username, department="Bench")
     server_stop(BENCH_VAR / "pg")
 
 

@@ -2,10 +2,11 @@
 
 import logging
 import os
+from dataclasses import replace
 
 import uvicorn
 
-from inference.config import serving_config_from_environ
+from inference.config import inference_api_key, serving_config_from_environ, var_dir_from_environ
 from inference.server import create_app
 
 
@@ -17,6 +18,12 @@ def main() -> None:
         config = serving_config_from_environ()
     except (KeyError, ValueError) as error:  # an unknown preset, a backend it cannot run on, a malformed number
         raise SystemExit(f"inference: cannot start with these settings: {error}") from None
+    # Only the app's processes may call it: they share this key (the operator's, or var/inference-api-key).
+    try:
+        api_key = inference_api_key(var_dir_from_environ(), given=os.environ.get("KB_INFERENCE_API_KEY", ""))
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"inference: cannot read or make its API key: {error}") from None
+    config = replace(config, api_key=api_key)
     # Graceful shutdown: on SIGTERM uvicorn stops accepting, lets running streams finish (up to the timeout),
     # then the app's lifespan closes the engines.
     uvicorn.run(create_app(config), host=config.host, port=config.port, timeout_graceful_shutdown=30, log_level="info")

@@ -1,4 +1,5 @@
-"""The web and worker processes' side of the serving process: the `openai` client against our own server."""
+"""The web and worker processes' side of the serving process: the `openai` client against our own server, presenting
+the key the two share (inference.config.inference_api_key)."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ from inference.types import Delta, EngineError, EngineUnavailable, GenerationPar
 
 
 class InferenceClient:
-    def __init__(self, base_url: str, *, model: str = "auto", api_key: str = "EMPTY", timeout_seconds: float = 600):
+    def __init__(self, base_url: str, *, api_key: str, model: str = "auto", timeout_seconds: float = 600):
         from openai import AsyncOpenAI
 
         self.base_url = base_url.rstrip("/")
@@ -20,12 +21,12 @@ class InferenceClient:
         self._client = AsyncOpenAI(
             base_url=f"{self.base_url}/v1", api_key=api_key, timeout=timeout_seconds, max_retries=0
         )
-        self._http = httpx.Client(base_url=self.base_url, timeout=30.0)
+        self._http = httpx.Client(base_url=self.base_url, timeout=30.0, headers={"Authorization": f"Bearer {api_key}"})
 
     async def stream_chat(
         self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False
     ) -> AsyncIterator[Delta]:
-        from openai import APIConnectionError, APIStatusError, BadRequestError
+        from openai import APIConnectionError, APIStatusError, AuthenticationError, BadRequestError
 
         kwargs = completion_kwargs(params)
         kwargs["extra_body"]["chat_template_kwargs"] = {"enable_thinking": enable_thinking}
@@ -35,6 +36,8 @@ class InferenceClient:
             )
         except BadRequestError as error:
             raise RequestRejected(_message(error)) from error
+        except AuthenticationError as error:
+            raise EngineUnavailable(self._refused_key()) from error
         except APIStatusError as error:
             if error.status_code == 503:
                 raise EngineUnavailable(_message(error)) from error
@@ -65,20 +68,26 @@ class InferenceClient:
         return int(self._post("/tokenize", {"prompt": text})["count"])
 
     def describe(self) -> list[dict[str, Any]]:
-        try:
-            response = self._http.get("/v1/models")
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
-        return response.json()["data"]
+        return self._answer(lambda: self._http.get("/v1/models"))["data"]
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._answer(lambda: self._http.post(path, json=payload))
+
+    def _answer(self, request) -> dict[str, Any]:
         try:
-            response = self._http.post(path, json=payload)
+            response = request()
+            if response.status_code == 401:
+                raise EngineUnavailable(self._refused_key())
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
         return response.json()
+
+    def _refused_key(self) -> str:
+        return (
+            f"The model server at {self.base_url} refused this process's API key: web, worker and serving processes "
+            "need the same KB_INFERENCE_API_KEY, or the same KB_VAR_DIR (its inference-api-key file)."
+        )
 
     async def close(self) -> None:
         await self._client.close()

@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,8 +18,14 @@ from inference.types import GenerationParams
 from inference.vllm import VllmConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# KB_VAR_DIR's default, as kb/settings.py has it: the serving process finds the shared API key file there.
+DEFAULT_VAR_DIR = Path(__file__).resolve().parent.parent / "var"
 # Model folders an operator copied in, and the CPU default's converted weights (made by ./kbctl).
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "var" / "models"
+DEFAULT_MODELS_DIR = DEFAULT_VAR_DIR / "models"
+# The key the web and worker processes present to the serving process, generated on first use (inference_api_key).
+API_KEY_FILE = "inference-api-key"
+# Host headers the serving process always answers; KB_INFERENCE_ALLOWED_HOSTS adds names (DNS rebinding).
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The CPU default, chosen by measurement (BENCHMARKS.md, "CPU engines behind the serving process").
 DEFAULT_ROUTE = "smollm2-135m=vllm"
 # Qwen3.5 reads ~262K tokens, but reserving that much KV cache needs a large GPU and minutes of start-up (376 s
@@ -105,6 +113,44 @@ class ServingConfig:
     port: int
     models: tuple[ModelEntry, ...]
     warmup: bool = True
+    # The bearer key every request but /health must carry; `python -m inference` sets it (inference_api_key), and
+    # the server refuses to start without one.
+    api_key: str = ""
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS  # the Host headers it answers: localhost, the bound host, extras
+
+
+def var_dir_from_environ(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("KB_VAR_DIR") or DEFAULT_VAR_DIR)
+
+
+def inference_api_key(var_dir: Path, *, given: str = "") -> str:
+    """The key the serving process requires and its web and worker processes present: `given` (the operator's
+    KB_INFERENCE_API_KEY) if any, else the one in `var_dir`/inference-api-key, made on first use by whichever process
+    comes first. The file is created whole, with its key, under a name nobody else has, then linked into place, so a
+    process that reads it sees a whole key or no file; it is readable by its owner only, and refused otherwise."""
+    if given.strip():
+        return given.strip()
+    path = var_dir / API_KEY_FILE
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        partial = var_dir / f".{API_KEY_FILE}.{secrets.token_hex(8)}"
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(32) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(partial, path)  # fails if another process made it first: then its key is the key
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise PermissionError(f"{path} is readable by other users; make it the owner's only (chmod 600 {path})")
+    key = path.read_text().strip()
+    if not key:
+        raise ValueError(f"{path} is empty; remove it to have a new key made, or set KB_INFERENCE_API_KEY")
+    return key
 
 
 def smollm2_wheel_path() -> str:
@@ -132,11 +178,16 @@ def serving_config_from_environ(environ: Mapping[str, str] = os.environ) -> Serv
     models = tuple(_entry(item, environ, limits) for item in _route_items(route))
     if not models:
         raise ValueError("KB_INFERENCE_ROUTE names no model")
+    host = environ.get("KB_INFERENCE_HOST", "127.0.0.1")
+    extra_hosts = [name.strip() for name in environ.get("KB_INFERENCE_ALLOWED_HOSTS", "").split(",") if name.strip()]
+    # A wildcard address binds every interface but is no name a client calls the server by.
+    bound = [host] if host not in {"0.0.0.0", "::", ""} else []
     return ServingConfig(
-        host=environ.get("KB_INFERENCE_HOST", "127.0.0.1"),
+        host=host,
         port=int(environ.get("KB_INFERENCE_PORT", "8765")),
         models=models,
         warmup=environ.get("KB_INFERENCE_WARMUP", "true").lower() in {"1", "true", "yes"},
+        allowed_hosts=tuple(dict.fromkeys(name.lower() for name in [*LOCAL_HOSTS, *bound, *extra_hosts])),
     )
 
 

@@ -2,9 +2,15 @@
 
 Web and worker processes never load a model: they call this server. Loading happens in the background after
 start-up so /health answers at once and /ready tells when every model is loaded and warmed up.
+
+Only the app's own processes may call it (`_Guard`): every request but /health carries the key they share
+(`Authorization: Bearer`, inference.config.inference_api_key), names the server by a host it is known by (a web page
+whose name an attacker re-pointed at 127.0.0.1 is refused), and a POST says its body is JSON (a page's form or a
+text/plain fetch, which a browser sends without asking first, is refused).
 """
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -19,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inference.config import ModelEntry, ServingConfig
 from inference.factory import build_engine
@@ -46,7 +53,9 @@ class ServerState:
     ready: bool = False
 
 
-def create_app(config: ServingConfig) -> Starlette:
+def create_app(config: ServingConfig) -> ASGIApp:
+    if not config.api_key:
+        raise ValueError("the serving process needs an API key (inference.config.inference_api_key)")
     router = Router(
         [
             RoutedModel(name=entry.name, engine=None, limits=entry.limits, down_reason="loading")
@@ -80,7 +89,58 @@ def create_app(config: ServingConfig) -> Starlette:
         lifespan=lifespan,
     )
     app.state.server = state
-    return app
+    return _Guard(app, api_key=config.api_key, allowed_hosts=config.allowed_hosts)
+
+
+# Liveness only ("alive", nothing about models or the machine): a supervisor may ask it without the key.
+_OPEN_PATHS = frozenset({"/health"})
+
+
+class _Guard:
+    """Refuses, before any route runs: a Host the server is not known by (400), a missing or wrong key (401), a POST
+    whose body is not declared JSON (415). Checked in that order, so a caller without the key learns nothing more."""
+
+    def __init__(self, app: Starlette, *, api_key: str, allowed_hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.state = app.state
+        self._key = api_key.encode()
+        self._hosts = frozenset(host.lower() for host in allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        if _host_name(headers.get("host", "")) not in self._hosts:
+            return _error(400, "this server does not answer to that host name", "invalid_host")
+        if scope["path"] not in _OPEN_PATHS and not self._key_matches(headers.get("authorization", "")):
+            response = _error(401, "a valid API key is required (Authorization: Bearer <key>)", "unauthorized")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        if scope["method"] == "POST":
+            media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type != "application/json":
+                return _error(415, "the request body must be sent as Content-Type: application/json", "invalid_request")
+        return None
+
+    def _key_matches(self, authorization: str) -> bool:
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(presented.strip().encode("latin-1"), self._key)
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port: "127.0.0.1:8765" → "127.0.0.1", "[::1]:8765" → "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 async def _load_all(state: ServerState, *, warmup: bool) -> None:

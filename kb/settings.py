@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "kb.documents",
     "kb.search",
     "kb.chat",
+    "kb.evaluation",
     "kb.audit",
 ]
 
@@ -175,6 +176,9 @@ KB_QUESTION_REWRITE = env("KB_QUESTION_REWRITE", default="auto")
 # The model-serving process (`manage.py serve_inference`, `python -m inference`), e.g. http://127.0.0.1:8765.
 # Empty: the single-process development mode, llama.cpp inside the web process with the KB_LLM_* settings below.
 KB_INFERENCE_URL = env("KB_INFERENCE_URL", default="")
+# The key web and worker processes present to it; empty: the one in KB_VAR_DIR/inference-api-key, made on first use
+# by whichever process needs it first (kb.platform.serving.serving_api_key; never at import).
+KB_INFERENCE_API_KEY = env("KB_INFERENCE_API_KEY", default="")
 # What `kb_run` starts when KB_INFERENCE_URL is empty (read by the serving process itself; see .env.example).
 KB_INFERENCE_PORT = env.int("KB_INFERENCE_PORT", default=8765)
 KB_INFERENCE_ROUTE = env("KB_INFERENCE_ROUTE", default=DEFAULT_ROUTE)

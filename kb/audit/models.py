@@ -32,6 +32,13 @@ class AuditEvent(models.Model):
         CONVERSATION_DELETED = "conversation.deleted"
         AUDIT_EXPORTED = "audit.exported"
         AUDIT_PURGED = "audit.purged"
+        EVALUATION_SET_CREATED = "evaluation_set.created"
+        EVALUATION_SET_IMPORTED = "evaluation_set.imported"
+        EVALUATION_QUESTION_ADDED = "evaluation_question.added"
+        EVALUATION_QUESTION_DELETED = "evaluation_question.deleted"
+        EVALUATION_RUN_QUEUED = "evaluation_run.queued"
+        EVALUATION_RUN_FINISHED = "evaluation_run.finished"
+        EVALUATION_RUN_FAILED = "evaluation_run.failed"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -21,6 +21,7 @@ from inference.llama_cpp import LlamaCppConfig
 from inference.registry import PRESETS, ModelPreset
 from inference.router import RoutedModel, RouteLimits, Router
 from inference.types import EngineUnavailable, GenerationParams
+from kb.platform.serving import serving_api_key
 
 logger = logging.getLogger(__name__)
 # The CPU default's preset, which names the in-process engine when it runs the wheel's model.
@@ -32,7 +33,7 @@ _REWRITES_FROM_BILLION_PARAMETERS = 0.8
 @functools.cache
 def answer_backend() -> ChatBackend:
     if settings.KB_INFERENCE_URL:
-        return InferenceClient(settings.KB_INFERENCE_URL)
+        return InferenceClient(settings.KB_INFERENCE_URL, api_key=serving_api_key())
     engine = build_engine(
         LlamaCppConfig(
             model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),

@@ -20,6 +20,7 @@ from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.jobs import REEMBED_CHUNKS, job_enqueue_on_commit
 from kb.documents.models import Chunk, EmbeddingModel
+from kb.documents.signals import embedding_model_activated
 from kb.platform.actors import system_actor
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def embedding_model_activate(*, model_id: int) -> EmbeddingModel:
         before={"active": outgoing.name, "dimensions": outgoing.dimensions},
         after={"active": incoming.name, "dimensions": incoming.dimensions, "chunks": incoming.progress_total},
     )
+    embedding_model_activated.send(sender=EmbeddingModel, model=incoming)
     logger.info("embedding model %s is now active", incoming)
     return incoming
 

@@ -1,10 +1,10 @@
-"""Which Python runs the model-serving process."""
+"""Which Python runs the model-serving process, and the key its callers present."""
 
 import sys
 
 from django.conf import settings
 
-from inference.config import route_uses_vllm
+from inference.config import inference_api_key, route_uses_vllm
 
 
 def serving_python() -> str:
@@ -14,3 +14,9 @@ def serving_python() -> str:
     except ValueError:  # a route it cannot read: the serving process says why and exits
         needs_vllm = False
     return settings.KB_VLLM_PYTHON if needs_vllm and settings.KB_VLLM_PYTHON else sys.executable
+
+
+def serving_api_key() -> str:
+    """KB_INFERENCE_API_KEY, else the key in KB_VAR_DIR/inference-api-key (made there, owner-only, if missing): the
+    serving process requires it of every caller and reads it the same way."""
+    return inference_api_key(settings.VAR_DIR, given=settings.KB_INFERENCE_API_KEY)

@@ -1,6 +1,17 @@
 """inference/config.py: what the serving process runs, from the same variables the web process reads."""
 
-from inference.config import LlmSettings, llm_settings_from_env, serving_config_from_environ
+import stat
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from inference.config import (
+    API_KEY_FILE,
+    LlmSettings,
+    inference_api_key,
+    llm_settings_from_env,
+    serving_config_from_environ,
+)
 from inference.llama_cpp import LlamaCppConfig
 
 
@@ -34,3 +45,52 @@ def test_booleans_read_as_django_environ_reads_them():
         ("no", False),
     ]:
         assert llm_settings_from_env({"KB_LLM_ENABLE_THINKING": word}).enable_thinking is expected
+
+
+def test_the_api_key_is_made_once_owner_only_and_read_back_by_later_runs(tmp_path):
+    var_dir = tmp_path / "var"  # not there yet: the first run makes it
+
+    first = inference_api_key(var_dir)
+    again = inference_api_key(var_dir)
+
+    assert first == again and len(first) >= 40
+    assert stat.S_IMODE((var_dir / API_KEY_FILE).stat().st_mode) == 0o600
+    assert sorted(path.name for path in var_dir.iterdir()) == [API_KEY_FILE]
+
+
+def test_processes_starting_together_all_get_the_one_key(tmp_path):
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: inference_api_key(tmp_path), range(32)))
+
+    assert keys == {(tmp_path / API_KEY_FILE).read_text().strip()}
+
+
+def test_the_operators_key_wins_and_no_file_is_made(tmp_path):
+    assert inference_api_key(tmp_path, given=" operator-key ") == "operator-key"
+    assert not (tmp_path / API_KEY_FILE).exists()
+
+
+def test_a_key_file_others_may_read_is_refused(tmp_path):
+    inference_api_key(tmp_path)
+    (tmp_path / API_KEY_FILE).chmod(0o644)
+
+    with pytest.raises(PermissionError, match="chmod 600"):
+        inference_api_key(tmp_path)
+
+
+def test_reading_the_serving_settings_makes_no_key(tmp_path):
+    config = serving_config_from_environ({"KB_VAR_DIR": str(tmp_path)})
+
+    assert config.api_key == "" and not any(tmp_path.iterdir())
+
+
+def test_the_server_answers_to_localhost_its_bound_host_and_the_configured_names():
+    default = serving_config_from_environ({})
+    bound = serving_config_from_environ(
+        {"KB_INFERENCE_HOST": "10.0.0.5", "KB_INFERENCE_ALLOWED_HOSTS": "Models.Internal, kb-models"}
+    )
+    everywhere = serving_config_from_environ({"KB_INFERENCE_HOST": "0.0.0.0"})
+
+    assert default.allowed_hosts == ("127.0.0.1", "localhost", "::1")
+    assert bound.allowed_hosts == ("127.0.0.1", "localhost", "::1", "10.0.0.5", "models.internal", "kb-models")
+    assert everywhere.allowed_hosts == ("127.0.0.1", "localhost", "::1")  # a wildcard is no name to call it by

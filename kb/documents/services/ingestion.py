@@ -22,6 +22,7 @@ from kb.documents.embedding_models import (
 )
 from kb.documents.jobs import INGEST_DOCUMENT_VERSION, job_enqueue_on_commit
 from kb.documents.models import Chunk, Document, DocumentVersion
+from kb.documents.signals import version_published
 from kb.platform.actors import system_actor
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ def _version_publish(*, version_id: int, title: str, drafts: list[ChunkDraft], v
             "serving_version": version.number if is_newest else serving.number,
         },
     )
+    if is_newest:
+        version_published.send(sender=DocumentVersion, version=version, collection_id=document.collection_id)
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import server_ensure_for, server_stop
-from kb.platform.serving import serving_python
+from kb.platform.serving import serving_api_key, serving_python
 
 
 class Command(BaseCommand):
@@ -58,11 +58,14 @@ class Command(BaseCommand):
                 # Models live in one process of their own, never in web or worker processes.
                 inference_url = f"http://127.0.0.1:{settings.KB_INFERENCE_PORT}"
                 environment["KB_INFERENCE_URL"] = inference_url
+                # Only the web and worker processes may call it: the key they share is made now, before any of
+                # them starts (KB_INFERENCE_API_KEY, else KB_VAR_DIR/inference-api-key, owner-only).
+                api_key = serving_api_key()
                 self.step(f"starting the model server ({settings.KB_INFERENCE_ROUTE}) on {inference_url}")
                 children.append(
                     subprocess.Popen([serving_python(), "-m", "inference"], env=environment, start_new_session=True)
                 )
-                while not stopping and not self._answers(inference_url + "/ready"):
+                while not stopping and not self._answers(inference_url + "/ready", api_key=api_key):
                     if any(child.poll() is not None for child in children):
                         raise SystemExit("the model server exited during start-up; see its output above")
                     time.sleep(0.5)
@@ -132,9 +135,10 @@ class Command(BaseCommand):
             self.step("stopped cleanly")
 
     @staticmethod
-    def _answers(url: str) -> bool:
+    def _answers(url: str, *, api_key: str = "") -> bool:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -1,0 +1,190 @@
+"""Reads of evaluation sets and runs, for the admins of the set's department (superusers: every set)."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+
+from evaluation.sets import EvalQuestion, ExpectedSpan, write_csv, write_jsonl
+from kb.accounts.models import Department, User
+from kb.accounts.selectors import departments_administered_by
+from kb.documents.models import Document, EmbeddingModel
+from kb.documents.selectors import chunks_readable_by
+from kb.evaluation.models import MODES, EvaluationQuestion, EvaluationResult, EvaluationRun, EvaluationSet
+from kb.search.selectors import PassageHit
+
+
+def departments_for_evaluation_sets(*, user: User) -> QuerySet[Department]:
+    """Where the user may keep evaluation sets: the departments they administer."""
+    if not user.is_authenticated or not user.is_active:
+        return Department.objects.none()
+    return departments_administered_by(user=user)
+
+
+def evaluation_sets_manageable_by(*, user: User) -> QuerySet[EvaluationSet]:
+    return EvaluationSet.objects.filter(department__in=departments_for_evaluation_sets(user=user)).select_related(
+        "department", "created_by"
+    )
+
+
+def evaluation_set_get_for_manager(*, user: User, set_id: int) -> EvaluationSet:
+    evaluation_set = evaluation_sets_manageable_by(user=user).filter(pk=set_id).first()
+    if evaluation_set is None:
+        raise Http404("No such evaluation set")
+    return evaluation_set
+
+
+def evaluation_question_get_for_manager(*, user: User, question_id: int) -> EvaluationQuestion:
+    question = (
+        EvaluationQuestion.objects.filter(evaluation_set__in=evaluation_sets_manageable_by(user=user), pk=question_id)
+        .select_related("evaluation_set__department")
+        .first()
+    )
+    if question is None:
+        raise Http404("No such question")
+    return question
+
+
+def evaluation_run_get_for_manager(*, user: User, run_id: int) -> EvaluationRun:
+    run = (
+        EvaluationRun.objects.filter(evaluation_set__in=evaluation_sets_manageable_by(user=user), pk=run_id)
+        .select_related("evaluation_set__department", "owner")
+        .first()
+    )
+    if run is None:
+        raise Http404("No such evaluation run")
+    return run
+
+
+def eval_question_of(question: EvaluationQuestion) -> EvalQuestion:
+    return EvalQuestion(
+        question=question.text,
+        expected=tuple(ExpectedSpan(document=e["document"], span=e["span"]) for e in question.expected),
+        facts=tuple(question.facts),
+        unanswerable=question.unanswerable,
+    )
+
+
+EXPORT_FORMATS = {"jsonl": ("application/x-ndjson", write_jsonl), "csv": ("text/csv", write_csv)}
+
+
+def evaluation_set_file(*, evaluation_set: EvaluationSet, file_format: str) -> tuple[str, str]:
+    """The set as a file that its import reads back: (content, content type)."""
+    content_type, writer = EXPORT_FORMATS[file_format]
+    return writer(eval_question_of(question) for question in evaluation_set.questions.all()), content_type
+
+
+def document_names_of_hits(*, hits: list[PassageHit]) -> dict[int, str]:
+    """The original names of the documents a search returned (to its user, who may read them): what spans name."""
+    ids = {hit.document_id for hit in hits}
+    return dict(Document.objects.filter(pk__in=ids).values_list("pk", "original_name")) if ids else {}
+
+
+def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...]) -> dict:
+    """What a run ran with, so that two runs' scores can be told apart by their cause."""
+    model = EmbeddingModel.objects.filter(state=EmbeddingModel.State.ACTIVE).values("name", "path", "dimensions")
+    versions = list(
+        chunks_readable_by(user=user).order_by("version_id").values_list("version_id", flat=True).distinct()
+    )
+    return {
+        "embedding_model": model.first(),
+        "query_encoder": settings.KB_QUERY_ENCODER,
+        "chunk_tokens": settings.KB_CHUNK_TOKENS,
+        "chunk_overlap_tokens": settings.KB_CHUNK_OVERLAP_TOKENS,
+        "retrieval_top_k": settings.KB_RETRIEVAL_TOP_K,
+        "rrf_k": settings.KB_RRF_K,
+        "keyword_max_word_share": settings.KB_KEYWORD_MAX_WORD_SHARE,
+        "reranker_model_path": settings.KB_RERANKER_MODEL_PATH,
+        "abstain_below_similarity": getattr(settings, "KB_ABSTAIN_BELOW_SIMILARITY", None),
+        "k": k,
+        "modes": list(modes),
+        "llm": None,  # answers are not generated nor scored yet: retrieval and abstention only
+        "document_versions": versions,
+    }
+
+
+def evaluation_runs_of_set(*, evaluation_set: EvaluationSet) -> QuerySet[EvaluationRun]:
+    return evaluation_set.runs.select_related("owner")
+
+
+def scores_over_runs(*, evaluation_set: EvaluationSet, mode: str = "hybrid") -> dict:
+    """Recall@5 and MRR@10 of the set's finished runs, oldest first, as the chart draws them (x: Unix seconds)."""
+    runs = evaluation_set.runs.filter(status=EvaluationRun.Status.DONE).order_by("finished_at", "pk")
+    rows = [(run.pk, run.finished_at, run.summary.get(mode) or {}) for run in runs]
+    return {
+        "runs": [pk for pk, _, _ in rows],
+        "x": [int(finished.timestamp()) for _, finished, _ in rows],
+        "series": {
+            "Recall@5": [scores.get("recall@5") for _, _, scores in rows],
+            "MRR@10": [scores.get("mrr@10") for _, _, scores in rows],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class QuestionChange:
+    question: str
+    unanswerable: bool
+    before: EvaluationResult | None
+    after: EvaluationResult
+    verdict: str  # "better", "worse", "same", "new"
+
+
+@dataclass
+class RunComparison:
+    previous: EvaluationRun | None
+    changes: list[QuestionChange] = field(default_factory=list)
+    # {"hybrid": {"recall@5": +0.1, ...}, ...}: this run's score less the previous run's
+    deltas: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(change.verdict for change in self.changes)
+
+
+NOT_FOUND_RANK = 11  # a question whose relevant passage is not in the top 10 ranks below every one that is
+
+
+def _verdict(before: EvaluationResult | None, after: EvaluationResult) -> str:
+    if before is None:
+        return "new"
+    if after.unanswerable:
+        # An unanswerable question: "not in the sources" is the right outcome.
+        return "same" if before.abstained == after.abstained else ("better" if after.abstained else "worse")
+    old, new = (result.rank("hybrid") or NOT_FOUND_RANK for result in (before, after))
+    return "same" if old == new else ("better" if new < old else "worse")
+
+
+def previous_finished_run(*, run: EvaluationRun) -> EvaluationRun | None:
+    return (
+        run.evaluation_set.runs.filter(status=EvaluationRun.Status.DONE, created_at__lt=run.created_at)
+        .exclude(pk=run.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def run_comparison(*, run: EvaluationRun) -> RunComparison:
+    """Each question of the run against the previous finished run of the set (matched by its text): better, worse or
+    the same by the rank of its first relevant passage in hybrid search; and the change of every summary score."""
+    previous = previous_finished_run(run=run)
+    comparison = RunComparison(previous=previous)
+    before = {result.question_text: result for result in previous.results.all()} if previous else {}
+    for result in run.results.all():
+        earlier = before.get(result.question_text)
+        comparison.changes.append(
+            QuestionChange(
+                question=result.question_text,
+                unanswerable=result.unanswerable,
+                before=earlier,
+                after=result,
+                verdict=_verdict(earlier, result),
+            )
+        )
+    if previous is not None and run.status == EvaluationRun.Status.DONE:
+        for mode in MODES:
+            now, then = run.summary.get(mode) or {}, previous.summary.get(mode) or {}
+            comparison.deltas[mode] = {name: round(now[name] - then[name], 4) for name in now if name in then}
+    return comparison

@@ -1,0 +1,423 @@
+"""Evaluation sets and runs: every write checks the acting user and records its audit event in the same transaction.
+
+A run asks the live search each question in each retrieval mode as its owner, so it measures what that user may read;
+a passage is relevant when it comes from an expected document and holds the expected span (evaluation.matching).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from evaluation.matching import holds
+from evaluation.metrics import QuestionScore, abstention_summary, question_score, retrieval_summary
+from evaluation.sets import EvalQuestion, ExpectedSpan, SetFormatError, read_csv, read_jsonl
+from kb.accounts.models import Department, User
+from kb.accounts.selectors import departments_administered_by
+from kb.audit.models import AuditEvent
+from kb.audit.services import audit_record
+from kb.documents.jobs import job_enqueue_on_commit
+from kb.documents.selectors import collections_readable_by
+from kb.evaluation.jobs import RUN_EVALUATION
+from kb.evaluation.models import MODES, EvaluationQuestion, EvaluationResult, EvaluationRun, EvaluationSet
+from kb.evaluation.selectors import configuration_snapshot, document_names_of_hits
+from kb.platform.actors import system_actor
+from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
+
+logger = logging.getLogger(__name__)
+
+K = 10  # passages asked for per question and mode: Recall@10, MRR@10 and nDCG@10 need ten
+PROGRESS_EVERY = 5  # questions between two saves of a run's progress (and heartbeat)
+# Thresholds of "not in the sources" whose false refusal and false answer rates each run reports, to choose one by.
+ABSTENTION_THRESHOLDS = tuple(round(0.1 + 0.05 * step, 2) for step in range(15))
+
+
+def require_set_manager(*, user: User, department: Department) -> None:
+    if not departments_administered_by(user=user).filter(pk=department.pk).exists():
+        raise PermissionDenied(f"Only the admins of {department} can change or run its evaluation sets.")
+
+
+# --- Sets and questions -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def evaluation_set_create(
+    *, acting_user: User, name: str, department: Department, auto_run: bool = True
+) -> EvaluationSet:
+    require_set_manager(user=acting_user, department=department)
+    evaluation_set = EvaluationSet(name=name.strip(), department=department, auto_run=auto_run, created_by=acting_user)
+    evaluation_set.full_clean()
+    evaluation_set.save()
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EVALUATION_SET_CREATED,
+        subject=evaluation_set,
+        after={"name": evaluation_set.name, "department": department.name, "auto_run": auto_run},
+    )
+    return evaluation_set
+
+
+def _fields_of(question: EvalQuestion) -> dict:
+    return {
+        "expected": [{"document": e.document, "span": e.span} for e in question.expected],
+        "facts": list(question.facts),
+        "unanswerable": question.unanswerable,
+    }
+
+
+def _validated(*, text: str, expected: list[dict], facts: list[str], unanswerable: bool) -> EvalQuestion:
+    try:
+        return EvalQuestion(
+            question=text.strip(),
+            expected=tuple(
+                ExpectedSpan(document=e["document"].strip(), span=e["span"].strip())
+                for e in expected
+                if e.get("span", "").strip()
+            ),
+            facts=tuple(fact.strip() for fact in facts if fact.strip()),
+            unanswerable=unanswerable,
+        )
+    except SetFormatError as error:
+        raise ValidationError(str(error)) from None
+
+
+@transaction.atomic
+def evaluation_question_add(
+    *,
+    acting_user: User,
+    evaluation_set: EvaluationSet,
+    text: str,
+    expected: list[dict],
+    facts: list[str] = (),
+    unanswerable: bool = False,
+) -> EvaluationQuestion:
+    require_set_manager(user=acting_user, department=evaluation_set.department)
+    validated = _validated(text=text, expected=list(expected), facts=list(facts), unanswerable=unanswerable)
+    if any(not e.document for e in validated.expected):
+        raise ValidationError("Name the document each expected passage comes from.")
+    question = EvaluationQuestion(evaluation_set=evaluation_set, text=validated.question, **_fields_of(validated))
+    question.full_clean()
+    question.save()
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EVALUATION_QUESTION_ADDED,
+        subject=question,
+        after={"set": evaluation_set.name, "text": question.text, "expected": question.expected},
+    )
+    return question
+
+
+@transaction.atomic
+def evaluation_question_delete(*, acting_user: User, question: EvaluationQuestion) -> None:
+    require_set_manager(user=acting_user, department=question.evaluation_set.department)
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EVALUATION_QUESTION_DELETED,
+        subject=question,
+        before={"set": question.evaluation_set.name, "text": question.text, "expected": question.expected},
+    )
+    question.delete()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    updated: int
+    removed: int
+
+
+def questions_of_file(*, filename: str, data: bytes) -> list[EvalQuestion]:
+    """The questions of a CSV or JSON Lines file; a ValidationError naming the line for anything that is not one."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{filename}: not UTF-8 text") from None
+    lowered = filename.lower()
+    if lowered.endswith(".csv"):
+        reader = read_csv
+    elif lowered.endswith((".jsonl", ".json", ".ndjson")):
+        reader = read_jsonl
+    else:
+        raise ValidationError(f"{filename}: an evaluation set is a .csv or .jsonl file")
+    try:
+        questions = reader(text)
+    except SetFormatError as error:
+        raise ValidationError(f"{filename}: {error}") from None
+    except (AttributeError, TypeError, ValueError) as error:  # a field of the wrong type, which the reader lets by
+        raise ValidationError(f"{filename}: a field has the wrong type ({error})") from None
+    if not questions:
+        raise ValidationError(f"{filename}: no questions")
+    seen: set[str] = set()
+    for question in questions:
+        if question.question.strip() in seen:
+            raise ValidationError(f"{filename}: the question {question.question!r} appears twice")
+        seen.add(question.question.strip())
+    return questions
+
+
+@transaction.atomic
+def evaluation_set_import(
+    *, acting_user: User, evaluation_set: EvaluationSet, filename: str, data: bytes, replace: bool = False
+) -> ImportResult:
+    """Add a file's questions to the set; one already there (same text) takes the file's spans and facts. With
+    `replace`, the set's other questions go: the file becomes the set. A bad file changes nothing."""
+    require_set_manager(user=acting_user, department=evaluation_set.department)
+    questions = questions_of_file(filename=filename, data=data)
+    existing = {question.text: question for question in evaluation_set.questions.select_for_update()}
+    added = updated = 0
+    for question in questions:
+        text = question.question.strip()
+        fields = _fields_of(question)
+        current = existing.get(text)
+        if current is None:
+            EvaluationQuestion.objects.create(evaluation_set=evaluation_set, text=text, **fields)
+            added += 1
+        elif any(getattr(current, name) != value for name, value in fields.items()):
+            EvaluationQuestion.objects.filter(pk=current.pk).update(**fields)
+            updated += 1
+    removed = 0
+    if replace:
+        removed, _ = (
+            evaluation_set.questions.exclude(text__in=[q.question.strip() for q in questions])
+            .filter(pk__in=[q.pk for q in existing.values()])
+            .delete()
+        )
+    result = ImportResult(added=added, updated=updated, removed=removed)
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EVALUATION_SET_IMPORTED,
+        subject=evaluation_set,
+        after={"file": filename, "added": added, "updated": updated, "removed": removed},
+    )
+    return result
+
+
+# --- Runs ---------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def evaluation_run_start(
+    *,
+    acting_user: User,
+    evaluation_set: EvaluationSet,
+    owner: User | None = None,
+    trigger: EvaluationRun.Trigger = EvaluationRun.Trigger.MANUAL,
+    enqueue: bool = True,
+) -> EvaluationRun:
+    """A queued run, searched as `owner` (the acting user by default); the worker takes it once this commits.
+    Without `enqueue` the caller runs it itself (evaluation_run_execute), as `manage.py kb_evaluate` does."""
+    require_set_manager(user=acting_user, department=evaluation_set.department)
+    total = evaluation_set.questions.count()
+    if not total:
+        raise ValidationError("The set has no questions to run.")
+    run = EvaluationRun.objects.create(
+        evaluation_set=evaluation_set, owner=owner or acting_user, trigger=trigger, questions_total=total
+    )
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.EVALUATION_RUN_QUEUED,
+        subject=run,
+        after={"set": evaluation_set.name, "owner": run.owner.username, "trigger": trigger, "questions": total},
+    )
+    if enqueue:
+        job_enqueue_on_commit(RUN_EVALUATION, run.pk)
+    return run
+
+
+def evaluation_runs_start_automatic(
+    *, trigger: EvaluationRun.Trigger, collection_id: int | None = None
+) -> list[EvaluationRun]:
+    """A run of each set that runs by itself, as its creator: after a re-ingestion only the sets whose creator reads
+    the collection. A set that already has a queued run gets no second one (many documents ingested, one run)."""
+    started = []
+    # Locked, so that two workers publishing at once queue one run of a set, not two.
+    for evaluation_set in EvaluationSet.objects.select_for_update().filter(auto_run=True).select_related("created_by"):
+        if evaluation_set.runs.filter(status=EvaluationRun.Status.QUEUED).exists():
+            continue
+        if not evaluation_set.questions.exists():
+            continue
+        if (
+            collection_id is not None
+            and not collections_readable_by(user=evaluation_set.created_by).filter(pk=collection_id).exists()
+        ):
+            continue
+        started.append(
+            evaluation_run_start(
+                acting_user=system_actor(),
+                evaluation_set=evaluation_set,
+                owner=evaluation_set.created_by,
+                trigger=trigger,
+            )
+        )
+    return started
+
+
+def evaluation_run_execute(
+    *, run_id: int, progress: Callable[[EvaluationRun], None] | None = None
+) -> EvaluationRun | None:
+    """Ask every question of the set in each mode, score, and record; progress is saved as it goes, a failure is
+    recorded with its reason. A run that is not queued any more (already taken, finished) is left as it is."""
+    now = timezone.now()
+    taken = EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.QUEUED).update(
+        status=EvaluationRun.Status.RUNNING, started_at=now, heartbeat_at=now
+    )
+    run = EvaluationRun.objects.select_related("evaluation_set", "owner").filter(pk=run_id).first()
+    if not taken or run is None:
+        logger.info("evaluation run %s is not queued; left as it is", run_id)
+        return run
+    try:
+        _run_questions(run, progress=progress)
+    except Exception as error:
+        evaluation_run_mark_failed(run_id=run.pk, reason=f"{type(error).__name__}: {error}")
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def _run_questions(run: EvaluationRun, *, progress: Callable[[EvaluationRun], None] | None) -> None:
+    threshold = float(getattr(settings, "KB_ABSTAIN_BELOW_SIMILARITY", 0.0) or 0.0)
+    run.configuration = configuration_snapshot(user=run.owner, k=K, modes=MODES)
+    questions = list(run.evaluation_set.questions.all())
+    run.questions_total = len(questions)
+    run.save(update_fields=["configuration", "questions_total"])
+    results, unsaved = [], []
+    for done, question in enumerate(questions, start=1):
+        result = _question_result(run, question, threshold=threshold)
+        results.append(result)
+        unsaved.append(result)
+        if done % PROGRESS_EVERY == 0 or done == len(questions):
+            EvaluationResult.objects.bulk_create(unsaved)
+            unsaved.clear()
+            EvaluationRun.objects.filter(pk=run.pk).update(questions_done=done, heartbeat_at=timezone.now())
+            run.questions_done = done
+            if progress is not None:
+                progress(run)
+    _run_finish(run_id=run.pk, summary=run_summary(results, threshold=threshold))
+
+
+def _relevant(hit: PassageHit, document_name: str, expected: list[dict]) -> bool:
+    passage = f"{hit.heading}\n{hit.text}"
+    return any(e["document"] == document_name and holds(passage, e["span"]) for e in expected)
+
+
+def _question_result(run: EvaluationRun, question: EvaluationQuestion, *, threshold: float) -> EvaluationResult:
+    modes: dict[str, dict] = {}
+    best_similarity = None
+    hybrid_hits: list[PassageHit] = []
+    for mode in MODES:
+        search = passages_search_with_filter_for_user(user=run.owner, query_text=question.text, k=K, mode=mode)
+        names = document_names_of_hits(hits=search.hits)
+        outcome = {
+            "chunk_ids": [hit.chunk_id for hit in search.hits],
+            "scores": [round(hit.score, 4) for hit in search.hits],
+            "rank": None,
+            "ndcg": 0.0,
+        }
+        if not question.unanswerable:
+            score = question_score(
+                [_relevant(hit, names.get(hit.document_id, ""), question.expected) for hit in search.hits],
+                expected_count=len(question.expected),
+            )
+            outcome.update(rank=score.first_relevant_rank, ndcg=round(score.ndcg_at_10, 4))
+        modes[mode] = outcome
+        if mode == "hybrid":
+            best_similarity, hybrid_hits = search.best_similarity, search.hits
+    return EvaluationResult(
+        run=run,
+        question=question,
+        question_text=question.text,
+        unanswerable=question.unanswerable,
+        modes=modes,
+        best_similarity=best_similarity,
+        abstained=abstains(found=bool(hybrid_hits), best_similarity=best_similarity, threshold=threshold),
+    )
+
+
+def abstains(*, found: bool, best_similarity: float | None, threshold: float) -> bool:
+    """What the ask page answers with "not in the sources": nothing found, or nothing close enough (kb.chat)."""
+    return not found or (best_similarity or 0.0) < threshold
+
+
+def run_summary(results: list[EvaluationResult], *, threshold: float) -> dict:
+    answerable = [r for r in results if not r.unanswerable]
+    unanswerable = [r for r in results if r.unanswerable]
+    summary: dict = {
+        mode: retrieval_summary(
+            [
+                QuestionScore(first_relevant_rank=r.modes[mode]["rank"], ndcg_at_10=r.modes[mode]["ndcg"])
+                for r in answerable
+            ]
+        )
+        for mode in MODES
+    }
+
+    def abstention_at(value: float) -> dict:
+        def refused(result: EvaluationResult) -> bool:
+            found = bool(result.modes["hybrid"]["chunk_ids"])
+            return abstains(found=found, best_similarity=result.best_similarity, threshold=value)
+
+        return {
+            "threshold": value,
+            **abstention_summary(
+                answerable_refused=sum(refused(r) for r in answerable),
+                answerable=len(answerable),
+                unanswerable_answered=sum(not refused(r) for r in unanswerable),
+                unanswerable=len(unanswerable),
+            ),
+        }
+
+    summary["abstention"] = abstention_at(threshold)
+    summary["abstention_by_threshold"] = [abstention_at(value) for value in ABSTENTION_THRESHOLDS]
+    summary["questions"] = {"answerable": len(answerable), "unanswerable": len(unanswerable)}
+    return summary
+
+
+@transaction.atomic
+def _run_finish(*, run_id: int, summary: dict) -> None:
+    run = EvaluationRun.objects.select_for_update().get(pk=run_id)
+    run.status = EvaluationRun.Status.DONE
+    run.summary = summary
+    run.finished_at = run.heartbeat_at = timezone.now()
+    run.save(update_fields=["status", "summary", "finished_at", "heartbeat_at"])
+    audit_record(
+        actor=system_actor(),
+        kind=AuditEvent.Kind.EVALUATION_RUN_FINISHED,
+        subject=run,
+        after={"hybrid": summary.get("hybrid", {}), "questions": summary.get("questions")},
+    )
+
+
+@transaction.atomic
+def evaluation_run_mark_failed(*, run_id: int, reason: str) -> None:
+    run = EvaluationRun.objects.select_for_update().get(pk=run_id)
+    before = {"status": run.status}
+    run.status = EvaluationRun.Status.FAILED
+    run.error = reason
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    logger.warning("evaluation run %s failed: %s", run_id, reason)
+    audit_record(
+        actor=system_actor(),
+        kind=AuditEvent.Kind.EVALUATION_RUN_FAILED,
+        subject=run,
+        before=before,
+        after={"reason": reason},
+    )
+
+
+def evaluation_runs_fail_stalled() -> list[int]:
+    """Close as failed the runs whose worker stopped reporting (killed, restarted): a run is never left running."""
+    cutoff = timezone.now() - timedelta(seconds=settings.KB_INGEST_STALL_SECONDS)
+    stalled = list(
+        EvaluationRun.objects.filter(status=EvaluationRun.Status.RUNNING, heartbeat_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for run_id in stalled:
+        evaluation_run_mark_failed(run_id=run_id, reason="the worker running it stopped reporting")
+    return stalled

@@ -1,0 +1,54 @@
+"""A run queued from the app is executed by a real Celery worker process, through a real broker."""
+
+import time
+
+import psycopg
+import pytest
+from celery import Celery
+from django.db import connection
+
+from kb.evaluation.jobs import RUN_EVALUATION
+from kb.evaluation.models import EvaluationRun
+from kb.evaluation.services import evaluation_run_start
+from tests.conftest import app_process_environment, database_url_for_app_processes, start_worker, stop_processes
+from tests.evaluation.conftest import leave_set
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _fresh_broker(name: str) -> str:
+    """A broker of this test's own, so that no other worker of the test session takes its job."""
+    host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
+        admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_connection.execute(f'CREATE DATABASE "{name}"')
+    return f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
+
+
+def _wait_until_finished(run: EvaluationRun, timeout: float) -> EvaluationRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run.pk} still {run.status} after {timeout} s")
+
+
+def test_the_worker_runs_a_queued_evaluation_and_records_its_scores(hr, tmp_path):
+    run = evaluation_run_start(acting_user=hr.admin, evaluation_set=leave_set(hr), enqueue=False)
+    broker_url = _fresh_broker("kb_test_evaluation_broker")
+    environment = app_process_environment(
+        database_url=database_url_for_app_processes(), broker_url=broker_url, media_root=tmp_path / "media"
+    )
+    worker = start_worker(environment, tmp_path / "worker.log")
+    try:
+        # As evaluation_run_start queues it on commit (tests/evaluation/test_runs.py), to this test's broker.
+        Celery(broker=broker_url).send_task(RUN_EVALUATION, args=(run.pk,))
+        finished = _wait_until_finished(run, timeout=180)
+    finally:
+        stop_processes(worker)
+
+    assert finished.status == EvaluationRun.Status.DONE, (tmp_path / "worker.log").read_text()[-3000:]
+    assert finished.questions_done == 3 and finished.summary["hybrid"]["recall@5"] == 1.0
+    assert finished.results.count() == 3
