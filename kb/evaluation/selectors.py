@@ -97,7 +97,7 @@ def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...]) -> dic
         "rrf_k": settings.KB_RRF_K,
         "keyword_max_word_share": settings.KB_KEYWORD_MAX_WORD_SHARE,
         "reranker_model_path": settings.KB_RERANKER_MODEL_PATH,
-        "abstain_below_similarity": getattr(settings, "KB_ABSTAIN_BELOW_SIMILARITY", None),
+        "abstain_below_similarity": settings.KB_ABSTAIN_BELOW_SIMILARITY,
         "k": k,
         "modes": list(modes),
         "llm": None,  # answers are not generated nor scored yet: retrieval and abstention only

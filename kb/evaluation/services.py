@@ -280,7 +280,7 @@ def evaluation_run_execute(
 
 
 def _run_questions(run: EvaluationRun, *, progress: Callable[[EvaluationRun], None] | None) -> None:
-    threshold = float(getattr(settings, "KB_ABSTAIN_BELOW_SIMILARITY", 0.0) or 0.0)
+    threshold = settings.KB_ABSTAIN_BELOW_SIMILARITY
     run.configuration = configuration_snapshot(user=run.owner, k=K, modes=MODES)
     questions = list(run.evaluation_set.questions.all())
     run.questions_total = len(questions)
