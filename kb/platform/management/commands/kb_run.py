@@ -38,6 +38,7 @@ class Command(BaseCommand):
         if not no_demo:
             self.step("checking the demo organisation")
             call_command("kb_seed_demo")
+            call_command("kb_seed_demo_evaluation")
         if settings.SECRET_KEY.startswith("insecure-"):
             self.stdout.write(self.style.WARNING("DJANGO_SECRET_KEY is not set: fine for a demo, not for production"))
 
