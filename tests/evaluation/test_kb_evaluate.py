@@ -36,7 +36,8 @@ def test_a_set_is_created_from_a_file_run_as_the_user_and_compared_with_its_last
     assert "  2/2" in first
     hybrid = next(line for line in first.splitlines() if line.startswith("hybrid"))
     assert hybrid.split()[1:] == ["1.000", "1.000", "1.000", "1.000", "1.000"]
-    assert "false answers 1.0 of 1 unanswerable" in first
+    # At the default threshold the unanswerable question is refused and the answerable one is not.
+    assert "similarity < 0.3: false refusals 0.0 of 1 answerable, false answers 0.0 of 1 unanswerable" in first
 
     second = _evaluate(set_name="Leave")  # as the set's creator, against the questions it has
 
