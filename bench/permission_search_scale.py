@@ -58,7 +58,7 @@ What is timed (time.perf_counter around the selector call, Django ORM included),
 - naive: an unfiltered HNSW scan (`hnsw.iterative_scan = off`, ef_search 40 and LIMIT 40, and a wider ef_search 200
   and LIMIT 200), then the user's readable collection ids (one query, timed) filtered in Python.
 Recall@10: dense ANN top k against exact top k under the same filter; hybrid against the same fusion of the exact
-dense list with the keyword list (kb.search.selectors.reciprocal_rank_fusion). "< k" counts queries that returned
+dense list with the keyword list (kb.search.selectors.fused). "< k" counts queries that returned
 fewer than k results although the user can read at least k chunks.
 """
 
@@ -860,7 +860,7 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
             ):
                 times[name].append(value)
             exact_top = [hit.chunk_id for hit in exact[:k]]
-            hybrid_exact = [hit.chunk_id for hit in selectors.reciprocal_rank_fusion([exact, keyword], k=pool)[:k]]
+            hybrid_exact = [hit.chunk_id for hit in selectors.fused(exact, keyword, k=pool)[:k]]
             found = {
                 "dense": [hit.chunk_id for hit in dense],
                 "hybrid": [hit.chunk_id for hit in hybrid],
