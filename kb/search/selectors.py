@@ -187,7 +187,7 @@ def dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray,
 def keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int) -> list[RankedChunk]:
     """Passages holding the question's words, ranked by their BM25-style score (keyword_query): each word's idf times
     its saturating term frequency, summed. The candidates come from the GIN index on search_vector; the score is
-    computed on them alone, one ts_rank per word (0.4 µs a row and word here: BENCHMARKS.md, issue 17)."""
+    computed on them alone, one ts_rank per word (about 0.4 µs a row for ten words: BENCHMARKS.md, issue 17)."""
     query = keyword_query(query_text)
     if query is None:
         return []
