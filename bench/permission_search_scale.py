@@ -21,7 +21,8 @@ same parameters finds the data (a marker in the database's folder, and the chunk
 
 The data
 - Base passages: pages of the Python 3.11 documentation (Debian's python3.11-doc), parsed and chunked by the app's
-  own code (200 tokens, 30 overlap), at most --base passages (3,000), embedded once with the real model
+  own code (KB_CHUNK_TOKENS and KB_CHUNK_OVERLAP_TOKENS: 256 and 64 since issue 17, 200 and 30 before), at
+  most --base passages (3,000), embedded once with the real model
   (all-MiniLM-L6-v2 through embedding.encoders) and cached in var/bench-scale/base/.
 - Chunks: every document is a noisy copy of one base page (its chunks in order, its real headings and texts, so
   the keyword side sees real words and real lengths); a vector is its base passage's vector plus Gaussian noise,
