@@ -21,7 +21,8 @@ same parameters finds the data (a marker in the database's folder, and the chunk
 
 The data
 - Base passages: pages of the Python 3.11 documentation (Debian's python3.11-doc), parsed and chunked by the app's
-  own code (200 tokens, 30 overlap), at most --base passages (3,000), embedded once with the real model
+  own code (KB_CHUNK_TOKENS and KB_CHUNK_OVERLAP_TOKENS: 256 and 64 since issue 17, 200 and 30 before), at
+  most --base passages (3,000), embedded once with the real model
   (all-MiniLM-L6-v2 through embedding.encoders) and cached in var/bench-scale/base/.
 - Chunks: every document is a noisy copy of one base page (its chunks in order, its real headings and texts, so
   the keyword side sees real words and real lengths); a vector is its base passage's vector plus Gaussian noise,
@@ -58,7 +59,7 @@ What is timed (time.perf_counter around the selector call, Django ORM included),
 - naive: an unfiltered HNSW scan (`hnsw.iterative_scan = off`, ef_search 40 and LIMIT 40, and a wider ef_search 200
   and LIMIT 200), then the user's readable collection ids (one query, timed) filtered in Python.
 Recall@10: dense ANN top k against exact top k under the same filter; hybrid against the same fusion of the exact
-dense list with the keyword list (kb.search.selectors.reciprocal_rank_fusion). "< k" counts queries that returned
+dense list with the keyword list (kb.search.selectors.fused). "< k" counts queries that returned
 fewer than k results although the user can read at least k chunks.
 """
 
@@ -860,7 +861,7 @@ def measure(*, arguments: argparse.Namespace, questions: list[str], query_vector
             ):
                 times[name].append(value)
             exact_top = [hit.chunk_id for hit in exact[:k]]
-            hybrid_exact = [hit.chunk_id for hit in selectors.reciprocal_rank_fusion([exact, keyword], k=pool)[:k]]
+            hybrid_exact = [hit.chunk_id for hit in selectors.fused(exact, keyword, k=pool)[:k]]
             found = {
                 "dense": [hit.chunk_id for hit in dense],
                 "hybrid": [hit.chunk_id for hit in hybrid],

@@ -20,6 +20,11 @@ OCR_DPI = 300
 OCR_MAX_PAGES = 100
 OCR_PAGE_TIMEOUT_S = 120
 
+# A word hyphenated across a line break ("docu-\nmentation"): rejoined where a lower-case letter goes on, so that
+# "Non-\nMaintainer" keeps its hyphen. Dot leaders of a table of contents (". . . . .") are dropped.
+_HYPHENATED_LINE_BREAK = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
+_DOT_LEADER = re.compile(r"(?:\.\s+){3,}\.")
+
 # A heading is set at least this much larger than the body text, and is no longer than a heading.
 _HEADING_SIZE_RATIO = 1.15
 _MAX_HEADING_CHARS = 200
@@ -97,7 +102,7 @@ def _pdf_elements(data: bytes, filename: str) -> list:
             x1, y1, x2, y2 = rect_to_bbox(box.bbox, layout.height)
             points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
             for snippet in snippets:
-                text = clean_extra_whitespace(snippet)
+                text = clean_extra_whitespace(text_cleaned(snippet))
                 if not text.strip():
                     continue
                 element = element_from_text(text, coordinates=points, coordinate_system=system)
@@ -105,6 +110,12 @@ def _pdf_elements(data: bytes, filename: str) -> list:
                 elements.append(element)
                 sizes.append(_font_size(box))
     return _headings_by_type_size(elements, sizes)
+
+
+def text_cleaned(text: str) -> str:
+    """A text box's lines with words hyphenated at a line end rejoined and dot leaders dropped (no library we use
+    does this: pdfminer, unstructured's cleaners and pdftotext keep both). Line breaks stay, for the caller."""
+    return _DOT_LEADER.sub(" ", _HYPHENATED_LINE_BREAK.sub("", text))
 
 
 def _headings_by_type_size(elements: list, sizes: list[float | None]) -> list:
@@ -163,7 +174,7 @@ def _ocr_page(page, page_number: int, filename: str) -> list[tuple[object, float
             words.setdefault(paragraph, {}).setdefault(fields[4], []).append(fields[11].strip())
     elements = []
     for paragraph, lines in words.items():
-        text = clean_extra_whitespace(" ".join(" ".join(line) for line in lines.values()))
+        text = clean_extra_whitespace(text_cleaned("\n".join(" ".join(line) for line in lines.values())))
         if text.strip():
             element = element_from_text(text)
             element.metadata = ElementMetadata(filename=filename, page_number=page_number)

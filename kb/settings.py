@@ -145,20 +145,31 @@ KB_EMBEDDING_BATCH_SIZE = env.int("KB_EMBEDDING_BATCH_SIZE", default=32)
 # "onnx": questions through ONNX Runtime (exported once per model under KB_VAR_DIR/query-encoders); "torch": through
 # sentence-transformers, as passages are.
 KB_QUERY_ENCODER = env("KB_QUERY_ENCODER", default="onnx")
-KB_CHUNK_TOKENS = env.int("KB_CHUNK_TOKENS", default=200)
-KB_CHUNK_OVERLAP_TOKENS = env.int("KB_CHUNK_OVERLAP_TOKENS", default=30)
+# Passage size and the overlap where a section is cut inside, in the embedding model's tokens. Chosen on the four
+# evaluation sets together (BENCHMARKS.md, issue 17): 256/64 over 200/30, 200/99, 128/32 and 256/127 (as good on
+# Recall@1 and MRR@10, a quarter more passages). all-MiniLM-L6-v2 reads 256 tokens: a passage's heading and its last
+# few tokens go past that and reach keyword search only. Changing these needs a re-ingestion.
+KB_CHUNK_TOKENS = env.int("KB_CHUNK_TOKENS", default=256)
+KB_CHUNK_OVERLAP_TOKENS = env.int("KB_CHUNK_OVERLAP_TOKENS", default=64)
 # A job whose worker has not reported for this long is shown as stalled and re-queued when a worker starts.
 KB_INGEST_STALL_SECONDS = env.int("KB_INGEST_STALL_SECONDS", default=120)
 
 # Retrieval and answering
 KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
-# Reciprocal rank fusion's constant. Cormack et al.'s 60 was tuned for runs 1,000 deep; over our candidate lists of
-# 20-100 a small constant lets the top ranks count. On the Python FAQ evaluation (bench/retrieval_eval.py) hybrid beat
-# both retrievers on every metric with 5, for candidate lists of 10 to 100, and with 60 only for lists of 10.
+# How the dense and keyword rankings become one: "scores" (each list's scores scaled to 0..1, then weighted:
+# KB_FUSION_DENSE_WEIGHT for dense, the rest for keyword) or "rrf" (reciprocal rank fusion, constant KB_RRF_K).
+# Chosen on the four evaluation sets together (BENCHMARKS.md, issue 17): scores with 0.6 beat RRF (5 or 60) in
+# Recall@1 and MRR@10 on the mean of the sets and on each but pdf-manual's Recall@5.
+KB_FUSION = env("KB_FUSION", default="scores")
+KB_FUSION_DENSE_WEIGHT = env.float("KB_FUSION_DENSE_WEIGHT", default=0.6)
+# Reciprocal rank fusion's constant (KB_FUSION=rrf). Cormack et al.'s 60 was tuned for runs 1,000 deep; over our
+# candidate lists of 20-100 a small constant lets the top ranks count.
 KB_RRF_K = env.int("KB_RRF_K", default=5)
-# Keyword candidates hold a word found in at most this share of all passages, or all the question's words when they
-# are that rare together (see keyword_query in kb/search/selectors.py).
-KB_KEYWORD_MAX_WORD_SHARE = env.float("KB_KEYWORD_MAX_WORD_SHARE", default=0.01)
+# Keyword candidates hold one of the question's rarest words, rarest first while the passages holding them are
+# expected (from ANALYZE's word statistics) to number at most this many, or else all its words together; all are
+# then ranked by BM25-style idf over every word of the question (keyword_query in kb/search/selectors.py). It bounds
+# the rows a keyword search scores at scale (BENCHMARKS.md, search at scale); a smaller library uses every word.
+KB_KEYWORD_MAX_CANDIDATES = env.int("KB_KEYWORD_MAX_CANDIDATES", default=10_000)
 # A local sentence-transformers CrossEncoder folder to rerank retrieved passages; empty: no reranking.
 KB_RERANKER_MODEL_PATH = env("KB_RERANKER_MODEL_PATH", default="")
 # The passages' budget is the answering model's context less its answer, capped so that the prompt's prefill, at the
@@ -167,9 +178,9 @@ KB_FIRST_TOKEN_TARGET_SECONDS = env.float("KB_FIRST_TOKEN_TARGET_SECONDS", defau
 KB_PREFILL_TOKENS_PER_SECOND = env.float("KB_PREFILL_TOKENS_PER_SECOND", default=500.0)
 # "Not in the sources": when no readable passage is at least this similar to the question (cosine, the embedding
 # model's), the answer says so without asking the model. Chosen on the four evaluation sets together (BENCHMARKS.md,
-# "Not in the sources"): 0.30 refuses 1.6% of answerable questions and catches 11% of unanswerable ones; the prompt
-# tells the model to say so for the rest. 0 turns it off. It belongs to all-MiniLM-L6-v2: choose it again (bench/
-# evaluation_sets.py) after changing the embedding model.
+# "Not in the sources"): 0.30 refuses 1.6% of answerable questions and catches 11% of unanswerable ones (0.8% and 11%
+# after issue 17's retrieval changes); the prompt tells the model to say so for the rest. 0 turns it off. It belongs
+# to all-MiniLM-L6-v2: choose it again (bench/evaluation_sets.py) after changing the embedding model.
 KB_ABSTAIN_BELOW_SIMILARITY = env.float("KB_ABSTAIN_BELOW_SIMILARITY", default=0.30)
 # How a follow-up becomes the query searched: "model" (the answering model rewrites it to stand alone), "join" (the
 # previous question and this one, joined), "auto" (the model where it is a Qwen3.5 preset, else joined).

@@ -3,7 +3,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q, TextField, Value
 from pgvector.django import HnswIndex, VectorField
 
 from kb.accounts.models import Department
@@ -146,6 +146,13 @@ class DocumentVersion(models.Model):
         return self.status in {self.Status.READY, self.Status.FAILED}
 
 
+def _words_of(field: str) -> Func:
+    """The field's text with every run of punctuation a space (ASCII punctuation in any locale)."""
+    return Func(
+        field, Value("[[:punct:]]+"), Value(" "), Value("g"), function="regexp_replace", output_field=TextField()
+    )
+
+
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
@@ -178,10 +185,14 @@ class Chunk(models.Model):
     programs = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     peers = ArrayField(models.CharField(max_length=255), default=list, blank=True)  # remote clients named
     severity_counts = models.JSONField(default=dict, blank=True)
-    # Keyword search: headings weigh more than body text; kept by PostgreSQL itself, so it can never go stale.
+    # Keyword search, kept by PostgreSQL itself, so it can never go stale. Headings are labelled A and text B (the
+    # ranking weighs them alike: BENCHMARKS.md, issue 17). ASCII punctuation is read as a space, so that the
+    # passage's words are the question's words (kb.search.selectors.keyword_query splits the question the same
+    # way): PostgreSQL's parser would keep "jail.local", "192.168.1.10" or "os.path.join" as one token, which a
+    # question's "jail local" or "os path join" never matches.
     search_vector = models.GeneratedField(
-        expression=SearchVector("heading", weight="A", config="english")
-        + SearchVector("text", weight="B", config="english"),
+        expression=SearchVector(_words_of("heading"), weight="A", config="english")
+        + SearchVector(_words_of("text"), weight="B", config="english"),
         output_field=SearchVectorField(),
         db_persist=True,
     )

@@ -1,5 +1,6 @@
 import functools
 import math
+import operator
 import re
 import threading
 import time
@@ -13,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, connections, transaction
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import ExpressionWrapper, F, FloatField, Q, QuerySet, Sum, Value
 from pgvector.django import CosineDistance
 
 from embedding.encoders import question_encoder
@@ -102,7 +103,7 @@ class FilteredSearch:
 def passages_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
 ) -> list[PassageHit]:
-    """Dense, keyword or both fused by reciprocal rank fusion; every list is permission-filtered in its own SQL."""
+    """Dense, keyword or both fused (`fused`); every list is permission-filtered in its own SQL."""
     return passages_search_with_filter_for_user(user=user, query_text=query_text, k=k, filters=filters, mode=mode).hits
 
 
@@ -132,7 +133,7 @@ def passages_search_with_filter_for_user(
         dense = dense_ranking(readable_chunks, query_vector=embedding.result(), k=pool)
     if keyword_beside is not None:
         keyword = keyword_beside.result()
-    ranked = {"dense": dense, "keyword": keyword}.get(mode) or reciprocal_rank_fusion([dense, keyword], k=pool)
+    ranked = {"dense": dense, "keyword": keyword}.get(mode) or fused(dense, keyword, k=pool)
     if settings.KB_RERANKER_MODEL_PATH:
         hits = reranked(query_text, hits_of(ranked, readable_chunks=readable_chunks))[:k]
     else:
@@ -184,13 +185,15 @@ def dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray,
 
 
 def keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int) -> list[RankedChunk]:
+    """Passages holding the question's words, ranked by their BM25-style score (keyword_query): each word's idf times
+    its saturating term frequency, summed. The candidates come from the GIN index on search_vector; the score is
+    computed on them alone, one ts_rank per word (about 0.4 µs a row for ten words: BENCHMARKS.md, issue 17)."""
     query = keyword_query(query_text)
     if query is None:
         return []
-    candidates, ranked_by = query
     rows = (
-        readable_chunks.filter(search_vector=candidates)
-        .annotate(rank=SearchRank(F("search_vector"), ranked_by))
+        readable_chunks.filter(search_vector=query.candidates)
+        .annotate(rank=query.rank())
         .order_by("-rank", "id")
         .values_list("id", "rank")[:k]
     )
@@ -200,17 +203,47 @@ def keyword_ranking(readable_chunks: QuerySet[Chunk], *, query_text: str, k: int
 Ranked = TypeVar("Ranked", RankedChunk, PassageHit)
 
 
+def fused(dense: list[Ranked], keyword: list[Ranked], *, k: int) -> list[Ranked]:
+    """The dense and keyword rankings made one, as KB_FUSION says: "scores" (score_fusion) or "rrf"."""
+    if settings.KB_FUSION == "rrf":
+        return reciprocal_rank_fusion([dense, keyword], k=k)
+    return score_fusion(dense, keyword, dense_weight=settings.KB_FUSION_DENSE_WEIGHT, k=k)
+
+
+def score_fusion(dense: list[Ranked], keyword: list[Ranked], *, dense_weight: float, k: int) -> list[Ranked]:
+    """Each ranking's scores scaled to 0..1 over its own list (min-max), then summed with weights `dense_weight` and
+    1 - `dense_weight`; a passage missing from a list scores 0 there.
+
+    Unlike reciprocal rank fusion this keeps how far apart the scores are: a passage far ahead in one ranking stays
+    ahead, where ranks would make it a near-tie with the next ("convex combination" of Bruch et al., 2023, An
+    Analysis of Fusion Functions for Hybrid Retrieval). Measured on the four evaluation sets (BENCHMARKS.md, issue 17).
+    """
+    fused_scores: dict[int, float] = {}
+    hits: dict[int, Ranked] = {}
+    for weight, ranking in ((dense_weight, dense), (1.0 - dense_weight, keyword)):
+        if not ranking:
+            continue
+        scores = [hit.score for hit in ranking]
+        high, low = max(scores), min(scores)
+        for hit in ranking:
+            scaled = (hit.score - low) / (high - low) if high > low else 1.0
+            fused_scores[hit.chunk_id] = fused_scores.get(hit.chunk_id, 0.0) + weight * scaled
+            hits.setdefault(hit.chunk_id, hit)
+    best = sorted(fused_scores, key=lambda chunk_id: (-fused_scores[chunk_id], chunk_id))[:k]
+    return [replace(hits[chunk_id], score=fused_scores[chunk_id]) for chunk_id in best]
+
+
 def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Ranked]:
     """Sum of 1 / (KB_RRF_K + rank) over the rankings a passage appears in."""
     constant = settings.KB_RRF_K
-    fused: dict[int, float] = {}
+    fused_scores: dict[int, float] = {}
     hits: dict[int, Ranked] = {}
     for ranking in rankings:
         for rank, hit in enumerate(ranking, start=1):
-            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (constant + rank)
+            fused_scores[hit.chunk_id] = fused_scores.get(hit.chunk_id, 0.0) + 1.0 / (constant + rank)
             hits.setdefault(hit.chunk_id, hit)
-    best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:k]
-    return [replace(hits[chunk_id], score=fused[chunk_id]) for chunk_id in best]
+    best = sorted(fused_scores, key=lambda chunk_id: (-fused_scores[chunk_id], chunk_id))[:k]
+    return [replace(hits[chunk_id], score=fused_scores[chunk_id]) for chunk_id in best]
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -252,15 +285,36 @@ def keyword_connections_close() -> None:
             wrapper.close()
 
 
-def keyword_query(query_text: str) -> tuple[SearchQuery, SearchQuery] | None:
-    """What keyword candidates must match, and what ranks them: all the question's stemmed words.
+@dataclass(frozen=True)
+class KeywordQuery:
+    """What keyword candidates must match (through the GIN index), and the weight of each of the question's words."""
 
-    PostgreSQL ranks every candidate, so candidates must be rare: a word found in half the passages ("python",
-    "use") would have it rank half the table. Candidates hold one of the question's words found in at most
-    KB_KEYWORD_MAX_WORD_SHARE of all passages; when every word is that common, they hold all the words together,
-    if that is expected to be as rare (the product of the words' shares); otherwise keyword search has nothing to
-    add to the dense search and returns nothing ("What is Python?"). Word shares come from the statistics ANALYZE
-    keeps for the tsvector column, so this costs no scan.
+    candidates: SearchQuery
+    weights: dict[str, float]  # lexeme: its idf
+
+    def rank(self) -> ExpressionWrapper:
+        """Σ idf(word) × ts_rank(passage, word): ts_rank of one word grows with its occurrences and saturates
+        (0.61, 0.76, 0.83, ... → 1), as BM25's term frequency does. Headings (A) and text (B) weigh alike."""
+        terms = [
+            SearchRank(F("search_vector"), _tsquery([lexeme], ""), weights=[1.0, 1.0, 1.0, 1.0]) * Value(idf)
+            for lexeme, idf in self.weights.items()
+        ]
+        return ExpressionWrapper(functools.reduce(operator.add, terms), output_field=FloatField())
+
+
+def keyword_query(query_text: str) -> KeywordQuery | None:
+    """The question's words (stemmed, stop words dropped), each weighted by its BM25 idf, and the candidates to rank.
+
+    Every word counts in the ranking, weighted by how rare it is, so a natural question's common words ("use",
+    "file") help a little and its rare ones a lot. Word shares come from the statistics ANALYZE keeps for the
+    tsvector column (no scan); a word ANALYZE did not list is rarer than all it listed: half the least common
+    listed share is assumed.
+
+    PostgreSQL scores every candidate, so candidates are bounded: they hold one of the rarest words, taken rarest
+    first while the passages holding them are expected to number at most KB_KEYWORD_MAX_CANDIDATES. When even the
+    rarest word is too common, they hold all the words together, if that is expected to be as rare (the product of
+    the words' shares); otherwise keyword search has nothing to add to the dense search and returns nothing ("What
+    is Python?" over a million Python passages). Below that many passages in all, every word is a candidate.
     """
     words = " ".join(_WORD.findall(query_text.lower()))
     if not words:
@@ -270,45 +324,79 @@ def keyword_query(query_text: str) -> tuple[SearchQuery, SearchQuery] | None:
         lexemes = [row[0] for row in cursor.fetchall()]
     if not lexemes:
         return None
-    shares = _lexeme_shares()
-    max_share = settings.KB_KEYWORD_MAX_WORD_SHARE
-    distinctive = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= max_share]
-    if distinctive:
-        return _tsquery(distinctive, " | "), _tsquery(lexemes, " | ")
-    if math.prod(shares[lexeme] for lexeme in lexemes) <= max_share:
-        return _tsquery(lexemes, " & "), _tsquery(lexemes, " | ")
+    statistics = _lexeme_statistics()
+    shares = {lexeme: statistics.share(lexeme) for lexeme in lexemes}
+    weights = {lexeme: bm25_idf(shares[lexeme], passages=statistics.passages) for lexeme in lexemes}
+    limit = settings.KB_KEYWORD_MAX_CANDIDATES
+    candidates: list[str] = []
+    expected = 0.0
+    for lexeme in sorted(lexemes, key=lambda lexeme: (shares[lexeme], lexeme)):
+        expected += shares[lexeme] * statistics.passages
+        if expected > limit:
+            break
+        candidates.append(lexeme)
+    if candidates:
+        return KeywordQuery(candidates=_tsquery(sorted(candidates), " | "), weights=weights)
+    if math.prod(shares.values()) * statistics.passages <= limit:
+        return KeywordQuery(candidates=_tsquery(lexemes, " & "), weights=weights)
     return None
 
 
-def _tsquery(lexemes: list[str], operator: str) -> SearchQuery:
+def bm25_idf(share: float, *, passages: float) -> float:
+    """BM25's inverse document frequency (Robertson and Zaragoza's, +1 inside the log: never negative) of a word
+    found in `share` of `passages` passages."""
+    holding = share * passages
+    return math.log(1.0 + (passages - holding + 0.5) / (holding + 0.5))
+
+
+def _tsquery(lexemes: list[str], joined_by: str) -> SearchQuery:
     return SearchQuery(
-        operator.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
+        joined_by.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
         search_type="raw",
         config="simple",
     )
 
 
-_LEXEME_SHARES_TTL = 300.0
-_lexeme_shares_cache: tuple[float, dict[str, float]] = (float("-inf"), {})
+@dataclass(frozen=True)
+class LexemeStatistics:
+    """What ANALYZE saw of the chunk table's words: the share of passages holding each common one."""
+
+    shares: dict[str, float]
+    least_listed_share: float  # the smallest share listed: every word not listed is rarer
+    passages: float  # the table's estimated row count
+
+    def share(self, lexeme: str) -> float:
+        return self.shares.get(lexeme, self.least_listed_share / 2)
 
 
-def _lexeme_shares() -> dict[str, float]:
-    """Share of passages containing each common lexeme, from pg_stats; refreshed every few minutes."""
-    global _lexeme_shares_cache
-    read_at, shares = _lexeme_shares_cache
-    if time.monotonic() - read_at < _LEXEME_SHARES_TTL:
-        return shares
+_LEXEME_STATISTICS_TTL = 300.0
+_lexeme_statistics_cache: tuple[float, LexemeStatistics] = (float("-inf"), LexemeStatistics({}, 0.0, 0.0))
+
+
+def _lexeme_statistics() -> LexemeStatistics:
+    """From pg_stats and pg_class; refreshed every few minutes. Before the first ANALYZE: no shares, every word
+    weighs the same and every word is a candidate."""
+    global _lexeme_statistics_cache
+    read_at, statistics = _lexeme_statistics_cache
+    if time.monotonic() - read_at < _LEXEME_STATISTICS_TTL:
+        return statistics
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-            "WHERE tablename = %s AND attname = 'search_vector'",
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = c.relname AND s.attname = 'search_vector' "
+            "WHERE c.oid = %s::regclass",
             [Chunk._meta.db_table],
         )
         row = cursor.fetchone()
+    elements, frequencies, passages = row if row else (None, None, 0.0)
     # most_common_elem_freqs ends with three extra figures (minimum, maximum, share of nulls).
-    shares = dict(zip(row[0], row[1])) if row and row[0] else {}
-    _lexeme_shares_cache = (time.monotonic(), shares)
-    return shares
+    statistics = LexemeStatistics(
+        shares=dict(zip(elements, frequencies)) if elements else {},
+        least_listed_share=frequencies[-3] if elements else 0.0,
+        passages=max(float(passages or 0.0), 0.0),  # -1 before the first VACUUM or ANALYZE
+    )
+    _lexeme_statistics_cache = (time.monotonic(), statistics)
+    return statistics
 
 
 def hits_of(ranked: list[RankedChunk], *, readable_chunks: QuerySet[Chunk]) -> list[PassageHit]:

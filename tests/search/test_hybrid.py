@@ -1,13 +1,18 @@
 """Keyword and hybrid retrieval, each permission-filtered in its own SQL, and the search page."""
 
+import math
+
 import pytest
 from django.urls import reverse
 
 from kb.platform.actors import system_actor
 from kb.search.selectors import (
     PassageHit,
+    bm25_idf,
+    fused,
     passages_search_for_user,
     reciprocal_rank_fusion,
+    score_fusion,
 )
 from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
 
@@ -22,7 +27,7 @@ def organisation(python_docs):
     return {"member": make_user(department=engineering), "outsider": make_user(department=sales)}
 
 
-def _hit(chunk_id: int) -> PassageHit:
+def _hit(chunk_id: int, score: float = 0.0) -> PassageHit:
     return PassageHit(
         chunk_id=chunk_id,
         document_id=1,
@@ -31,7 +36,7 @@ def _hit(chunk_id: int) -> PassageHit:
         collection_name="",
         heading="",
         text="",
-        score=0.0,
+        score=score,
     )
 
 
@@ -41,6 +46,42 @@ def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
 
     assert [hit.chunk_id for hit in fused] == [1, 3, 2]
     assert fused[0].score == pytest.approx(1 / 61 + 1 / 63)
+
+
+def test_score_fusion_weighs_each_ranking_by_its_scaled_scores():
+    dense = [_hit(1, 0.9), _hit(2, 0.8), _hit(3, 0.5)]
+    keyword = [_hit(3, 12.0), _hit(4, 2.0), _hit(1, 0.0)]
+
+    fused = score_fusion(dense, keyword, dense_weight=0.6, k=4)
+
+    # 1: 0.6 × 1 + 0.4 × 0; 2: 0.6 × 0.75; 3: 0.6 × 0 + 0.4 × 1; 4: 0.4 × 0.1667
+    assert [hit.chunk_id for hit in fused] == [1, 2, 3, 4]
+    assert [hit.score for hit in fused] == pytest.approx([0.6, 0.45, 0.4, 0.4 / 6])
+
+
+def test_score_fusion_with_one_empty_ranking_keeps_the_other_order():
+    dense = [_hit(5, 0.7), _hit(6, 0.7), _hit(7, 0.2)]
+
+    assert [hit.chunk_id for hit in score_fusion(dense, [], dense_weight=0.6, k=3)] == [5, 6, 7]
+    assert [hit.chunk_id for hit in score_fusion([], dense, dense_weight=0.6, k=2)] == [5, 6]
+
+
+def test_fusion_is_the_one_the_settings_name(settings):
+    dense, keyword = [_hit(1, 0.9), _hit(2, 0.1)], [_hit(2, 5.0), _hit(1, 4.9)]
+    settings.KB_RRF_K = 60
+
+    settings.KB_FUSION = "rrf"
+    assert [hit.score for hit in fused(dense, keyword, k=2)] == pytest.approx([1 / 61 + 1 / 62] * 2)
+    settings.KB_FUSION, settings.KB_FUSION_DENSE_WEIGHT = "scores", 0.6
+    assert [hit.chunk_id for hit in fused(dense, keyword, k=2)] == [1, 2]
+
+
+def test_bm25_idf_falls_as_words_get_common_and_stays_positive():
+    idfs = [bm25_idf(share, passages=1000) for share in (0.0, 0.001, 0.1, 0.5, 1.0)]
+
+    assert idfs == sorted(idfs, reverse=True)
+    assert idfs[-1] > 0
+    assert bm25_idf(0.01, passages=1000) == pytest.approx(math.log(1 + 990.5 / 10.5))
 
 
 def test_keyword_search_ranks_passages_holding_the_words(organisation):
@@ -119,26 +160,28 @@ def test_the_search_page_narrows_by_collection_and_file_type(client, organisatio
 
 @pytest.fixture
 def word_statistics(organisation, monkeypatch):
-    """The chunk table analysed, as in production, and the selector's cache of word shares emptied."""
+    """The chunk table analysed, as in production, and the selector's cache of word statistics emptied."""
     from django.db import connection
 
     from kb.search import selectors
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE documents_chunk")
-    monkeypatch.setattr(selectors, "_lexeme_shares_cache", (float("-inf"), {}))
-    return selectors._lexeme_shares()
+    monkeypatch.setattr(selectors, "_lexeme_statistics_cache", (float("-inf"), None))
+    return selectors._lexeme_statistics()
 
 
 def _words(hit: PassageHit) -> str:
     return (hit.heading + " " + hit.text).lower()
 
 
-def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(
-    organisation, word_statistics, settings
-):
-    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"]  # "lambda" is rare enough, "statement" is not
-    assert word_statistics["statement"] > word_statistics["lambda"]
+def _expected_passages(statistics, *words: str) -> float:
+    return sum(statistics.share(word) for word in words) * statistics.passages
+
+
+def test_keyword_candidates_hold_the_rarest_word_and_are_ranked_by_all_words(organisation, word_statistics, settings):
+    assert word_statistics.share("statement") > word_statistics.share("lambda")
+    settings.KB_KEYWORD_MAX_CANDIDATES = _expected_passages(word_statistics, "lambda")  # "statement" would pass it
 
     hits = passages_search_for_user(user=organisation["member"], query_text="lambda statements", k=50, mode="keyword")
 
@@ -146,8 +189,19 @@ def test_keyword_candidates_hold_a_distinctive_word_and_are_ranked_by_all_words(
     assert "statement" in _words(hits[0])
 
 
+def test_below_the_candidate_bound_every_word_of_the_question_brings_candidates(
+    organisation, word_statistics, settings
+):
+    settings.KB_KEYWORD_MAX_CANDIDATES = _expected_passages(word_statistics, "lambda", "statement")
+
+    hits = passages_search_for_user(user=organisation["member"], query_text="lambda statements", k=50, mode="keyword")
+
+    assert any("lambda" not in _words(hit) and "statement" in _words(hit) for hit in hits)
+
+
 def test_when_every_word_is_common_candidates_hold_all_of_them_together(organisation, word_statistics, settings):
-    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["lambda"] * word_statistics["statement"]
+    both = word_statistics.share("lambda") * word_statistics.share("statement") * word_statistics.passages
+    settings.KB_KEYWORD_MAX_CANDIDATES = both
 
     hits = passages_search_for_user(user=organisation["member"], query_text="lambda statements", k=50, mode="keyword")
 
@@ -157,13 +211,37 @@ def test_when_every_word_is_common_candidates_hold_all_of_them_together(organisa
 
 
 def test_a_question_of_one_common_word_is_answered_by_the_dense_search_alone(organisation, word_statistics, settings):
-    settings.KB_KEYWORD_MAX_WORD_SHARE = word_statistics["python"] / 2
+    settings.KB_KEYWORD_MAX_CANDIDATES = _expected_passages(word_statistics, "python") / 2
     question = "What is Python?"
 
     assert passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="keyword") == []
     hybrid = passages_search_for_user(user=organisation["member"], query_text=question, k=5)
     dense = passages_search_for_user(user=organisation["member"], query_text=question, k=5, mode="dense")
     assert hybrid and [hit.chunk_id for hit in hybrid] == [hit.chunk_id for hit in dense]
+
+
+def test_a_rare_word_weighs_more_than_a_common_one(organisation, word_statistics):
+    from kb.search.selectors import keyword_query
+
+    query = keyword_query("lambda statements")
+
+    assert query.weights["lambda"] > query.weights["statement"] > 0
+
+
+def test_passage_words_joined_by_punctuation_match_the_question_words(organisation):
+    from kb.documents.models import Collection
+
+    notes = make_collection(owner=Collection.objects.get().owner)
+    ingested_document(
+        collection=notes,
+        name="bans.md",
+        content=b"# Bans\nEdit /etc/fail2ban/jail.local to unban 192.168.1.10 with os.path.join.",
+    )
+    member = organisation["member"]
+
+    for question in ("Where is the jail.local file?", "jail local", "192.168.1.10", "os path join"):
+        hits = passages_search_for_user(user=member, query_text=question, k=5, mode="keyword")
+        assert hits and hits[0].heading == "Bans", question
 
 
 @pytest.mark.django_db(transaction=True)
