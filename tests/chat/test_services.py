@@ -64,7 +64,8 @@ def test_answer_streams_sources_then_tokens_then_done_and_is_recorded(engineerin
     assert 0 < record.retrieval_ms <= record.first_token_ms <= record.total_ms
     passages = list(record.passages.all())
     assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
-    assert by_chunk[passages[0].chunk_id].heading == QUESTION
+    # The best hit holds the FAQ entry (its heading may be the page's: the entry starts inside the first passage).
+    assert "indentation" in by_chunk[passages[0].chunk_id].text.lower()
     assert passages[0].document_id == document.pk
     assert passages[0].score == pytest.approx(by_chunk[passages[0].chunk_id].score)
     assert {p.chunk_id for p in passages if p.sent_to_model} == {s.hit.chunk_id for s in sources}
