@@ -1,6 +1,8 @@
 """Real rows made through the services, the way the app makes them."""
 
 import itertools
+from dataclasses import dataclass
+from pathlib import Path
 
 from kb.accounts.models import Department, Membership, User
 from kb.accounts.selectors import departments_of_user
@@ -91,3 +93,28 @@ def answer_recorded(*, question: Question, answer: str, citations: list[dict] | 
     )
     question_finish(question_id=question.pk, record=record)
     return record
+
+
+PARKING_NOTE = b"""# Parking at the Leeds office
+
+Staff park in the basement garage on level -2. Visitors get a day pass from reception.
+The garage closes at 22:00; after that, leave by the Kirkgate exit.
+"""
+
+
+@dataclass(frozen=True)
+class FaqAndNotes:
+    department: Department
+    faq: Collection
+    notes: Collection
+    note: Document
+
+
+def department_with_faq_and_notes(python_docs: Path, name: str = "Engineering") -> FaqAndNotes:
+    """A department reading two collections: the Python design FAQ (long, several passages) and a one-passage note."""
+    department = make_department(name)
+    faq = make_collection(owner=department, name="Python FAQ")
+    ingested_document(collection=faq, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes())
+    notes = make_collection(owner=department, name="Office notes")
+    note = ingested_document(collection=notes, name="parking.md", content=PARKING_NOTE)
+    return FaqAndNotes(department=department, faq=faq, notes=notes, note=note)

@@ -18,27 +18,18 @@ from kb.audit.models import QueryRecord
 from kb.chat.generation import answer_backend
 from kb.chat.models import Question
 from kb.chat.services import QuestionScope, answer_stream, question_create, question_stop
-from tests.factories import ingested_document, make_collection, make_department, make_user
+from tests.factories import department_with_faq_and_notes, make_department, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = "Why does Python use indentation for grouping of statements?"
 FOLLOW_UP = "And what about braces instead?"
-SHORT_NOTE = b"""# Parking at the Leeds office
-
-Staff park in the basement garage on level -2. Visitors get a day pass from reception.
-The garage closes at 22:00; after that, leave by the Kirkgate exit.
-"""
 
 
 @pytest.fixture
 def engineering(python_docs):
-    department = make_department("Engineering")
-    faq = make_collection(owner=department, name="Python FAQ")
-    ingested_document(collection=faq, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes())
-    notes = make_collection(owner=department, name="Office notes")
-    note = ingested_document(collection=notes, name="parking.md", content=SHORT_NOTE)
-    return department, faq, notes, note
+    made = department_with_faq_and_notes(python_docs)
+    return made.department, made.faq, made.notes, made.note
 
 
 def _answer(user, question, *, on_event=None):

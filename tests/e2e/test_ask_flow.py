@@ -8,26 +8,18 @@ import pytest
 from kb.audit.models import QueryRecord
 from kb.chat.models import Question
 from tests.e2e.pages import log_in
-from tests.factories import ingested_document, make_collection, make_department, make_user
+from tests.factories import department_with_faq_and_notes, make_user
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "Why does Python use indentation for grouping of statements?"
-PARKING = b"""# Parking at the Leeds office
-
-Staff park in the basement garage on level -2. Visitors get a day pass from reception.
-"""
 
 
 @pytest.fixture
 def engineering(python_docs):
-    department = make_department("Engineering")
-    faq = make_collection(owner=department, name="Python FAQ")
-    ingested_document(collection=faq, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes())
-    notes = make_collection(owner=department, name="Office notes")
-    ingested_document(collection=notes, name="parking.md", content=PARKING)
+    department = department_with_faq_and_notes(python_docs).department
     make_user(department=department, username="alice")
     make_user(department=department, username="mallory")
     return department
