@@ -62,7 +62,7 @@ def read_jsonl(text: str) -> list[EvalQuestion]:
                     notes=row.get("notes", ""),
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError, SetFormatError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # SetFormatError is a ValueError
             raise SetFormatError(f"line {number}: {error}") from None
     return questions
 

@@ -24,6 +24,10 @@ def test_sets_round_trip_through_json_lines_and_csv():
 def test_a_bad_set_names_the_line():
     with pytest.raises(SetFormatError, match="line 2"):
         read_jsonl('{"question": "a", "unanswerable": true}\n{"question": "b"}\n')
+    with pytest.raises(SetFormatError, match="line 1"):
+        read_jsonl('{"question": 1, "unanswerable": true}\n')  # a field of the wrong type
+    with pytest.raises(SetFormatError, match="line 1"):
+        read_jsonl('{"question": "a", "expected": ["not an object"]}\n')
     with pytest.raises(SetFormatError, match="header"):
         read_csv("q,doc\nx,y\n")
 
