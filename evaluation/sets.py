@@ -62,7 +62,9 @@ def read_jsonl(text: str) -> list[EvalQuestion]:
                     notes=row.get("notes", ""),
                 )
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as error:  # SetFormatError is a ValueError
+        except (TypeError, AttributeError):
+            raise SetFormatError(f"line {number}: a field has the wrong type") from None
+        except (ValueError, KeyError) as error:  # SetFormatError and json's errors are ValueErrors
             raise SetFormatError(f"line {number}: {error}") from None
     return questions
 
