@@ -11,24 +11,14 @@ import re
 import nh3
 from django.urls import reverse
 from django.utils.html import format_html
-from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from kb.chat.services import CITATION
+from kb.chat.citations import CITATION, answer_markdown, prose_texts
 
 # Stand-ins for a citation between parsing and linking: private-use characters, which Markdown and the sanitiser
 # leave alone, and which are removed from the answer first so that the model cannot write one.
 _CITATION_START, _CITATION_END = "\ue000", "\ue001"
 _PLACEHOLDER = re.compile(f"{_CITATION_START}(\\d+){_CITATION_END}")
-
-_markdown = (
-    # `breaks`: a single newline stays a line break, as it looked while the answer streamed in as plain text.
-    MarkdownIt("commonmark", {"html": False, "breaks": True})
-    .enable("table")
-    # A reference definition `[1]: https://…` would turn every citation [1] into a link the model chose; an image
-    # would be fetched on display, sending whatever the model put in its URL to another host.
-    .disable(["reference", "image"])
-)
 
 _ALLOWED_TAGS = {
     *("p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"),
@@ -40,11 +30,9 @@ _ALLOWED_TAGS = {
 def answer_html(answer: str, *, chunk_by_number: dict[int, int]) -> str:
     """The answer rendered and sanitised; a citation of a passage the model was not given is removed."""
     answer = answer.replace(_CITATION_START, "").replace(_CITATION_END, "")
-    tokens = _markdown.parse(answer)
-    for token in tokens:
-        if token.type == "inline" and token.children:
-            _citations_marked(token.children, chunk_by_number=chunk_by_number)
-    rendered = _markdown.renderer.render(tokens, _markdown.options, {})
+    tokens = answer_markdown.parse(answer)
+    _citations_marked(tokens, chunk_by_number=chunk_by_number)
+    rendered = answer_markdown.renderer.render(tokens, answer_markdown.options, {})
     sanitised = nh3.clean(
         rendered,
         tags=_ALLOWED_TAGS,
@@ -57,8 +45,8 @@ def answer_html(answer: str, *, chunk_by_number: dict[int, int]) -> str:
     return _PLACEHOLDER.sub(lambda match: _citation_link(int(match.group(1)), chunk_by_number), sanitised)
 
 
-def _citations_marked(children: list[Token], *, chunk_by_number: dict[int, int]) -> None:
-    """Citations in plain text become placeholders; in code or in the text of a link they stay as written."""
+def _citations_marked(tokens: list[Token], *, chunk_by_number: dict[int, int]) -> None:
+    """Citations in prose become placeholders; in code or in the text of a link they stay as written."""
 
     def placeholder(match: re.Match[str]) -> str:
         number = int(match.group(1))
@@ -66,14 +54,8 @@ def _citations_marked(children: list[Token], *, chunk_by_number: dict[int, int])
             return ""
         return f"{_CITATION_START}{number}{_CITATION_END}"
 
-    link_depth = 0
-    for child in children:
-        if child.type == "link_open":
-            link_depth += 1
-        elif child.type == "link_close":
-            link_depth -= 1
-        elif child.type == "text" and link_depth == 0:
-            child.content = CITATION.sub(placeholder, child.content)
+    for text in prose_texts(tokens):
+        text.content = CITATION.sub(placeholder, text.content)
 
 
 def _citation_link(number: int, chunk_by_number: dict[int, int]) -> str:

@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import dataclasses
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from kb.accounts.models import User
 from kb.audit.models import AuditEvent, QueryRecord
 from kb.audit.selectors import prefill_tokens_per_second_measured
 from kb.audit.services import RecordedPassage, audit_record, query_record_create
+from kb.chat.citations import cited_numbers
 from kb.chat.context import (
     TURN_OVERHEAD_TOKENS,
     ContextBudget,
@@ -62,15 +62,13 @@ class AnswerEvent:
     record: QueryRecord | None = None
 
 
-CITATION = re.compile(r"\[(\d{1,3})\]")
-
-
 def answer_citations(*, answer: str, passages: list[PromptPassage]) -> tuple[list[dict], list[int]]:
-    """The passages an answer cites as [n], in order of first citation, and numbers it cites that it was not given."""
+    """The passages an answer cites as [n] in its prose (kb.chat.citations), in order of first citation, and numbers
+    it cites that it was not given."""
     by_number = {p.number: p for p in passages}
     cited: list[dict] = []
     unknown: list[int] = []
-    for number in dict.fromkeys(int(match) for match in CITATION.findall(answer)):
+    for number in cited_numbers(answer):
         if number in by_number:
             cited.append(
                 {

@@ -138,3 +138,30 @@ def test_the_model_cannot_point_a_citation_elsewhere_or_forge_one():
 
     assert not any("evil" in (attrs.get("href") or "") for _, attrs in elements(html))
     assert [link["href"] for link in citation_links(html)] == [reverse("search:passage", args=[101])] * 2
+
+
+def test_the_record_counts_as_citations_exactly_what_the_page_links():
+    from kb.chat.context import PromptPassage
+    from kb.chat.services import answer_citations
+    from kb.search.selectors import PassageHit
+
+    def passage(number: int) -> PromptPassage:
+        hit = PassageHit(
+            chunk_id=100 + number,
+            document_id=number,
+            version_id=number,
+            document_title="",
+            collection_name="",
+            heading="",
+            text="",
+            score=0.0,
+        )
+        return PromptPassage(number=number, hit=hit, text="")
+
+    answer = "Use `items[2]` or\n\n```\nrow[3]\n```\nas the docs say [1], and see [4]."
+
+    cited, unknown = answer_citations(answer=answer, passages=[passage(1), passage(2), passage(3)])
+
+    assert [citation["number"] for citation in cited] == [1]
+    assert unknown == [4]
+    assert answer_html(answer, chunk_by_number={1: 101, 2: 102, 3: 103}).count('class="citation"') == 1

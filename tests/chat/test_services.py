@@ -9,7 +9,8 @@ from django.db import connections
 from kb.accounts.models import Membership
 from kb.accounts.services import membership_delete
 from kb.audit.models import QueryRecord
-from kb.chat.services import CITATION, NO_SOURCES_ANSWER, answer_stream, question_create
+from kb.chat.citations import CITATION
+from kb.chat.services import NO_SOURCES_ANSWER, answer_stream, question_create
 from kb.platform.actors import system_actor
 from tests.factories import ingested_document, make_collection, make_department, make_user
 
