@@ -149,9 +149,9 @@ def metrics_exposition() -> bytes:
     """What /metrics answers: the app's figures, then the engines' as the serving process gave them, with
     kb_serving_up saying whether it did."""
     engines, problem = engine_exposition(engine_backend(load_here=True))
-    up = CollectorRegistry(auto_describe=False)
-    up.register(_ServingUp(up=not problem))
-    return generate_latest(app_registry()) + generate_latest(up) + engines.encode()
+    registry = app_registry()
+    registry.register(_ServingUp(up=not problem))
+    return generate_latest(registry) + engines.encode()
 
 
 class _ServingUp:
