@@ -1,11 +1,11 @@
-"""Readiness: whether the parts a process needs answer now. Each check says "ok" or, briefly, why not (the type of
-failure, never a connection string or a path)."""
+"""Readiness: whether the parts a process needs answer now. Each check says "ok" or, briefly, why not: the kind of
+failure, never an address, a path or an error's text, as readiness answers anyone who can reach it (the Operations
+page shows superusers the engines' own words)."""
 
 from collections.abc import Callable
 
 from celery import current_app
 from django.db import DatabaseError, connection
-from kombu import Connection
 
 from inference.engine import ChatBackend
 from inference.types import EngineError
@@ -24,10 +24,9 @@ def database_check() -> str:
     return OK
 
 
-def broker_check(broker: Connection | None = None) -> str:
-    """The Celery broker accepts a connection (the app's own, unless another is given)."""
+def broker_check() -> str:
     try:
-        with broker or current_app.connection_for_write() as connected:
+        with current_app.connection_for_write() as connected:
             connected.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
             # Declaring the default queue, as a worker does, reaches the broker with every transport: virtual ones
             # (the embedded database's, Redis) open their connection only when a queue is used.
@@ -42,11 +41,12 @@ def serving_check(backend: ChatBackend) -> str:
     try:
         readiness = backend.readiness()
     except EngineError as error:
-        return str(error)
+        return f"unreachable ({type(error).__name__})"
     if readiness.get("ready"):
         return OK
-    waiting = ", ".join(f"{name}: {state}" for name, state in readiness.get("models", {}).items() if state != "ready")
-    return f"not ready ({waiting})"
+    # "loading", "failed to load: <why>", "down (<why>)": the state without the why.
+    states = {name: state.partition(":")[0].partition(" (")[0] for name, state in readiness.get("models", {}).items()}
+    return "not ready (" + ", ".join(f"{name}: {state}" for name, state in states.items() if state != "ready") + ")"
 
 
 def worker_check() -> str:

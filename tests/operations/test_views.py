@@ -13,6 +13,7 @@ from kb.operations.models import OperationsSample
 from kb.operations.services import worker_heartbeat_record, worker_heartbeat_stop
 from tests.conftest import _free_port
 from tests.factories import PASSWORD, make_department, make_superuser, make_user
+from tests.inference.serving import Server
 
 pytestmark = pytest.mark.django_db
 TOKEN = "a-long-random-scraper-token"
@@ -46,7 +47,24 @@ def test_readiness_is_503_naming_the_serving_process_that_does_not_answer(client
     assert response.status_code == 503
     body = response.json()
     assert body["ready"] is False and body["checks"]["database"] == "ok"
-    assert "does not answer" in body["checks"]["serving"]
+    assert body["checks"]["serving"] == "unreachable (EngineUnavailable)"
+
+
+def test_readiness_is_503_with_the_state_of_a_model_that_did_not_load(client, settings, tmp_path):
+    missing = tmp_path / "secret-location" / "missing.gguf"
+    server = Server(tmp_path, KB_VAR_DIR=str(tmp_path / "var"), KB_LLM_MODEL_PATH=str(missing))
+    try:
+        server.wait_until(ready=False)
+        settings.KB_INFERENCE_URL, settings.KB_INFERENCE_API_KEY = server.url, server.api_key
+        answer_backend.cache_clear()
+        response = client.get("/readyz")
+    finally:
+        server.stop()
+        answer_backend.cache_clear()
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["serving"] == "not ready (smollm2-135m: failed to load)"
+    assert "secret-location" not in response.content.decode()
 
 
 def test_readiness_is_503_naming_the_broker_that_does_not_answer(client, monkeypatch):
