@@ -11,6 +11,9 @@ from inference.remote import api_error_message as _message
 from inference.remote import completion_kwargs, usage_from_openai
 from inference.types import Delta, EngineError, EngineUnavailable, GenerationParams, RequestRejected, Route
 
+# Health and figures are asked by probes and pages that must answer quickly, whatever the serving process is doing.
+PROBE_TIMEOUT_SECONDS = 5.0
+
 
 class InferenceClient:
     def __init__(self, base_url: str, *, api_key: str, model: str = "auto", timeout_seconds: float = 600):
@@ -68,20 +71,31 @@ class InferenceClient:
         return int(self._post("/tokenize", {"prompt": text})["count"])
 
     def describe(self) -> list[dict[str, Any]]:
-        return self._answer(lambda: self._http.get("/v1/models"))["data"]
+        return self._response(lambda: self._http.get("/v1/models")).json()["data"]
+
+    def readiness(self) -> dict[str, Any]:
+        # Not ready is an answer too: /ready says so with 503 and the same JSON.
+        response = self._response(
+            lambda: self._http.get("/ready", timeout=PROBE_TIMEOUT_SECONDS), also_acceptable=(503,)
+        )
+        return response.json()
+
+    def metrics_exposition(self) -> str:
+        return self._response(lambda: self._http.get("/metrics", timeout=PROBE_TIMEOUT_SECONDS)).text
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return self._answer(lambda: self._http.post(path, json=payload))
+        return self._response(lambda: self._http.post(path, json=payload)).json()
 
-    def _answer(self, request) -> dict[str, Any]:
+    def _response(self, request, *, also_acceptable: tuple[int, ...] = ()) -> httpx.Response:
         try:
             response = request()
             if response.status_code == 401:
                 raise EngineUnavailable(self._refused_key())
-            response.raise_for_status()
+            if response.status_code not in also_acceptable:
+                response.raise_for_status()
         except httpx.HTTPError as error:
             raise EngineUnavailable(f"The model server at {self.base_url} does not answer.") from error
-        return response.json()
+        return response
 
     def _refused_key(self) -> str:
         return (

@@ -38,3 +38,11 @@ class ChatBackend(Protocol):
     def describe(self) -> list[dict[str, Any]]:
         """The models behind it, their state and load, as the serving process's /v1/models lists them."""
         ...
+
+    def readiness(self) -> dict[str, Any]:
+        """{"ready": whether every model is loaded, "models": {name: "ready" or why not}}, as /ready answers."""
+        ...
+
+    def metrics_exposition(self) -> str:
+        """The engines' figures in Prometheus text form, as the serving process's /metrics answers."""
+        ...

@@ -62,14 +62,18 @@ class EngineMetrics:
         self.load_seconds = Gauge(
             "kb_inference_model_load_seconds", "How long loading the model took", ["model"], registry=self.registry
         )
-        self.registry.register(_GpuMemoryCollector())
+        self.registry.register(GpuMemoryCollector(prefix="kb_inference"))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class _GpuMemoryCollector:
-    """GPU memory per device through NVML when an NVIDIA driver is present; nothing otherwise."""
+class GpuMemoryCollector:
+    """GPU memory per device through NVML when an NVIDIA driver is present; nothing otherwise. The figures are the
+    device's (every process on it), named after the process that reports them: `<prefix>_gpu_memory_used_bytes`."""
+
+    def __init__(self, *, prefix: str) -> None:
+        self.prefix = prefix
 
     def collect(self):
         try:
@@ -78,8 +82,8 @@ class _GpuMemoryCollector:
             pynvml.nvmlInit()
         except Exception:  # no NVIDIA driver on this machine (pynvml raises its own NVMLError subclasses)
             return
-        used = GaugeMetricFamily("kb_inference_gpu_memory_used_bytes", "GPU memory in use", labels=["gpu"])
-        total = GaugeMetricFamily("kb_inference_gpu_memory_total_bytes", "GPU memory in all", labels=["gpu"])
+        used = GaugeMetricFamily(f"{self.prefix}_gpu_memory_used_bytes", "GPU memory in use", labels=["gpu"])
+        total = GaugeMetricFamily(f"{self.prefix}_gpu_memory_total_bytes", "GPU memory in all", labels=["gpu"])
         try:
             for index in range(pynvml.nvmlDeviceGetCount()):
                 memory = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))

@@ -76,6 +76,12 @@ class Router:
             raise ValueError("a route needs at least one model")
         self.models = models
         self.metrics = metrics or EngineMetrics()
+        for routed in models:
+            # A queue nobody has used yet is empty, not unknown; an engine handed over loaded says how long it took.
+            self.metrics.running.labels(model=routed.name).set(0)
+            self.metrics.queued.labels(model=routed.name).set(0)
+            if routed.engine is not None:
+                self.metrics.load_seconds.labels(model=routed.name).set(getattr(routed.engine, "load_seconds", 0.0))
 
     def describe(self) -> list[dict[str, Any]]:
         """Each model on the route as OpenAI's model list has it, plus its state, load and the template it uses."""
@@ -106,6 +112,15 @@ class Router:
                 )
             described.append(model)
         return described
+
+    def model_states(self) -> dict[str, str]:
+        return {routed.name: routed.unavailable_reason() or "ready" for routed in self.models}
+
+    def readiness(self) -> dict[str, Any]:
+        return {"ready": all(routed.engine is not None for routed in self.models), "models": self.model_states()}
+
+    def metrics_exposition(self) -> str:
+        return self.metrics.exposition().decode()
 
     def count_tokens(self, text: str) -> int:
         """Counted by the first model that is loaded: prompts are budgeted for the route's primary."""

@@ -168,7 +168,8 @@ async def _load_all(state: ServerState, *, warmup: bool) -> None:
 
 
 def _ready(state: ServerState) -> JSONResponse:
-    models = {routed.name: routed.unavailable_reason() or "ready" for routed in state.router.models}
+    # Ready once every model has loaded and warmed up (the router alone knows only that they loaded).
+    models = state.router.model_states()
     return JSONResponse({"ready": state.ready, "models": models}, status_code=200 if state.ready else 503)
 
 

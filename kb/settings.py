@@ -7,6 +7,7 @@ starts it before the first connection), and the project's .env is read into `env
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 from inference.config import DEFAULT_ROUTE, llm_settings_from_env
 from kb.platform.dotenv import environment_with_dotenv
@@ -41,10 +42,12 @@ INSTALLED_APPS = [
     "kb.search",
     "kb.chat",
     "kb.evaluation",
+    "kb.operations",
     "kb.audit",
 ]
 
 MIDDLEWARE = [
+    "kb.operations.middleware.request_figures",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,8 +139,26 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
-# The worker runs the scheduler too (`kb_run` starts it with --beat): the daily audit retention purge.
-CELERY_BEAT_SCHEDULE = {"audit-retention": {"task": "kb.audit.tasks.audit_purge_expired", "schedule": 24 * 3600}}
+# Operations: the figures the operations page plots are sampled this often by the scheduler, into a table that keeps
+# them this long; each Celery worker says it is alive this often (worker readiness: /readyz/worker).
+KB_OPERATIONS_SAMPLE_SECONDS = env.int("KB_OPERATIONS_SAMPLE_SECONDS", default=60)
+KB_OPERATIONS_RETENTION_HOURS = env.int("KB_OPERATIONS_RETENTION_HOURS", default=48)
+KB_WORKER_HEARTBEAT_SECONDS = env.int("KB_WORKER_HEARTBEAT_SECONDS", default=30)
+# /metrics answers only `Authorization: Bearer <this>`; empty: /metrics is off (403).
+KB_METRICS_TOKEN = env("KB_METRICS_TOKEN", default="")
+
+# The worker runs the scheduler too (`kb_run` starts it with --beat): the daily audit retention purge, and the
+# operations figures, sampled on a queue of their own (a worker consumes both by default) so that a sample waits for
+# one document at most, not for a whole import. One that could not run in its interval is dropped.
+CELERY_BEAT_SCHEDULE = {
+    "audit-retention": {"task": "kb.audit.tasks.audit_purge_expired", "schedule": 24 * 3600},
+    "operations-sample": {
+        "task": "kb.operations.tasks.operations_sample",
+        "schedule": KB_OPERATIONS_SAMPLE_SECONDS,
+        "options": {"queue": "operations", "expires": KB_OPERATIONS_SAMPLE_SECONDS},
+    },
+}
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("operations"))
 
 # Embeddings
 KB_EMBEDDING_MODEL_PATH = env("KB_EMBEDDING_MODEL_PATH", default="")  # empty: all-MiniLM-L6-v2 from its wheel

@@ -41,6 +41,13 @@ from kb.chat.selectors import (
     question_stop_requested,
 )
 from kb.documents.selectors import collections_readable_by
+from kb.platform.metrics import (
+    ANSWER_GENERATION_SECONDS,
+    ANSWER_OUTPUT_TOKENS,
+    ANSWER_TIME_TO_FIRST_TOKEN_SECONDS,
+    ANSWERS,
+    RETRIEVAL_SECONDS,
+)
 from kb.search.selectors import PassageFilters, document_passages_for_user, passages_search_with_filter_for_user
 
 MAX_QUESTION_CHARS = 2000
@@ -148,6 +155,8 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
     answer_parts: list[str] = []
     thinking_parts: list[str] = []
     first_token_ms: int | None = None
+    first_token_at: float | None = None
+    outcome = "failed"  # until it is known how answering ended
     usage = Usage(prompt_tokens=0, completion_tokens=0)
     route: Route | None = None
     passages: list[PromptPassage] = []
@@ -166,9 +175,11 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         thinking = question.thinking and model.thinks
         turns = await sync_to_async(conversation_turns_before)(question=question)
         query, rewrite = await standalone_query(question=question.text, turns=turns, model=model, backend=backend)
+        search_started = time.perf_counter()
         search = await sync_to_async(passages_search_with_filter_for_user)(
             user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(question.scope)
         )
+        RETRIEVAL_SECONDS.observe(time.perf_counter() - search_started)
         hits, permission_filter = search.hits, search.permission_filter
         retrieval_ms = _elapsed_ms(started)
         scope["best_similarity"] = search.best_similarity
@@ -222,6 +233,7 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         if not passages:
             # Nothing the asker may read was found: the model is not asked, so it cannot invent an answer.
             answer_parts.append(NO_SOURCES_ANSWER)
+            outcome = "not_in_sources"
             yield AnswerEvent(kind="token", text=NO_SOURCES_ANSWER)
         else:
             if model.must_wait:
@@ -235,8 +247,10 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
                     elif delta.usage is not None:
                         usage = delta.usage
                     elif delta.text:
-                        if first_token_ms is None:
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
                             first_token_ms = _elapsed_ms(started)
+                            ANSWER_TIME_TO_FIRST_TOKEN_SECONDS.observe(first_token_at - started)
                         if delta.channel == "thinking":
                             thinking_parts.append(delta.text)
                             yield AnswerEvent(kind="thinking", text=delta.text)
@@ -245,19 +259,26 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
                             yield AnswerEvent(kind="token", text=delta.text)
             finally:
                 await stream.aclose()
+                _generation_count(first_token_at=first_token_at, usage=usage)
+            outcome = "answered"
             if stop.done():
                 flags.append("stopped")
+                outcome = "stopped"
     except EngineUnavailable as failure:
         error = str(failure)
         flags.append("busy")
+        outcome = "busy"
         yield AnswerEvent(kind="busy", text=error)
     except EngineError as failure:
         error = str(failure)
+        outcome = "engine_error"
     except (asyncio.CancelledError, GeneratorExit):
         error = "the client went away before the answer was complete"
+        outcome = "client_gone"
         raise
     finally:
         stop.cancel()
+        ANSWERS.labels(outcome=outcome).inc()
         record = await sync_to_async(_answer_record)(
             user=user,
             question=question,
@@ -279,6 +300,14 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
             },
         )
     yield AnswerEvent(kind="done", text="".join(answer_parts), passages=tuple(passages), record=record)
+
+
+def _generation_count(*, first_token_at: float | None, usage: Usage) -> None:
+    """Tokens and the time spent generating them after the first, whose ratio the operations figures show."""
+    if first_token_at is None or usage.completion_tokens <= 1:
+        return
+    ANSWER_OUTPUT_TOKENS.inc(usage.completion_tokens - 1)
+    ANSWER_GENERATION_SECONDS.inc(time.perf_counter() - first_token_at)
 
 
 @transaction.atomic

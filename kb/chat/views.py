@@ -42,6 +42,7 @@ from kb.chat.services import (
 )
 from kb.documents.selectors import collections_holding_logs, collections_readable_by
 from kb.platform.forms import submitted_id
+from kb.platform.metrics import ASKS_REFUSED_BUSY
 from kb.platform.views import render_after_change, render_page
 
 
@@ -143,6 +144,7 @@ def _submitted_scope(data) -> QuestionScope:
 
 
 def _busy_response(request: HttpRequest, context: dict, message: str) -> HttpResponse:
+    ASKS_REFUSED_BUSY.inc()
     resubmit = [
         (name, value) for name, values in request.POST.lists() if name != "csrfmiddlewaretoken" for value in values
     ]

@@ -231,3 +231,17 @@ def collections_holding_logs(*, collections: QuerySet[Collection]) -> list[int]:
         .values_list("collection_id", flat=True)
         .distinct()
     )
+
+
+def ingestion_backlog() -> dict[str, int]:
+    """Versions waiting for or in ingestion, by status, across every collection: counts only, no row or name, for
+    the operations figures (no acting user: they say how much work is queued, not what)."""
+    counts = dict(
+        DocumentVersion.objects.filter(status__in=(DocumentVersion.Status.QUEUED, *DocumentVersion.IN_PROGRESS))
+        .values_list("status")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    return {
+        str(status): counts.get(status, 0) for status in (DocumentVersion.Status.QUEUED, *DocumentVersion.IN_PROGRESS)
+    }

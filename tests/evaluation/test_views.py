@@ -133,7 +133,7 @@ def test_an_admin_creates_a_set_adds_imports_exports_and_runs_it(admin_client, h
     assert 'hx-trigger="every 2s"' not in page  # nothing left to poll for
     assert f'data-chart-source="evaluation-chart-{evaluation_set.pk}"' in page
     assert f'<script id="evaluation-chart-{evaluation_set.pk}" type="application/json">' in page
-    assert "vendor/uplot-1.6.32/uPlot.iife.min.js" in page and "evaluation-chart.js" in page
+    assert "vendor/uplot-1.6.32/uPlot.iife.min.js" in page and "charts.js" in page
     run_page = admin_client.get(reverse("evaluation:run", args=[run.pk])).content.decode()
     assert "No earlier finished run" in run_page and "1.000" in run_page
 
@@ -154,4 +154,4 @@ def test_the_run_page_compares_with_the_previous_run(admin_client, hr):
 def test_the_chart_library_is_served_from_the_app_itself():
     for name in ("uPlot.iife.min.js", "uPlot.min.css", "LICENSE", "SOURCE.md"):
         assert finders.find(f"vendor/uplot-1.6.32/{name}"), name
-    assert finders.find("evaluation-chart.js")
+    assert finders.find("charts.js")

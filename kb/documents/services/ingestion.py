@@ -2,6 +2,7 @@
 and stalled jobs."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from kb.documents.jobs import INGEST_DOCUMENT_VERSION, job_enqueue_on_commit
 from kb.documents.models import Chunk, Document, DocumentVersion
 from kb.documents.signals import version_published
 from kb.platform.actors import system_actor
+from kb.platform.metrics import INGESTED_CHUNKS, INGESTED_DOCUMENTS, INGESTION_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ def document_version_ingest(*, version_id: int) -> None:
         progress_total=0,
         attempts=version.attempts + 1,
     )
+    started = time.perf_counter()
     try:
         with version.file.open("rb") as stored:
             parsed = parse_document(data=stored.read(), filename=version.document.original_name)
@@ -73,6 +76,11 @@ def document_version_ingest(*, version_id: int) -> None:
     except Exception as error:
         document_version_mark_failed(version_id=version_id, reason=f"internal error while ingesting: {error}")
         raise
+    else:
+        INGESTED_DOCUMENTS.labels(outcome="ready").inc()
+        INGESTED_CHUNKS.inc(len(drafts))
+    finally:
+        INGESTION_SECONDS.observe(time.perf_counter() - started)
 
 
 def _chunk_drafts(parsed: ParsedDocument) -> list[ChunkDraft]:
@@ -186,6 +194,7 @@ def document_version_mark_failed(*, version_id: int, reason: str) -> None:
     version.status = DocumentVersion.Status.FAILED
     version.failure_reason = reason
     version.save(update_fields=["status", "failure_reason", "updated_at"])
+    INGESTED_DOCUMENTS.labels(outcome="failed").inc()
     logger.warning("document version %s failed: %s", version_id, reason)
     audit_record(
         actor=system_actor(),

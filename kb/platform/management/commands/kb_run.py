@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -12,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import server_ensure_for, server_stop
+from kb.platform.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir_emptied
 from kb.platform.serving import serving_api_key, serving_python
 
 
@@ -52,6 +54,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         environment = environment_with_dotenv(settings.BASE_DIR / ".env")  # what settings read, .env included
+        # The web and worker processes keep their figures in one folder, read together by /metrics and the
+        # operations page (kb.operations.exposition); the serving process keeps its own and serves them itself.
+        figures_dir = multiprocess_dir_emptied(
+            Path(environment.pop(MULTIPROCESS_DIR_VARIABLE, "") or settings.VAR_DIR / "metrics")
+        )
         try:
             if settings.KB_INFERENCE_URL:
                 self.step(f"answers come from the model server at {settings.KB_INFERENCE_URL}")
@@ -70,6 +77,7 @@ class Command(BaseCommand):
                     if any(child.poll() is not None for child in children):
                         raise SystemExit("the model server exited during start-up; see its output above")
                     time.sleep(0.5)
+            app_environment = {**environment, MULTIPROCESS_DIR_VARIABLE: str(figures_dir)}
             self.step("starting the Celery worker (ingestion)")
             children.append(
                 subprocess.Popen(
@@ -86,7 +94,7 @@ class Command(BaseCommand):
                         "--beat",
                         f"--schedule={settings.VAR_DIR / 'celerybeat-schedule'}",
                     ],
-                    env=environment,
+                    env=app_environment,
                     start_new_session=True,
                 )
             )
@@ -105,7 +113,7 @@ class Command(BaseCommand):
                         "--timeout-graceful-shutdown",
                         "5",
                     ],
-                    env=environment,
+                    env=app_environment,
                     start_new_session=True,
                 )
             )
