@@ -10,12 +10,14 @@ import pytest
 
 from evaluation.answers import fact_stated
 from evaluation.matching import holds_expected
+from inference.router import RouteLimits
 from inference.types import EngineUnavailable
 from kb.audit.models import QueryRecord
 from kb.chat.generation import answer_backend
 from kb.chat.selectors import conversations_of_user
 from kb.chat.services import NO_SOURCES_ANSWER
 from kb.documents.models import Chunk
+from kb.evaluation import services
 from kb.evaluation.models import EvaluationRun, EvaluationSet
 from kb.evaluation.selectors import eval_question_of, run_comparison
 from kb.evaluation.services import (
@@ -178,3 +180,24 @@ def test_a_run_with_answers_fails_with_the_reason_when_no_model_can_answer(hr, s
     run.refresh_from_db()
     assert run.status == EvaluationRun.Status.FAILED and "does not answer" in run.error
     assert not run.results.exists() and not QueryRecord.objects.exists()
+
+
+def test_an_answer_that_finds_every_model_busy_is_asked_again_then_recorded_as_failed_and_left_out(hr, monkeypatch):
+    monkeypatch.setattr(services, "BUSY_PAUSE_SECONDS", 0)
+    routed = answer_backend().models[0]  # the in-process route's only model
+    limits = routed.limits
+    routed.running, routed.limits = 1, RouteLimits(max_running=1, max_queued=0)  # as while another answer runs
+    try:
+        run = _answered_run(leave_set(hr), acting_user=hr.admin)
+    finally:
+        routed.running, routed.limits = 0, limits
+
+    assert run.status == EvaluationRun.Status.DONE
+    failed = run.results.filter(unanswerable=False)
+    assert all(r.answer_error.startswith("No model can answer right now") and not r.is_answered for r in failed)
+    # Each asked ANSWER_ATTEMPTS times, each attempt in the audit trail; the canteen found nothing to ask about.
+    busy = QueryRecord.objects.filter(channel="evaluation", flags__contains=["busy"])
+    assert busy.count() == 2 * services.ANSWER_ATTEMPTS
+    answers = run.summary["answers"]
+    assert (answers["failed"], answers["answerable"], answers["unanswerable"]) == (2, 0, 1)
+    assert answers["citation_accuracy"] is None and answers["abstention"] == 1.0
