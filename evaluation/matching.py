@@ -2,7 +2,10 @@
 both (case, punctuation, whitespace, and line-break hyphenation as PDF text has it, "docu- mentation")."""
 
 import re
+from collections.abc import Iterable
 from difflib import SequenceMatcher
+
+from evaluation.sets import ExpectedSpan
 
 # "Most of a gold answer sentence": a passage cut at a chunk boundary still counts when it holds this share.
 HOLDS_SHARE = 0.6
@@ -27,3 +30,9 @@ def share_held(passage: str | list[str], span: str | list[str]) -> float:
 
 def holds(passage: str, span: str, *, share: float = HOLDS_SHARE) -> bool:
     return share_held(passage, span) >= share
+
+
+def holds_expected(*, document: str, passage: str, expected: Iterable[ExpectedSpan]) -> bool:
+    """A passage of `document` (its original name) is relevant: it comes from an expected document and holds that
+    document's expected span. Retrieval ranks and answers' citations are judged by this one rule."""
+    return any(span.document == document and holds(passage, span.span) for span in expected)

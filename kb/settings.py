@@ -206,6 +206,12 @@ KB_ABSTAIN_BELOW_SIMILARITY = env.float("KB_ABSTAIN_BELOW_SIMILARITY", default=0
 # How a follow-up becomes the query searched: "model" (the answering model rewrites it to stand alone), "join" (the
 # previous question and this one, joined), "auto" (the model where it is a Qwen3.5 preset, else joined).
 KB_QUESTION_REWRITE = env("KB_QUESTION_REWRITE", default="auto")
+# Evaluation runs that also answer each question through the ask flow (and score the answers' citations, key facts
+# and refusals) give the model this many tokens an answer: enough for a sentence or two with its citations.
+KB_EVALUATION_ANSWER_MAX_TOKENS = env.int("KB_EVALUATION_ANSWER_MAX_TOKENS", default=128)
+# Whether the runs that start by themselves (after a re-ingestion, an embedding model change) answer too: off, as
+# answering a whole set takes minutes on a CPU and queues behind the users' own questions.
+KB_EVALUATION_AUTO_ANSWERS = env.bool("KB_EVALUATION_AUTO_ANSWERS", default=False)
 
 # The model-serving process (`manage.py serve_inference`, `python -m inference`), e.g. http://127.0.0.1:8765.
 # Empty: the single-process development mode, llama.cpp inside the web process with the KB_LLM_* settings below.

@@ -6,8 +6,11 @@ route, limits and metrics behave the same in both modes.
 
 import asyncio
 import atexit
+import contextlib
+import dataclasses
 import functools
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +33,14 @@ _WHEEL_PRESET = "smollm2-135m"
 _REWRITES_FROM_BILLION_PARAMETERS = 0.8
 
 
+def _served_client() -> InferenceClient:
+    return InferenceClient(settings.KB_INFERENCE_URL, api_key=serving_api_key())
+
+
 @functools.cache
 def answer_backend() -> ChatBackend:
     if settings.KB_INFERENCE_URL:
-        return InferenceClient(settings.KB_INFERENCE_URL, api_key=serving_api_key())
+        return _served_client()
     engine = build_engine(
         LlamaCppConfig(
             model_path=settings.KB_LLM_MODEL_PATH or smollm2_wheel_path(),
@@ -59,6 +66,21 @@ def answer_backend() -> ChatBackend:
     )
 
 
+@contextlib.asynccontextmanager
+async def answer_backend_of_this_loop() -> AsyncIterator[ChatBackend]:
+    """For code that runs event loops of its own, one after another (an evaluation run in a worker): the serving
+    process's client keeps its connections in the loop that first streamed with it, and fails in any later loop, so
+    such code gets a client of its own, closed with the loop. The in-process engine is shared, as it is elsewhere."""
+    if not settings.KB_INFERENCE_URL:
+        yield answer_backend()
+        return
+    client = _served_client()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnsweringModel:
     """The route's first ready model, which answers unless it is busy, and what the route as a whole allows."""
@@ -79,9 +101,11 @@ class AnsweringModel:
             return settings.KB_QUESTION_REWRITE == "model"
         return self.preset is not None and self.preset.parameters_billion >= _REWRITES_FROM_BILLION_PARAMETERS
 
-    def generation_params(self) -> GenerationParams:
-        """Its preset's recommended sampling, unless an administrator set KB_LLM_* overrides."""
-        return settings.KB_LLM.sampling_for(self.preset.recommended if self.preset else GenerationParams())
+    def generation_params(self, *, max_tokens: int | None = None) -> GenerationParams:
+        """Its preset's recommended sampling, unless an administrator set KB_LLM_* overrides; `max_tokens` shortens
+        the answer (evaluation runs)."""
+        params = settings.KB_LLM.sampling_for(self.preset.recommended if self.preset else GenerationParams())
+        return params if max_tokens is None else dataclasses.replace(params, max_tokens=max_tokens)
 
 
 def answering_model(backend: ChatBackend | None = None) -> AnsweringModel:

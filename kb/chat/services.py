@@ -147,11 +147,20 @@ async def _stop_requested(question_id: int) -> None:
         await asyncio.sleep(STOP_POLL_SECONDS)
 
 
-async def answer_stream(*, user: User, question: Question) -> AsyncIterator[AnswerEvent]:
+async def answer_stream(
+    *,
+    user: User,
+    question: Question,
+    max_tokens: int | None = None,
+    channel: str = "web",
+    backend: ChatBackend | None = None,
+) -> AsyncIterator[AnswerEvent]:
     """The stored question is marked answered, stopped, failed or (every model busy) pending again, with its record,
-    even when the client goes away mid-answer."""
+    even when the client goes away mid-answer. An evaluation run asks through here too, with its own answer length
+    (`max_tokens`, else the model's), its `channel` in the record and its own `backend` (answer_backend_of_this_loop).
+    """
     started = time.perf_counter()
-    backend = answer_backend()
+    backend = backend or answer_backend()
     answer_parts: list[str] = []
     thinking_parts: list[str] = []
     first_token_ms: int | None = None
@@ -171,7 +180,7 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
     stop = asyncio.ensure_future(_stop_requested(question.pk))
     try:
         model = await asyncio.to_thread(answering_model, backend)
-        params = model.generation_params()
+        params = model.generation_params(max_tokens=max_tokens)
         thinking = question.thinking and model.thinks
         turns = await sync_to_async(conversation_turns_before)(question=question)
         query, rewrite = await standalone_query(question=question.text, turns=turns, model=model, backend=backend)
@@ -293,6 +302,7 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
             route=route,
             params={**dataclasses.asdict(params), "enable_thinking": thinking} if params else {},
             usage=usage,
+            channel=channel,
             timings={
                 "retrieval_ms": retrieval_ms,
                 "first_token_ms": first_token_ms,
@@ -326,6 +336,7 @@ def _answer_record(
     route: Route | None,
     params: dict,
     usage: Usage,
+    channel: str,
     timings: dict,
 ) -> QueryRecord:
     """The audit record of one attempt at answering, and the question's state after it, in one transaction."""
@@ -370,6 +381,7 @@ def _answer_record(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         error=error,
+        channel=channel,
         **timings,
     )
     question_finish(question_id=question.pk, record=record)
@@ -417,11 +429,13 @@ def question_create(
     scope: QuestionScope | None = None,
     thinking: bool = False,
     regenerates_id: int | None = None,
+    unlisted: bool = False,
 ) -> Question:
     """Store a question to be answered by its stream; a follow-up joins the asker's own conversation.
 
     With `regenerates_id`, another answer to one of the asker's earlier questions: same text, scope and mode, asked
-    again at the end of its conversation.
+    again at the end of its conversation. An `unlisted` question (an evaluation run's, asked as its owner) starts a
+    conversation its asker never sees listed; its answer's record stays in the audit trail like any other.
     """
     regenerates = None
     if regenerates_id is not None:
@@ -447,7 +461,9 @@ def question_create(
     if conversation_id is not None:
         conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk, hidden_at=None).first()
     if conversation is None:
-        conversation = Conversation.objects.create(user=acting_user, title=text[:200])
+        conversation = Conversation.objects.create(
+            user=acting_user, title=text[:200], hidden_at=timezone.now() if unlisted else None
+        )
     else:
         conversation.save(update_fields=["updated_at"])
     return Question.objects.create(

@@ -70,10 +70,13 @@ class EvaluationRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     questions_total = models.PositiveIntegerField(default=0)
     questions_done = models.PositiveIntegerField(default=0)
-    # What the run ran with: embedding model, chunking, retrieval settings, the document versions it could read.
+    # Each question is also answered through the ask flow, as the owner, and the answer scored (slow on a CPU).
+    answers = models.BooleanField(default=False)
+    # What the run ran with: embedding model, chunking, retrieval settings, the document versions it could read, and
+    # with answers the answering model, its sampling and answer length.
     configuration = models.JSONField(default=dict, blank=True)
     # {"keyword": {"recall@1": ..., "mrr@10": ..., "ndcg@10": ...}, "dense": {...}, "hybrid": {...},
-    #  "abstention": {...}}
+    #  "abstention": {...}, "answers": {"citation_accuracy": ..., "key_fact_recall": ..., "abstention": ...}}
     summary = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,6 +112,15 @@ class EvaluationResult(models.Model):
     # so that a threshold can be chosen afterwards.
     best_similarity = models.FloatField(null=True, blank=True)
     abstained = models.BooleanField(default=False)  # at the run's KB_ABSTAIN_BELOW_SIMILARITY
+    # With answers on (evaluation.answers says how each is scored); empty or null in a run without.
+    answer = models.TextField(blank=True)
+    # [{"number": 1, "chunk_id": ..., "document": "leave.md", "expected": true}]: the answer's citations, in order, and
+    # whether the passage each points to holds an expected span.
+    answer_citations = models.JSONField(default=list, blank=True)
+    answer_cites_expected = models.BooleanField(null=True, blank=True)  # null for an unanswerable question
+    answer_facts = models.JSONField(default=list, blank=True)  # [{"fact": "25 days", "stated": true}]
+    answer_abstained = models.BooleanField(null=True, blank=True)  # the answer said the documents do not say
+    answer_error = models.TextField(blank=True)  # the answer failed (model busy, down); it is left out of the scores
 
     class Meta:
         ordering = ["pk"]
@@ -118,3 +130,12 @@ class EvaluationResult(models.Model):
 
     def rank(self, mode: str = "hybrid") -> int | None:
         return (self.modes.get(mode) or {}).get("rank")
+
+    @property
+    def is_answered(self) -> bool:
+        """An answer was asked for and came: the answer scores apply."""
+        return self.answer_abstained is not None and not self.answer_error
+
+    @property
+    def facts_stated(self) -> int:
+        return sum(fact["stated"] for fact in self.answer_facts)

@@ -82,8 +82,9 @@ def document_names_of_hits(*, hits: list[PassageHit]) -> dict[int, str]:
     return dict(Document.objects.filter(pk__in=ids).values_list("pk", "original_name")) if ids else {}
 
 
-def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...]) -> dict:
-    """What a run ran with, so that two runs' scores can be told apart by their cause."""
+def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...], llm: dict | None = None) -> dict:
+    """What a run ran with, so that two runs' scores can be told apart by their cause; `llm`: the answering model and
+    its sampling, for a run that answers (None: retrieval and abstention only)."""
     model = EmbeddingModel.objects.filter(state=EmbeddingModel.State.ACTIVE).values("name", "path", "dimensions")
     versions = list(
         chunks_readable_by(user=user).order_by("version_id").values_list("version_id", flat=True).distinct()
@@ -102,7 +103,7 @@ def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...]) -> dic
         "abstain_below_similarity": settings.KB_ABSTAIN_BELOW_SIMILARITY,
         "k": k,
         "modes": list(modes),
-        "llm": None,  # answers are not generated nor scored yet: retrieval and abstention only
+        "llm": llm,
         "document_versions": versions,
     }
 
@@ -132,18 +133,25 @@ class QuestionChange:
     before: EvaluationResult | None
     after: EvaluationResult
     verdict: str  # "better", "worse", "same", "new"
+    # By the answer's scores; "" when this run has no answer to it. Also "mixed" (one score up, another down).
+    answer_verdict: str = ""
 
 
 @dataclass
 class RunComparison:
     previous: EvaluationRun | None
     changes: list[QuestionChange] = field(default_factory=list)
-    # {"hybrid": {"recall@5": +0.1, ...}, ...}: this run's score less the previous run's
+    # {"hybrid": {"recall@5": +0.1, ...}, ..., "answers": {"citation_accuracy": ...}}: this run's score less the
+    # previous run's
     deltas: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def counts(self) -> Counter:
         return Counter(change.verdict for change in self.changes)
+
+    @property
+    def answer_counts(self) -> Counter:
+        return Counter(change.answer_verdict for change in self.changes if change.answer_verdict)
 
 
 NOT_FOUND_RANK = 11  # a question whose relevant passage is not in the top 10 ranks below every one that is
@@ -159,6 +167,26 @@ def _verdict(before: EvaluationResult | None, after: EvaluationResult) -> str:
     return "same" if old == new else ("better" if new < old else "worse")
 
 
+def _answer_scores(result: EvaluationResult) -> tuple[float, ...]:
+    """What an answer is judged by, each the higher the better: an unanswerable question's by its refusal; an
+    answerable one's by citing an expected passage, the share of its key facts stated, and not refusing."""
+    if result.unanswerable:
+        return (float(bool(result.answer_abstained)),)
+    facts = result.facts_stated / len(result.answer_facts) if result.answer_facts else 0.0
+    return (float(bool(result.answer_cites_expected)), facts, float(not result.answer_abstained))
+
+
+def _answer_verdict(before: EvaluationResult | None, after: EvaluationResult) -> str:
+    if not after.is_answered:
+        return ""
+    if before is None or not before.is_answered:
+        return "new"
+    changes = {(new > old) - (new < old) for old, new in zip(_answer_scores(before), _answer_scores(after))}
+    if {1, -1} <= changes:
+        return "mixed"
+    return "better" if 1 in changes else "worse" if -1 in changes else "same"
+
+
 def previous_finished_run(*, run: EvaluationRun) -> EvaluationRun | None:
     return (
         run.evaluation_set.runs.filter(status=EvaluationRun.Status.DONE, created_at__lt=run.created_at)
@@ -170,7 +198,8 @@ def previous_finished_run(*, run: EvaluationRun) -> EvaluationRun | None:
 
 def run_comparison(*, run: EvaluationRun) -> RunComparison:
     """Each question of the run against the previous finished run of the set (matched by its text): better, worse or
-    the same by the rank of its first relevant passage in hybrid search; and the change of every summary score."""
+    the same by the rank of its first relevant passage in hybrid search, and by its answer's scores where both runs
+    answered it; and the change of every summary score."""
     previous = previous_finished_run(run=run)
     comparison = RunComparison(previous=previous)
     before = {result.question_text: result for result in previous.results.all()} if previous else {}
@@ -183,10 +212,15 @@ def run_comparison(*, run: EvaluationRun) -> RunComparison:
                 before=earlier,
                 after=result,
                 verdict=_verdict(earlier, result),
+                answer_verdict=_answer_verdict(earlier, result),
             )
         )
     if previous is not None and run.status == EvaluationRun.Status.DONE:
-        for mode in MODES:
-            now, then = run.summary.get(mode) or {}, previous.summary.get(mode) or {}
-            comparison.deltas[mode] = {name: round(now[name] - then[name], 4) for name in now if name in then}
+        for part in (*MODES, "answers"):
+            now, then = run.summary.get(part) or {}, previous.summary.get(part) or {}
+            comparison.deltas[part] = {
+                name: round(value - then[name], 4)
+                for name, value in now.items()
+                if value is not None and then.get(name) is not None  # an answer score is None with nothing to count
+            }
     return comparison

@@ -2,37 +2,51 @@
 
 A run asks the live search each question in each retrieval mode as its owner, so it measures what that user may read;
 a passage is relevant when it comes from an expected document and holds the expected span (evaluation.matching).
+With answers on, it also asks each question as the ask page does (kb.chat's answer_stream, as the owner, the answer
+cut to KB_EVALUATION_ANSWER_MAX_TOKENS) and scores the answer's citations, key facts and refusal (evaluation.answers).
 """
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from evaluation.matching import holds
+from evaluation.answers import AnswerScore, abstains, answer_summary, fact_stated
+from evaluation.matching import holds_expected
 from evaluation.metrics import QuestionScore, abstention_summary, question_score, retrieval_summary
 from evaluation.sets import EvalQuestion, ExpectedSpan, SetFormatError, read_csv, read_jsonl
+from inference.engine import ChatBackend
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
+from kb.chat.generation import AnsweringModel, answer_backend_of_this_loop, answering_model
+from kb.chat.services import AnswerEvent, answer_stream, question_claim, question_create
 from kb.documents.jobs import job_enqueue_on_commit
 from kb.documents.selectors import collections_readable_by
 from kb.evaluation.jobs import RUN_EVALUATION
 from kb.evaluation.models import MODES, EvaluationQuestion, EvaluationResult, EvaluationRun, EvaluationSet
-from kb.evaluation.selectors import configuration_snapshot, document_names_of_hits
+from kb.evaluation.selectors import configuration_snapshot, document_names_of_hits, eval_question_of
 from kb.platform.actors import system_actor
 from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
 
 logger = logging.getLogger(__name__)
 
 K = 10  # passages asked for per question and mode: Recall@10, MRR@10 and nDCG@10 need ten
-PROGRESS_EVERY = 5  # questions between two saves of a run's progress (and heartbeat)
+PROGRESS_EVERY = 5  # questions between two saves of a run's progress (and heartbeat); every one when answering
+ANSWER_CHANNEL = "evaluation"  # the audit trail's channel of a run's answers (the ask page's is "web")
+# A question that finds every model busy (the serving queue's own wait is KB_INFERENCE_QUEUE_TIMEOUT) is asked again
+# after a pause, at most this many times in all; then its answer is recorded as failed and left out of the scores.
+ANSWER_ATTEMPTS = 3
+BUSY_PAUSE_SECONDS = 5.0
 # Thresholds of "not in the sources" whose false refusal and false answer rates each run reports, to choose one by.
 ABSTENTION_THRESHOLDS = tuple(round(0.1 + 0.05 * step, 2) for step in range(15))
 
@@ -205,22 +219,34 @@ def evaluation_run_start(
     evaluation_set: EvaluationSet,
     owner: User | None = None,
     trigger: EvaluationRun.Trigger = EvaluationRun.Trigger.MANUAL,
+    answers: bool = False,
     enqueue: bool = True,
 ) -> EvaluationRun:
-    """A queued run, searched as `owner` (the acting user by default); the worker takes it once this commits.
-    Without `enqueue` the caller runs it itself (evaluation_run_execute), as `manage.py kb_evaluate` does."""
+    """A queued run, searched (and with `answers`, asked) as `owner` (the acting user by default); the worker takes it
+    once this commits. Without `enqueue` the caller runs it itself (evaluation_run_execute), as `manage.py
+    kb_evaluate` does."""
     require_set_manager(user=acting_user, department=evaluation_set.department)
     total = evaluation_set.questions.count()
     if not total:
         raise ValidationError("The set has no questions to run.")
     run = EvaluationRun.objects.create(
-        evaluation_set=evaluation_set, owner=owner or acting_user, trigger=trigger, questions_total=total
+        evaluation_set=evaluation_set,
+        owner=owner or acting_user,
+        trigger=trigger,
+        answers=answers,
+        questions_total=total,
     )
     audit_record(
         actor=acting_user,
         kind=AuditEvent.Kind.EVALUATION_RUN_QUEUED,
         subject=run,
-        after={"set": evaluation_set.name, "owner": run.owner.username, "trigger": trigger, "questions": total},
+        after={
+            "set": evaluation_set.name,
+            "owner": run.owner.username,
+            "trigger": trigger,
+            "answers": answers,
+            "questions": total,
+        },
     )
     if enqueue:
         job_enqueue_on_commit(RUN_EVALUATION, run.pk)
@@ -250,6 +276,7 @@ def evaluation_runs_start_automatic(
                 evaluation_set=evaluation_set,
                 owner=evaluation_set.created_by,
                 trigger=trigger,
+                answers=settings.KB_EVALUATION_AUTO_ANSWERS,
             )
         )
     return started
@@ -269,7 +296,8 @@ def evaluation_run_execute(
         logger.info("evaluation run %s is not queued; left as it is", run_id)
         return run
     try:
-        _run_questions(run, progress=progress)
+        # One event loop for the whole run: the answers' client keeps its connections to the serving process in it.
+        async_to_sync(_run_questions)(run, progress=progress)
     except Exception as error:
         evaluation_run_mark_failed(run_id=run.pk, reason=f"{type(error).__name__}: {error}")
         raise
@@ -277,36 +305,85 @@ def evaluation_run_execute(
     return run
 
 
-def _run_questions(run: EvaluationRun, *, progress: Callable[[EvaluationRun], None] | None) -> None:
+async def _run_questions(run: EvaluationRun, *, progress: Callable[[EvaluationRun], None] | None) -> None:
+    if not run.answers:
+        await _questions_run(run, progress=progress, backend=None)
+        return
+    async with answer_backend_of_this_loop() as backend:
+        await _questions_run(run, progress=progress, backend=backend)
+
+
+async def _questions_run(
+    run: EvaluationRun, *, progress: Callable[[EvaluationRun], None] | None, backend: ChatBackend | None
+) -> None:
+    """Each question searched (and with a `backend`, answered) in turn; the database is reached through
+    sync_to_async, which under evaluation_run_execute's async_to_sync runs in the calling thread, on its connection."""
     threshold = settings.KB_ABSTAIN_BELOW_SIMILARITY
-    run.configuration = configuration_snapshot(user=run.owner, k=K, modes=MODES)
+    # No model ready to answer: the run fails with the reason.
+    model = await asyncio.to_thread(answering_model, backend) if backend is not None else None
+    questions = await sync_to_async(_run_configured)(run, model=model)
+    results, unsaved = [], []
+    answered_by: set[str] = set()
+    every = 1 if run.answers else PROGRESS_EVERY
+    for done, question in enumerate(questions, start=1):
+        result = await sync_to_async(_question_result)(run, question, threshold=threshold)
+        if backend is not None:
+            answered_by.update(await _answer_scored(run, question, result, backend=backend))
+        results.append(result)
+        unsaved.append(result)
+        if done % every == 0 or done == len(questions):
+            await sync_to_async(_progress_saved)(run, unsaved, done=done)
+            unsaved.clear()
+            if progress is not None:
+                await sync_to_async(progress)(run)
+    if model is not None:
+        run.configuration["llm"]["answered_by"] = sorted(answered_by)
+    summary = run_summary(results, threshold=threshold, answers=run.answers)
+    await sync_to_async(_run_finish)(run_id=run.pk, summary=summary, configuration=run.configuration)
+
+
+def _run_configured(run: EvaluationRun, *, model: AnsweringModel | None) -> list[EvaluationQuestion]:
+    run.configuration = configuration_snapshot(user=run.owner, k=K, modes=MODES, llm=_llm_configuration(model))
     questions = list(run.evaluation_set.questions.all())
     run.questions_total = len(questions)
     run.save(update_fields=["configuration", "questions_total"])
-    results, unsaved = [], []
-    for done, question in enumerate(questions, start=1):
-        result = _question_result(run, question, threshold=threshold)
-        results.append(result)
-        unsaved.append(result)
-        if done % PROGRESS_EVERY == 0 or done == len(questions):
-            EvaluationResult.objects.bulk_create(unsaved)
-            unsaved.clear()
-            EvaluationRun.objects.filter(pk=run.pk).update(questions_done=done, heartbeat_at=timezone.now())
-            run.questions_done = done
-            if progress is not None:
-                progress(run)
-    _run_finish(run_id=run.pk, summary=run_summary(results, threshold=threshold))
+    return questions
 
 
-def _relevant(hit: PassageHit, document_name: str, expected: list[dict]) -> bool:
-    passage = f"{hit.heading}\n{hit.text}"
-    return any(e["document"] == document_name and holds(passage, e["span"]) for e in expected)
+def _llm_configuration(model: AnsweringModel | None) -> dict | None:
+    """The answering model the run starts with, and the sampling its answers get."""
+    if model is None:
+        return None
+    params = model.generation_params(max_tokens=settings.KB_EVALUATION_ANSWER_MAX_TOKENS)
+    return {
+        "model": model.name,
+        "preset": model.preset.name if model.preset else None,
+        "served_by": settings.KB_INFERENCE_URL or "this process (llama.cpp)",
+        "sampling": dataclasses.asdict(params),
+        "max_tokens": params.max_tokens,
+        "thinking": False,
+    }
+
+
+def _progress_saved(run: EvaluationRun, unsaved: list[EvaluationResult], *, done: int) -> None:
+    EvaluationResult.objects.bulk_create(unsaved)
+    EvaluationRun.objects.filter(pk=run.pk).update(questions_done=done, heartbeat_at=timezone.now())
+    run.questions_done = done
+
+
+def _passage_text(hit: PassageHit) -> str:
+    return f"{hit.heading}\n{hit.text}"
+
+
+def _relevant(hit: PassageHit, document_name: str, expected: tuple[ExpectedSpan, ...]) -> bool:
+    return holds_expected(document=document_name, passage=_passage_text(hit), expected=expected)
 
 
 def _question_result(run: EvaluationRun, question: EvaluationQuestion, *, threshold: float) -> EvaluationResult:
     modes: dict[str, dict] = {}
     best_similarity = None
     hybrid_hits: list[PassageHit] = []
+    expected = eval_question_of(question).expected
     for mode in MODES:
         search = passages_search_with_filter_for_user(user=run.owner, query_text=question.text, k=K, mode=mode)
         names = document_names_of_hits(hits=search.hits)
@@ -318,8 +395,8 @@ def _question_result(run: EvaluationRun, question: EvaluationQuestion, *, thresh
         }
         if not question.unanswerable:
             score = question_score(
-                [_relevant(hit, names.get(hit.document_id, ""), question.expected) for hit in search.hits],
-                expected_count=len(question.expected),
+                [_relevant(hit, names.get(hit.document_id, ""), expected) for hit in search.hits],
+                expected_count=len(expected),
             )
             outcome.update(rank=score.first_relevant_rank, ndcg=round(score.ndcg_at_10, 4))
         modes[mode] = outcome
@@ -332,16 +409,74 @@ def _question_result(run: EvaluationRun, question: EvaluationQuestion, *, thresh
         unanswerable=question.unanswerable,
         modes=modes,
         best_similarity=best_similarity,
-        abstained=abstains(found=bool(hybrid_hits), best_similarity=best_similarity, threshold=threshold),
+        abstained=abstains_by_similarity(found=bool(hybrid_hits), best_similarity=best_similarity, threshold=threshold),
     )
 
 
-def abstains(*, found: bool, best_similarity: float | None, threshold: float) -> bool:
+async def _asked(run: EvaluationRun, question: EvaluationQuestion, *, backend: ChatBackend) -> AnswerEvent:
+    """The ask page's answer to the question, asked as the run's owner in a conversation of its own that they never
+    see listed; asked again after a pause while every model is busy."""
+    asked = await sync_to_async(question_create)(acting_user=run.owner, text=question.text, unlisted=True)
+    for attempt in range(ANSWER_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(BUSY_PAUSE_SECONDS)
+        await sync_to_async(question_claim)(question_id=asked.pk)
+        events = answer_stream(
+            user=run.owner,
+            question=asked,
+            max_tokens=settings.KB_EVALUATION_ANSWER_MAX_TOKENS,
+            channel=ANSWER_CHANNEL,
+            backend=backend,
+        )
+        done = [event async for event in events if event.kind == "done"][-1]
+        if "busy" not in done.record.flags:
+            break
+    return done
+
+
+async def _answer_scored(
+    run: EvaluationRun, question: EvaluationQuestion, result: EvaluationResult, *, backend: ChatBackend
+) -> set[str]:
+    """The question's answer and its scores, into `result`; the models that answered it."""
+    try:
+        done = await _asked(run, question, backend=backend)
+    except ValidationError as error:  # a question the ask page would not take (too long)
+        result.answer_error = " ".join(error.messages)
+        return set()
+    record = done.record
+    result.answer = done.text
+    if record.error:
+        result.answer_error = record.error
+        return set()
+    expected = eval_question_of(question).expected
+    by_number = {passage.number: passage.hit for passage in done.passages}
+    names = await sync_to_async(document_names_of_hits)(hits=list(by_number.values()))
+    result.answer_citations = []
+    for citation in record.citations:  # the ask flow's own reading of the answer's [n], as its page links them
+        hit = by_number[citation["number"]]
+        document = names.get(hit.document_id, "")
+        result.answer_citations.append(
+            {
+                "number": citation["number"],
+                "chunk_id": hit.chunk_id,
+                "document": document,
+                "expected": _relevant(hit, document, expected),
+            }
+        )
+    if not question.unanswerable:
+        result.answer_cites_expected = any(citation["expected"] for citation in result.answer_citations)
+    result.answer_facts = [{"fact": fact, "stated": fact_stated(done.text, fact)} for fact in question.facts]
+    # No passage to give the model (nothing readable, nothing close enough): the ask flow's own "not in the sources".
+    result.answer_abstained = not done.passages or abstains(done.text)
+    return {record.model} if record.model else set()
+
+
+def abstains_by_similarity(*, found: bool, best_similarity: float | None, threshold: float) -> bool:
     """What the ask page answers with "not in the sources": nothing found, or nothing close enough (kb.chat)."""
     return not found or (best_similarity or 0.0) < threshold
 
 
-def run_summary(results: list[EvaluationResult], *, threshold: float) -> dict:
+def run_summary(results: list[EvaluationResult], *, threshold: float, answers: bool) -> dict:
     answerable = [r for r in results if not r.unanswerable]
     unanswerable = [r for r in results if r.unanswerable]
     summary: dict = {
@@ -357,7 +492,7 @@ def run_summary(results: list[EvaluationResult], *, threshold: float) -> dict:
     def abstention_at(value: float) -> dict:
         def refused(result: EvaluationResult) -> bool:
             found = bool(result.modes["hybrid"]["chunk_ids"])
-            return abstains(found=found, best_similarity=result.best_similarity, threshold=value)
+            return abstains_by_similarity(found=found, best_similarity=result.best_similarity, threshold=value)
 
         return {
             "threshold": value,
@@ -372,21 +507,41 @@ def run_summary(results: list[EvaluationResult], *, threshold: float) -> dict:
     summary["abstention"] = abstention_at(threshold)
     summary["abstention_by_threshold"] = [abstention_at(value) for value in ABSTENTION_THRESHOLDS]
     summary["questions"] = {"answerable": len(answerable), "unanswerable": len(unanswerable)}
+    if answers:
+        summary["answers"] = {
+            **answer_summary([answer_score(r) for r in results if r.is_answered]),
+            "failed": sum(1 for r in results if not r.is_answered),
+        }
     return summary
 
 
+def answer_score(result: EvaluationResult) -> AnswerScore:
+    """An answered result's scores, as stored."""
+    return AnswerScore(
+        unanswerable=result.unanswerable,
+        citations=tuple(citation["expected"] for citation in result.answer_citations),
+        facts=tuple(fact["stated"] for fact in result.answer_facts),
+        abstained=bool(result.answer_abstained),
+    )
+
+
 @transaction.atomic
-def _run_finish(*, run_id: int, summary: dict) -> None:
+def _run_finish(*, run_id: int, summary: dict, configuration: dict) -> None:
     run = EvaluationRun.objects.select_for_update().get(pk=run_id)
     run.status = EvaluationRun.Status.DONE
     run.summary = summary
+    run.configuration = configuration
     run.finished_at = run.heartbeat_at = timezone.now()
-    run.save(update_fields=["status", "summary", "finished_at", "heartbeat_at"])
+    run.save(update_fields=["status", "summary", "configuration", "finished_at", "heartbeat_at"])
     audit_record(
         actor=system_actor(),
         kind=AuditEvent.Kind.EVALUATION_RUN_FINISHED,
         subject=run,
-        after={"hybrid": summary.get("hybrid", {}), "questions": summary.get("questions")},
+        after={
+            "hybrid": summary.get("hybrid", {}),
+            "answers": summary.get("answers"),
+            "questions": summary.get("questions"),
+        },
     )
 
 

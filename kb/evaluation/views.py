@@ -31,6 +31,14 @@ from kb.platform.forms import submitted_id
 from kb.platform.views import render_after_change, render_page
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
+# A run with answers: its summary["answers"] scores (evaluation.answers.answer_summary), as the run page names them.
+ANSWER_METRICS = {
+    "citation_accuracy": "Cites an expected passage",
+    "citation_precision": "Citations that point to an expected passage",
+    "key_fact_recall": "Key facts stated",
+    "abstention": "Unanswerable questions refused",
+    "false_refusal_rate": "Answerable questions refused",
+}
 
 
 def _departments(request: HttpRequest):
@@ -186,8 +194,9 @@ def runs_partial(request: HttpRequest, set_id: int) -> HttpResponse:
 @require_POST
 def run_start_view(request: HttpRequest, set_id: int) -> HttpResponse:
     evaluation_set = evaluation_set_get_for_manager(user=request.user, set_id=set_id)
+    answers = request.POST.get("answers") == "on"
     return render_after_change(
-        lambda: evaluation_run_start(acting_user=request.user, evaluation_set=evaluation_set),
+        lambda: evaluation_run_start(acting_user=request.user, evaluation_set=evaluation_set, answers=answers),
         partial(_render_runs, request, evaluation_set),
     )
 
@@ -207,11 +216,17 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         }
         for mode in MODES
     ]
+    answer_scores = run.summary.get("answers") or {}
+    answer_rows = [
+        (label, answer_scores.get(name), comparison.deltas.get("answers", {}).get(name))
+        for name, label in ANSWER_METRICS.items()
+    ]
     context = {
         "run": run,
         "comparison": comparison,
         "metrics": METRICS,
         "summary_rows": summary_rows,
+        "answer_rows": answer_rows if answer_scores else [],
         "modes": MODES,
     }
     return render_page(request, "evaluation/run.html", partial="run", context=context)

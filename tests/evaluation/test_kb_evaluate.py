@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kb.evaluation.models import EvaluationRun, EvaluationSet
+from tests.factories import make_department, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +51,22 @@ def test_unknown_sets_and_users_are_refused_in_words(hr):
         _evaluate(set_name="Nope")
     with pytest.raises(CommandError, match="no user 'nobody'"):
         _evaluate(set_name="Nope", user="nobody")
+
+
+def test_answers_asks_each_question_as_the_user_and_prints_the_answer_scores(hr, tmp_path, settings):
+    settings.KB_EVALUATION_ANSWER_MAX_TOKENS = 32
+    path = tmp_path / "leave.jsonl"
+    path.write_bytes(SET_FILE)
+    _evaluate(set_name="Leave", import_file=path, user=hr.admin.username)
+    make_user(department=make_department("Finance"), username="outsider")
+
+    out = _evaluate(set_name="Leave", user="outsider", answers=True)
+
+    run = EvaluationRun.objects.get(answers=True)
+    assert run.owner.username == "outsider"
+    assert "2 questions, searching and answering as outsider" in out and " s a question)" in out
+    # The outsider reads nothing: both answers are "not in the sources", the model never asked.
+    assert (
+        "answers by smollm2-135m (at most 32 tokens): cite an expected passage 0.0, citations to expected passages "
+        "None, key facts stated None, unanswerable refused 1.0, answerable refused 1.0; 0 failed"
+    ) in out

@@ -54,3 +54,15 @@ def test_a_failure_to_queue_a_run_never_fails_the_ingestion(hr, monkeypatch):
 
     assert document.current_version.status == "ready"
     assert not EvaluationRun.objects.exists()
+
+
+def test_automatic_runs_answer_only_where_the_setting_says_so(hr, settings):
+    leave_set(hr, name="Automatic", auto_run=True)
+    model = EmbeddingModel.objects.get()
+
+    embedding_model_activated.send(sender=EmbeddingModel, model=model)
+    settings.KB_EVALUATION_AUTO_ANSWERS = True
+    EvaluationRun.objects.update(status=EvaluationRun.Status.DONE)
+    embedding_model_activated.send(sender=EmbeddingModel, model=model)
+
+    assert list(EvaluationRun.objects.order_by("pk").values_list("answers", flat=True)) == [False, True]

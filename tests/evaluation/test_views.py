@@ -4,10 +4,11 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from evaluation.sets import read_jsonl
 from kb.audit.models import AuditEvent
-from kb.evaluation.models import EvaluationRun, EvaluationSet
+from kb.evaluation.models import EvaluationResult, EvaluationRun, EvaluationSet
 from kb.evaluation.services import evaluation_run_execute, evaluation_run_start
 from tests.evaluation.conftest import leave_set
 from tests.factories import PASSWORD, make_department, make_user
@@ -124,7 +125,7 @@ def test_an_admin_creates_a_set_adds_imports_exports_and_runs_it(admin_client, h
     started = admin_client.post(reverse("evaluation:run-start", args=[evaluation_set.pk]), headers=HTMX)
     body = started.content.decode()
     run = EvaluationRun.objects.get()
-    assert run.owner == hr.admin and run.status == EvaluationRun.Status.QUEUED
+    assert run.owner == hr.admin and run.status == EvaluationRun.Status.QUEUED and not run.answers
     assert 'id="evaluation-runs"' in body and 'hx-trigger="every 2s"' in body and "0/2" in body
     assert 'id="evaluation-question-form"' not in body  # the runs partial alone
 
@@ -149,6 +150,67 @@ def test_the_run_page_compares_with_the_previous_run(admin_client, hr):
     assert page.count('data-verdict="same"') == 3
     assert "0 better, 0 worse, 3 the same" in " ".join(page.split())
     assert "<html" not in page  # the partial
+
+
+def test_a_run_with_answers_starts_from_the_form_and_its_page_shows_each_answer_and_its_scores(admin_client, hr):
+    evaluation_set = leave_set(hr)
+    admin_client.post(reverse("evaluation:run-start", args=[evaluation_set.pk]), {"answers": "on"}, headers=HTMX)
+    run = EvaluationRun.objects.get()
+    assert run.answers
+    # What the worker records (tests/evaluation/test_answers.py runs it for real).
+    leave, expenses, canteen = evaluation_set.questions.all()
+    common = {"run": run, "modes": {"hybrid": {"rank": 1, "chunk_ids": [], "ndcg": 1.0}}}
+    EvaluationResult.objects.create(
+        **common,
+        question=leave,
+        question_text=leave.text,
+        answer="<b>25 days</b> a year [1]",
+        answer_citations=[{"number": 1, "chunk_id": 4242, "document": "leave.md", "expected": True}],
+        answer_cites_expected=True,
+        answer_facts=[{"fact": "25 days", "stated": True}],
+        answer_abstained=False,
+    )
+    EvaluationResult.objects.create(
+        **common, question=expenses, question_text=expenses.text, answer_error="Every model is busy."
+    )
+    EvaluationResult.objects.create(
+        question=canteen,
+        question_text=canteen.text,
+        unanswerable=True,
+        run=run,
+        modes={"hybrid": {}},
+        answer="The documents do not say.",
+        answer_abstained=True,
+    )
+    run.status, run.finished_at = EvaluationRun.Status.DONE, timezone.now()
+    run.configuration = {"llm": {"model": "smollm2-135m", "max_tokens": 64}}
+    run.summary = {
+        "questions": {"answerable": 2, "unanswerable": 1},
+        "answers": {
+            "citation_accuracy": 1.0,
+            "citation_precision": 1.0,
+            "key_fact_recall": 1.0,
+            "abstention": 1.0,
+            "false_refusal_rate": 0.0,
+            "answerable": 1,
+            "unanswerable": 1,
+            "failed": 1,
+        },
+    }
+    run.save()
+
+    page = " ".join(admin_client.get(reverse("evaluation:run", args=[run.pk])).content.decode().split())
+
+    assert "answered by <code>smollm2-135m</code> in at most 64 tokens" in page
+    assert "<strong>1 answer failed</strong>" in page
+    assert "<th>Cites an expected passage</th><td>1.000" in page and "<th>Key facts stated</th><td>1.000" in page
+    assert "&lt;b&gt;25 days&lt;/b&gt; a year [1]" in page and "<b>25 days" not in page  # the answer is text
+    assert f'<a href="{reverse("search:passage", args=[4242])}" title="leave.md">[1]</a>&nbsp;expected' in page
+    assert '<span title="✓ 25 days">1/1</span>' in page
+    assert '<span class="error">Every model is busy.</span>' in page
+    assert page.count('data-answer-verdict="new"') == 2  # the failed answer has none
+    set_page = admin_client.get(reverse("evaluation:set", args=[evaluation_set.pk])).content.decode()
+    assert 'name="answers"' in set_page
 
 
 def test_the_chart_library_is_served_from_the_app_itself():

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.types import EngineError
 from kb.accounts.models import Department, User
 from kb.evaluation.models import MODES, EvaluationRun, EvaluationSet
 from kb.evaluation.selectors import previous_finished_run
@@ -39,6 +40,16 @@ def summary_table(run: EvaluationRun, previous: EvaluationRun | None = None) -> 
         f"{abstention.get('false_refusal_rate')} of {abstention.get('answerable')} answerable, false answers "
         f"{abstention.get('false_answer_rate')} of {abstention.get('unanswerable')} unanswerable"
     )
+    answers = run.summary.get("answers")
+    if answers:
+        llm = run.configuration.get("llm") or {}
+        lines.append(
+            f"answers by {', '.join(llm.get('answered_by') or [llm.get('model', '?')])} "
+            f"(at most {llm.get('max_tokens')} tokens): cite an expected passage {answers['citation_accuracy']}, "
+            f"citations to expected passages {answers['citation_precision']}, key facts stated "
+            f"{answers['key_fact_recall']}, unanswerable refused {answers['abstention']}, answerable refused "
+            f"{answers['false_refusal_rate']}; {answers['failed']} failed"
+        )
     return "\n".join(lines)
 
 
@@ -53,8 +64,14 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="search as this user (default: the set's creator)")
         parser.add_argument("--import", dest="import_file", type=Path, help="a CSV or JSON Lines file of questions")
         parser.add_argument("--department", help="where a set created by --import belongs")
+        parser.add_argument(
+            "--answers",
+            action="store_true",
+            help="also answer each question as the ask page does and score the answers (slow on a CPU; answers get "
+            "KB_EVALUATION_ANSWER_MAX_TOKENS tokens)",
+        )
 
-    def handle(self, *args, set_name, user=None, import_file=None, department=None, **options):
+    def handle(self, *args, set_name, user=None, import_file=None, department=None, answers=False, **options):
         actor = system_actor()
         owner = None
         if user:
@@ -82,22 +99,28 @@ class Command(BaseCommand):
                 evaluation_set=evaluation_set,
                 owner=owner or evaluation_set.created_by,
                 trigger=EvaluationRun.Trigger.COMMAND,
+                answers=answers,
                 enqueue=False,
             )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from error
         except OSError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(f"run {run.pk}: {run.questions_total} questions, searching as {run.owner.username}")
+        doing = "searching and answering" if answers else "searching"
+        self.stdout.write(f"run {run.pk}: {run.questions_total} questions, {doing} as {run.owner.username}")
         started = time.perf_counter()
-        run = evaluation_run_execute(
-            run_id=run.pk, progress=lambda r: self.stdout.write(f"  {r.questions_done}/{r.questions_total}")
-        )
+        try:
+            run = evaluation_run_execute(
+                run_id=run.pk, progress=lambda r: self.stdout.write(f"  {r.questions_done}/{r.questions_total}")
+            )
+        except EngineError as error:  # no model ready to answer: the run is recorded as failed with this reason
+            raise CommandError(f"run {run.pk} failed: {error}") from error
         elapsed = time.perf_counter() - started
-        searches = max(run.questions_total * len(MODES), 1)
-        self.stdout.write(
-            f"{run.questions_total} questions in {elapsed:.1f} s ({elapsed * 1000 / searches:.0f} ms a search)"
-        )
+        if answers:
+            pace = f"{elapsed / max(run.questions_total, 1):.1f} s a question"
+        else:
+            pace = f"{elapsed * 1000 / max(run.questions_total * len(MODES), 1):.0f} ms a search"
+        self.stdout.write(f"{run.questions_total} questions in {elapsed:.1f} s ({pace})")
         self.stdout.write(summary_table(run, previous_finished_run(run=run)))
 
     def _created(self, name: str, department_name: str | None, owner: User | None) -> EvaluationSet:
