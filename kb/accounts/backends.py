@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, ValidationError
-from django_auth_ldap.backend import LDAPBackend
+from django_auth_ldap.backend import LDAPBackend, ldap_error
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from kb.accounts.models import Membership, User
@@ -42,7 +42,9 @@ def directory_grants(
     return departments, role
 
 
-def _sync_from_groups(user: User, *, directory: str, created: bool, groups: Iterable[str], group_map: dict) -> None:
+def _sync_from_groups(
+    user: User, *, directory: User.Directory, created: bool, groups: Iterable[str], group_map: dict
+) -> None:
     departments, role = directory_grants(groups, group_map)
     managed = {name for grants in group_map.values() for name in grants.get("departments", {})}
     user_directory_sync(
@@ -54,11 +56,21 @@ def _is_local_account(user: User) -> bool:
     return user.username == SYSTEM_USERNAME or user.has_usable_password()
 
 
+class DirectoryUnavailable(Exception):
+    """The directory did not answer: nothing is concluded about anyone's groups."""
+
+
+def _directory_error_raise(sender, context, exception, **kwargs):
+    raise DirectoryUnavailable(f"{context}: {exception}")
+
+
 class DirectoryLDAPBackend(LDAPBackend):
     def get_or_build_user(self, username, ldap_user):
         user, built = super().get_or_build_user(username, ldap_user)
         if not built and _is_local_account(user):
             raise ldap_user.AuthenticationFailed(f"{username} is a local account; it logs in with its own password")
+        if built:
+            user.directory = User.Directory.LDAP
         ldap_user.kb_created = built
         return user, built
 
@@ -68,7 +80,7 @@ class DirectoryLDAPBackend(LDAPBackend):
             return None
         _sync_from_groups(
             user,
-            directory="ldap",
+            directory=User.Directory.LDAP,
             created=getattr(ldap_user, "kb_created", False),
             groups=ldap_user.group_dns,
             group_map=settings.KB_LDAP_GROUP_MAP,
@@ -78,6 +90,23 @@ class DirectoryLDAPBackend(LDAPBackend):
     def get_user(self, user_id):
         user = super().get_user(user_id)
         return user if user is not None and user.is_active else None
+
+    def user_resync(self, user: User) -> bool:
+        """Apply the directory's groups now, without the user's password (`manage.py directory_sync`).
+
+        False: the directory no longer has the user, and the departments its groups gave are taken away. Raises
+        DirectoryUnavailable when the directory cannot be asked, rather than take that for "in no group".
+        """
+        ldap_error.connect(_directory_error_raise, sender=type(self))
+        try:
+            found = self.populate_user(user.username)
+        finally:
+            ldap_error.disconnect(_directory_error_raise, sender=type(self))
+        groups = found.ldap_user.group_dns if found is not None else []
+        _sync_from_groups(
+            user, directory=User.Directory.LDAP, created=False, groups=groups, group_map=settings.KB_LDAP_GROUP_MAP
+        )
+        return found is not None
 
 
 class DirectoryOIDCBackend(OIDCAuthenticationBackend):
@@ -96,7 +125,7 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         return self.UserModel.objects.filter(username__iexact=self._username(claims))
 
     def create_user(self, claims):
-        user = self.UserModel(username=self._username(claims))
+        user = self.UserModel(username=self._username(claims), directory=User.Directory.OIDC)
         user.set_unusable_password()
         self._fill_and_sync(user, claims, created=True)
         return user
@@ -121,7 +150,9 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         groups = claims.get(settings.KB_OIDC_GROUPS_CLAIM) or []
         if isinstance(groups, str):
             groups = [groups]
-        _sync_from_groups(user, directory="oidc", created=created, groups=groups, group_map=settings.KB_OIDC_GROUP_MAP)
+        _sync_from_groups(
+            user, directory=User.Directory.OIDC, created=created, groups=groups, group_map=settings.KB_OIDC_GROUP_MAP
+        )
 
     def get_user(self, user_id):
         user = super().get_user(user_id)

@@ -195,7 +195,7 @@ def user_reactivate(*, acting_user: User, user: User) -> User:
 def user_directory_sync(
     *,
     user: User,
-    directory: str,
+    directory: User.Directory,
     created: bool,
     departments: Mapping[str, Membership.Role],
     managed_departments: set[str],

@@ -4,13 +4,15 @@ import json
 
 import environ
 import pytest
+from django.core.management import CommandError, call_command
 
 from kb.accounts.models import Membership, User
 from kb.accounts.services import user_deactivate
 from kb.accounts.sso_settings import sso_settings_from_env
 from kb.audit.models import AuditEvent
 from kb.platform.actors import system_actor
-from tests.factories import PASSWORD, make_department, make_superuser
+from tests.conftest import _free_port
+from tests.factories import PASSWORD, make_department, make_superuser, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +58,7 @@ def test_first_login_creates_the_user_with_the_departments_and_role_of_their_gro
     assert _log_in(client, "alice", "alice-directory-pw")
     alice = User.objects.get(username="alice")
     assert (alice.email, alice.first_name, alice.has_usable_password()) == ("alice@example.org", "Alice", False)
+    assert alice.directory == User.Directory.LDAP
     # finance gives member and finance-leads admin: the stronger role wins.
     assert _memberships("alice") == {"Finance": "admin"} and alice.role == User.Role.EMPLOYEE
     system = system_actor()
@@ -114,3 +117,35 @@ def test_a_deactivated_directory_user_is_refused_though_the_directory_accepts_th
     assert client.get("/").status_code == 302  # the session ended with the deactivation
 
     assert not _log_in(client.__class__(), "alice", "alice-directory-pw")
+
+
+def test_directory_sync_applies_group_changes_without_a_login_and_lists_who_left(
+    client, ldap_configured, departments, capsys
+):
+    assert _log_in(client, "carol", "carol-directory-pw")
+    leaver = User.objects.create(username="frank", directory=User.Directory.LDAP, password="!")
+    Membership.objects.create(user=leaver, department=departments["Engineering"])
+    local = make_user(username="local-engineer", department=departments["Engineering"])
+
+    ldap_configured.group_members_set("engineering", ["bob"])
+    try:
+        call_command("directory_sync")
+    finally:
+        ldap_configured.group_members_set("engineering", ["bob", "carol"])
+
+    assert _memberships("carol") == {} and User.objects.get(username="carol").role == User.Role.AUDITOR
+    assert _memberships("frank") == {}
+    assert _memberships(local.username) == {"Engineering": "member"}  # local accounts are never touched
+    report = capsys.readouterr().out.splitlines()
+    assert report[1].startswith("no longer in the directory") and report[1].endswith(": frank")
+
+
+def test_directory_sync_concludes_nothing_when_the_directory_does_not_answer(settings, ldap_configured, departments):
+    carol = User.objects.create(username="carol", directory=User.Directory.LDAP, password="!")
+    Membership.objects.create(user=carol, department=departments["Engineering"])
+    settings.AUTH_LDAP_SERVER_URI = f"ldap://127.0.0.1:{_free_port()}"
+
+    with pytest.raises(CommandError, match="did not answer"):
+        call_command("directory_sync")
+
+    assert _memberships("carol") == {"Engineering": "member"}
