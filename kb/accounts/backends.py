@@ -112,6 +112,11 @@ class DirectoryLDAPBackend(LDAPBackend):
 class DirectoryOIDCBackend(OIDCAuthenticationBackend):
     """Users are matched by the username claim (not by e-mail, which a provider may let its users change)."""
 
+    def authenticate(self, request, nonce=None, code_verifier=None):
+        """Only the callback's credentials: Django skips a backend whose signature does not take the credentials
+        given, so a username and password never reach here, and ?code=&state= typed onto the login page is ignored."""
+        return super().authenticate(request, nonce=nonce, code_verifier=code_verifier)
+
     def _username(self, claims: dict) -> str:
         return str(claims.get(settings.KB_OIDC_USERNAME_CLAIM, ""))
 
