@@ -6,19 +6,17 @@ Listed in AUTHENTICATION_BACKENDS only when configured (kb/accounts/sso_settings
 - a deactivated user is refused, whatever the directory says, and a session of theirs that survived is not honoured.
 """
 
-import logging
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation, ValidationError
+from django.db import transaction
 from django_auth_ldap.backend import LDAPBackend, ldap_error
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from kb.accounts.models import Membership, User
 from kb.accounts.services import user_directory_sync
 from kb.platform.actors import SYSTEM_USERNAME
-
-logger = logging.getLogger(__name__)
 
 
 def directory_grants(
@@ -143,6 +141,7 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         self._fill_and_sync(user, claims, created=False)
         return user
 
+    @transaction.atomic
     def _fill_and_sync(self, user: User, claims: dict, *, created: bool) -> None:
         user.email = claims.get("email", user.email)
         user.first_name = claims.get("given_name", user.first_name)
