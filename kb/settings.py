@@ -10,6 +10,7 @@ import environ
 from kombu import Queue
 
 from inference.config import DEFAULT_ROUTE, llm_settings_from_env
+from kb.accounts.sso_settings import sso_settings_from_env
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import socket_dir_of
 
@@ -245,6 +246,13 @@ KB_LLM = _llm  # the sampling overrides (None: the answering model's recommendat
 KB_AUDIT_CHAIN_KEY = env("KB_AUDIT_CHAIN_KEY", default=SECRET_KEY)
 # Audit rows older than this are removed by `manage.py audit_purge` (a verifiable cut, itself audited); 0 keeps all.
 KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
+
+# --- Single sign-on (issue 19): LDAP and OpenID Connect, each off until its KB_LDAP_* / KB_OIDC_* variables are set
+# (.env.example). This block sets AUTHENTICATION_BACKENDS (the directories, then local accounts for break-glass
+# admins), django-auth-ldap's AUTH_LDAP_*, mozilla-django-oidc's OIDC_* and the group maps KB_LDAP_GROUP_MAP and
+# KB_OIDC_GROUP_MAP (groups → departments and roles, applied at every login by kb/accounts/backends.py).
+globals().update(sso_settings_from_env(env))
+# --- end of single sign-on
 
 LOGGING = {
     "version": 1,

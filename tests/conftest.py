@@ -96,6 +96,18 @@ def start_worker(environment: dict[str, str], log_path: Path) -> subprocess.Pope
         )
 
 
+def start_web_server(environment: dict[str, str], log_path: Path, port: int) -> subprocess.Popen:
+    """The app's real web server (uvicorn, ASGI) on 127.0.0.1:port."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def stop_processes(*processes: subprocess.Popen) -> None:
     for process in processes:
         process.terminate()
@@ -121,14 +133,7 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     logs = tmp_path_factory.mktemp("live-logs")
     worker = start_worker(environment, logs / "worker.log")
     port = _free_port()
-    with open(logs / "web.log", "wb") as web_log:
-        web = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "kb.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=web_log,
-            stderr=subprocess.STDOUT,
-        )
+    web = start_web_server(environment, logs / "web.log", port)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_answering(f"{base_url}/accounts/login/", [worker, web], timeout=180)

@@ -6,8 +6,8 @@ from kb.platform.admin import ReadOnlyAdmin
 
 @admin.register(User)
 class UserAdmin(ReadOnlyAdmin):
-    list_display = ["username", "email", "role", "is_active", "last_login"]
-    list_filter = ["role", "is_active"]
+    list_display = ["username", "email", "role", "directory", "is_active", "last_login"]
+    list_filter = ["role", "directory", "is_active"]
     search_fields = ["username", "email"]
     exclude = ["password"]
 

@@ -9,7 +9,14 @@ class User(AbstractUser):
         AUDITOR = "auditor", "Compliance auditor"
 
     # Department administration is per department (Membership.role); superusers are Django superusers.
+    class Directory(models.TextChoices):
+        LOCAL = "", "Local account"
+        LDAP = "ldap", "LDAP"
+        OIDC = "oidc", "OpenID Connect"
+
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
+    # Where the account came from: a directory's users have no password here and get their departments from it.
+    directory = models.CharField(max_length=8, choices=Directory.choices, default=Directory.LOCAL, blank=True)
 
 
 class Department(models.Model):

@@ -1,10 +1,19 @@
+import logging
+from collections.abc import Mapping
+
+from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from kb.accounts.models import Department, DepartmentAncestry, Membership, User
 from kb.accounts.selectors import departments_administered_by
+from kb.accounts.signals import user_deactivated
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
+from kb.platform.actors import system_actor
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -144,6 +153,95 @@ def membership_delete(*, acting_user: User, membership: Membership) -> None:
         before={"user": membership.user_id, "department": membership.department_id, "role": membership.role},
     )
     membership.delete()
+
+
+@transaction.atomic
+def user_deactivate(*, acting_user: User, user: User) -> User:
+    """The user can no longer log in, and every session they have ends now; their audit records stay."""
+    _require_superuser(acting_user)
+    if user.pk == acting_user.pk:
+        raise ValidationError("You cannot deactivate yourself.")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    ended = _sessions_end(user)
+    # Receivers end what else lets the user in (API tokens), in this transaction.
+    user_deactivated.send(sender=User, user=user, acting_user=acting_user)
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.USER_DEACTIVATED,
+        subject=user,
+        before={"is_active": True},
+        after={"is_active": False, "sessions_ended": ended},
+    )
+    return user
+
+
+@transaction.atomic
+def user_reactivate(*, acting_user: User, user: User) -> User:
+    _require_superuser(acting_user)
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.USER_REACTIVATED,
+        subject=user,
+        before={"is_active": False},
+        after={"is_active": True},
+    )
+    return user
+
+
+@transaction.atomic
+def user_directory_sync(
+    *,
+    user: User,
+    directory: User.Directory,
+    created: bool,
+    departments: Mapping[str, Membership.Role],
+    managed_departments: set[str],
+    role: User.Role | None,
+) -> None:
+    """Make a directory user's memberships what their groups say, at each login, acting as the system.
+
+    The directory owns the departments its group map names (`managed_departments`): a membership there that no group
+    gives any more is removed, and one with another role is changed. Memberships in other departments were given by
+    hand here and stay. `role` None: the map gives no user roles, and the one set here stays.
+    """
+    actor = system_actor()
+    if created:
+        audit_record(
+            actor=actor,
+            kind=AuditEvent.Kind.USER_CREATED,
+            subject=user,
+            after={"username": user.username, "directory": directory},
+        )
+    if role is not None and user.role != role:
+        user_role_change(acting_user=actor, user=user, role=role)
+    wanted = {department.name: department for department in Department.objects.filter(name__in=departments)}
+    for name in departments.keys() - wanted.keys():
+        logger.warning("%s group map names department %r, which does not exist here", directory, name)
+    held = Membership.objects.select_related("department").filter(user=user, department__name__in=managed_departments)
+    for membership in held:
+        role_wanted = departments.get(membership.department.name)
+        if role_wanted is None:
+            membership_delete(acting_user=actor, membership=membership)
+        elif membership.role != role_wanted:
+            membership_role_change(acting_user=actor, membership=membership, role=role_wanted)
+    held_names = {membership.department.name for membership in held}
+    for name, department in wanted.items():
+        if name not in held_names:
+            membership_create(acting_user=actor, user=user, department=department, role=departments[name])
+
+
+def _sessions_end(user: User) -> int:
+    """Delete the user's unexpired sessions. A session names its user only inside its encoded data, so each is read."""
+    theirs = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=theirs).delete()
+    return len(theirs)
 
 
 def _require_superuser(acting_user: User) -> None:

@@ -12,4 +12,6 @@ urlpatterns = [
     path("memberships/<int:membership_id>/delete/", views.membership_delete_view, name="membership-delete"),
     path("users/", views.user_create_view, name="user-create"),
     path("users/<int:user_id>/role/", views.user_role_change_view, name="user-role"),
+    path("users/<int:user_id>/deactivate/", views.user_deactivate_view, name="user-deactivate"),
+    path("users/<int:user_id>/reactivate/", views.user_reactivate_view, name="user-reactivate"),
 ]

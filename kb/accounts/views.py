@@ -16,6 +16,8 @@ from kb.accounts.services import (
     membership_delete,
     membership_role_change,
     user_create,
+    user_deactivate,
+    user_reactivate,
     user_role_change,
 )
 from kb.platform.actors import SYSTEM_USERNAME
@@ -123,6 +125,20 @@ def user_role_change_view(request: HttpRequest, user_id: int) -> HttpResponse:
     user = get_object_or_404(User, pk=user_id)
     role = request.POST.get("role", "")
     return _attempt(request, lambda: user_role_change(acting_user=request.user, user=user, role=role))
+
+
+@login_required
+@require_POST
+def user_deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    user = get_object_or_404(User.objects.exclude(username=SYSTEM_USERNAME), pk=user_id)
+    return _attempt(request, lambda: user_deactivate(acting_user=request.user, user=user))
+
+
+@login_required
+@require_POST
+def user_reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    user = get_object_or_404(User.objects.exclude(username=SYSTEM_USERNAME), pk=user_id)
+    return _attempt(request, lambda: user_reactivate(acting_user=request.user, user=user))
 
 
 def _administered_membership(request: HttpRequest, membership_id: int) -> Membership:

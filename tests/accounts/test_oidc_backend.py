@@ -1,0 +1,34 @@
+"""The OpenID Connect backend beside local accounts, in this process (the browser flow: tests/e2e)."""
+
+import environ
+import pytest
+
+from kb.accounts.sso_settings import sso_settings_from_env
+from tests.conftest import _free_port
+from tests.factories import PASSWORD, make_superuser
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def oidc_configured(settings):
+    # A provider that is not there: any attempt to reach it would fail the request.
+    provider = f"http://127.0.0.1:{_free_port()}"
+    env = environ.Env()
+    env.ENVIRON = {
+        "KB_OIDC_CLIENT_ID": "kb",
+        "KB_OIDC_AUTHORIZATION_ENDPOINT": f"{provider}/authorize/",
+        "KB_OIDC_TOKEN_ENDPOINT": f"{provider}/token/",
+        "KB_OIDC_USERINFO_ENDPOINT": f"{provider}/userinfo/",
+        "KB_OIDC_JWKS_ENDPOINT": f"{provider}/jwks/",
+    }
+    for name, value in sso_settings_from_env(env).items():
+        setattr(settings, name, value)
+
+
+def test_a_local_login_never_reaches_the_provider_even_with_a_code_in_the_address(client, oidc_configured):
+    make_superuser("break-glass")
+
+    response = client.post("/accounts/login/?code=typed&state=typed", {"username": "break-glass", "password": PASSWORD})
+
+    assert response.status_code == 302 and "_auth_user_id" in client.session

@@ -1,0 +1,99 @@
+"""Deactivating a user: their sessions end at once (service, organisation page, manage.py); their records stay."""
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from kb.accounts.models import User
+from kb.accounts.services import user_deactivate
+from kb.accounts.signals import user_deactivated
+from kb.audit.models import AuditEvent
+from kb.platform.actors import system_actor
+from tests.factories import PASSWORD, make_superuser, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged_in(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    assert client.get("/").status_code == 200
+    return client
+
+
+def test_deactivation_ends_every_session_of_the_user_and_no_one_elses():
+    leaver, colleague = make_user(username="leaver"), make_user(username="colleague")
+    laptop, phone, colleagues_laptop = _logged_in("leaver"), _logged_in("leaver"), _logged_in("colleague")
+    revoked_for = []
+
+    def revoke_tokens(sender, user, **kwargs):
+        revoked_for.append(user.username)
+
+    user_deactivated.connect(revoke_tokens)
+    try:
+        user_deactivate(acting_user=make_superuser(), user=leaver)
+    finally:
+        user_deactivated.disconnect(revoke_tokens)
+
+    assert laptop.get("/").status_code == 302 and phone.get("/").status_code == 302
+    assert colleagues_laptop.get("/").status_code == 200
+    assert Session.objects.count() == 1
+    assert revoked_for == ["leaver"]  # the hook the API tokens hang their revocation on
+    assert not Client().login(username="leaver", password=PASSWORD)
+    leaver.refresh_from_db()
+    assert not leaver.is_active and colleague.is_active
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.USER_DEACTIVATED)
+    assert event.subject_id == str(leaver.pk) and event.after == {"is_active": False, "sessions_ended": 2}
+    # What was recorded about them before stays.
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_CREATED, subject_id=str(leaver.pk)).exists()
+
+
+def test_only_a_superuser_deactivates_and_not_themselves():
+    target = make_user()
+    with pytest.raises(PermissionDenied):
+        user_deactivate(acting_user=make_user(), user=target)
+    root = make_superuser()
+    with pytest.raises(ValidationError):
+        user_deactivate(acting_user=root, user=root)
+    assert User.objects.filter(is_active=False).count() == 0
+
+
+def test_the_organisation_page_deactivates_and_reactivates(client):
+    make_superuser()
+    client.login(username="root", password=PASSWORD)
+    leaver = make_user(username="leaver")
+    leavers_browser = _logged_in("leaver")
+
+    response = client.post(reverse("accounts:user-deactivate", args=[leaver.pk]), headers={"HX-Request": "true"})
+
+    assert response.status_code == 200 and "deactivated" in response.content.decode()
+    assert leavers_browser.get("/").status_code == 302
+    client.post(reverse("accounts:user-reactivate", args=[leaver.pk]), headers={"HX-Request": "true"})
+    assert Client().login(username="leaver", password=PASSWORD)
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_REACTIVATED, subject_id=str(leaver.pk)).exists()
+
+
+def test_a_department_admin_cannot_deactivate_through_the_page(client):
+    admin = make_user(username="dept-admin")
+    client.login(username=admin.username, password=PASSWORD)
+    target = make_user()
+
+    response = client.post(reverse("accounts:user-deactivate", args=[target.pk]))
+
+    assert response.status_code == 403
+    target.refresh_from_db()
+    assert target.is_active
+
+
+def test_the_management_command_deactivates_as_the_system(capsys):
+    make_user(username="leaver")
+    leavers_browser = _logged_in("leaver")
+
+    call_command("user_deactivate", "leaver")
+
+    assert leavers_browser.get("/").status_code == 302
+    assert AuditEvent.objects.get(kind=AuditEvent.Kind.USER_DEACTIVATED).actor == system_actor()
+    assert "logged out everywhere" in capsys.readouterr().out
