@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "kb.search",
     "kb.chat",
     "kb.evaluation",
+    "kb.api",
     "kb.audit",
 ]
 
@@ -218,6 +219,10 @@ KB_LLM = _llm  # the sampling overrides (None: the answering model's recommendat
 KB_AUDIT_CHAIN_KEY = env("KB_AUDIT_CHAIN_KEY", default=SECRET_KEY)
 # Audit rows older than this are removed by `manage.py audit_purge` (a verifiable cut, itself audited); 0 keeps all.
 KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
+
+# The API (/v1, personal tokens): requests each token may make in a minute, counted in the database so that the limit
+# holds across every web process; over it, 429 with Retry-After. 0: no limit.
+KB_API_RATE_LIMIT = env.int("KB_API_RATE_LIMIT", default=60)
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,8 @@ urlpatterns = [
     path("organisation/", include("kb.accounts.urls")),
     path("audit/", include("kb.audit.urls")),
     path("evaluation/", include("kb.evaluation.urls")),
+    path("account/api-tokens/", include("kb.accounts.api_token_urls")),
+    path("v1/", include("kb.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -3,9 +3,10 @@
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -100,7 +101,7 @@ def passage_filters_of(scope: dict) -> PassageFilters:
 
 
 async def standalone_query(
-    *, question: str, turns: list[Turn], model: AnsweringModel, backend: ChatBackend
+    *, question: str, turns: list[Turn], model: AnsweringModel, backend: ChatBackend, start_at: str | None = None
 ) -> tuple[str, str]:
     """What a follow-up searches for, and how it was made: "model" (rewritten by the answering model), "joined" (the
     previous question and this one: no rewrite, or one that failed), or "as asked" (no earlier turn)."""
@@ -114,7 +115,7 @@ async def standalone_query(
         ]
         parts: list[str] = []
         with contextlib.suppress(EngineError):
-            async for delta in backend.stream_chat(messages, REWRITE_PARAMS, enable_thinking=False):
+            async for delta in backend.stream_chat(messages, REWRITE_PARAMS, enable_thinking=False, start_at=start_at):
                 if delta.text and delta.channel == "answer":
                     parts.append(delta.text)
         rewritten = " ".join("".join(parts).strip().strip('"').split())
@@ -142,9 +143,52 @@ async def _stop_requested(question_id: int) -> None:
         await asyncio.sleep(STOP_POLL_SECONDS)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ask:
+    """One attempt at answering, as the browser's stored question or an API request puts it: both take one path,
+    answer_events, under the asker's permission filter, and leave the same audit record."""
+
+    text: str
+    scope: dict  # as QuestionScope.checked_for stores it: checked against what the asker may read
+    turns: list[Turn]  # the earlier exchanges the prompt may carry, oldest first
+    thinking: bool = False
+    model: str | None = None  # the route's model to start at (a later one may answer when it is busy); None: first
+    max_tokens: int | None = None  # the asker's cap on the answer, below the model's recommended length
+    channel: str = "web"  # the record's channel: "web" or "api"
+    recorded_as: dict = dataclasses.field(default_factory=dict)  # what identifies it in the record's scope
+
+
 async def answer_stream(*, user: User, question: Question) -> AsyncIterator[AnswerEvent]:
-    """The stored question is marked answered, stopped, failed or (every model busy) pending again, with its record,
-    even when the client goes away mid-answer."""
+    """A stored question answered in the browser: marked answered, stopped, failed or (every model busy) pending
+    again, with its record, even when the client goes away mid-answer."""
+    ask = Ask(
+        text=question.text,
+        scope=question.scope,
+        turns=await sync_to_async(conversation_turns_before)(question=question),
+        thinking=question.thinking,
+        recorded_as={"conversation": question.conversation_id, "question": question.pk},
+    )
+    events = answer_events(
+        user=user,
+        ask=ask,
+        stop=lambda: _stop_requested(question.pk),
+        finish=functools.partial(question_finish, question_id=question.pk),
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def answer_events(
+    *,
+    user: User,
+    ask: Ask,
+    stop: Callable[[], Awaitable[None]] | None = None,
+    finish: Callable[..., None] | None = None,
+) -> AsyncIterator[AnswerEvent]:
+    """Retrieve what the user may read, prompt the model, stream its answer, and record it, even when the client
+    goes away mid-answer. `stop` is awaited beside generation and ends it once done; `finish(record=...)` runs in
+    the record's transaction."""
     started = time.perf_counter()
     backend = answer_backend()
     answer_parts: list[str] = []
@@ -155,21 +199,25 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
     passages: list[PromptPassage] = []
     hits = []
     permission_filter: dict = {}
-    scope: dict = {"conversation": question.conversation_id, "question": question.pk, "filters": question.scope}
+    scope: dict = {**ask.recorded_as, "filters": ask.scope}
     params: GenerationParams | None = None
     thinking = False
     error = ""
     flags: list[str] = []
     retrieval_ms = 0
-    stop = asyncio.ensure_future(_stop_requested(question.pk))
+    stopped = asyncio.ensure_future(stop()) if stop else asyncio.get_running_loop().create_future()
     try:
-        model = await asyncio.to_thread(answering_model, backend)
+        model = await asyncio.to_thread(answering_model, backend, model_name=ask.model)
         params = model.generation_params()
-        thinking = question.thinking and model.thinks
-        turns = await sync_to_async(conversation_turns_before)(question=question)
-        query, rewrite = await standalone_query(question=question.text, turns=turns, model=model, backend=backend)
+        if ask.max_tokens is not None:
+            params = dataclasses.replace(params, max_tokens=min(params.max_tokens, ask.max_tokens))
+        thinking = ask.thinking and model.thinks
+        turns = ask.turns
+        query, rewrite = await standalone_query(
+            question=ask.text, turns=turns, model=model, backend=backend, start_at=ask.model
+        )
         search = await sync_to_async(passages_search_with_filter_for_user)(
-            user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(question.scope)
+            user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(ask.scope)
         )
         hits, permission_filter = search.hits, search.permission_filter
         retrieval_ms = _elapsed_ms(started)
@@ -191,12 +239,12 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         count_tokens = await asyncio.to_thread(
             estimated_token_counter,
             backend.count_tokens,
-            "\n".join([question.text, *(hit.text for hit in usable_hits), *(turn.answer for turn in turns[-4:])]),
+            "\n".join([ask.text, *(hit.text for hit in usable_hits), *(turn.answer for turn in turns[-4:])]),
         )
         sent_turns = turns_within_budget(turns=turns, budget_tokens=budget.history_tokens, count_tokens=count_tokens)
         passage_budget = (
             budget.prompt_tokens
-            - count_tokens(question.text)
+            - count_tokens(ask.text)
             - sum(count_tokens(turn.question) + count_tokens(turn.answer) + TURN_OVERHEAD_TOKENS for turn in sent_turns)
         )
         around = await sync_to_async(document_passages_for_user)(
@@ -215,7 +263,7 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
             k=settings.KB_RETRIEVAL_TOP_K,
             standalone_query=query,
             rewrite=rewrite,
-            turns=[turn.record_id for turn in sent_turns],
+            turns=[_turn_on_record(turn) for turn in sent_turns],
             budget={**budget.as_record(), "passage_tokens": passage_budget, "packed_tokens": packed.tokens},
             whole_documents=list(packed.whole_documents),
             packing_ms=_elapsed_ms(packing_started),
@@ -228,10 +276,10 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         else:
             if model.must_wait:
                 yield AnswerEvent(kind="waiting", text=f"{settings.KB_INFERENCE_QUEUE_TIMEOUT:g}")
-            messages = answer_messages(passages=passages, turns=sent_turns, question=question.text)
-            stream = backend.stream_chat(messages, params, enable_thinking=thinking)
+            messages = answer_messages(passages=passages, turns=sent_turns, question=ask.text)
+            stream = backend.stream_chat(messages, params, enable_thinking=thinking, start_at=ask.model)
             try:
-                while (delta := await _next_or_stop(stream, stop)) is not None:
+                while (delta := await _next_or_stop(stream, stopped)) is not None:
                     if delta.route is not None:
                         route = delta.route
                     elif delta.usage is not None:
@@ -247,7 +295,7 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
                             yield AnswerEvent(kind="token", text=delta.text)
             finally:
                 await stream.aclose()
-            if stop.done():
+            if stopped.done():
                 flags.append("stopped")
     except EngineUnavailable as failure:
         error = str(failure)
@@ -259,10 +307,12 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
         error = "the client went away before the answer was complete"
         raise
     finally:
-        stop.cancel()
+        stopped.cancel()
         record = await sync_to_async(_answer_record)(
             user=user,
-            question=question,
+            question=ask.text,
+            channel=ask.channel,
+            finish=finish,
             answer="".join(answer_parts),
             thinking="".join(thinking_parts),
             hits=hits,
@@ -287,7 +337,9 @@ async def answer_stream(*, user: User, question: Question) -> AsyncIterator[Answ
 def _answer_record(
     *,
     user: User,
-    question: Question,
+    question: str,
+    channel: str,
+    finish: Callable[..., None] | None,
     answer: str,
     thinking: str,
     hits: list,
@@ -318,8 +370,9 @@ def _answer_record(
     record = query_record_create(
         user=user,
         department_names=permission_filter.get("department_names", []),
-        question=question.text,
+        question=question,
         answer=answer,
+        channel=channel,
         scope=scope,
         permission_filter=permission_filter,
         citations=citations,
@@ -345,8 +398,14 @@ def _answer_record(
         error=error,
         **timings,
     )
-    question_finish(question_id=question.pk, record=record)
+    if finish is not None:
+        finish(record=record)
     return record
+
+
+def _turn_on_record(turn: Turn) -> int | dict:
+    """An earlier turn as the record names it: its own record, or (sent by an API client) its text."""
+    return turn.record_id if turn.record_id is not None else {"question": turn.question, "answer": turn.answer}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -381,6 +440,16 @@ class QuestionScope:
         return {name: value for name, value in stored.items() if value}
 
 
+def question_text_checked(text: str) -> str:
+    """A question as it is asked: its spaces collapsed, not empty and within MAX_QUESTION_CHARS."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationError("Type a question first.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+    return text
+
+
 @transaction.atomic
 def question_create(
     *,
@@ -411,11 +480,7 @@ def question_create(
         stored_scope = regenerates.scope
     else:
         stored_scope = (scope or QuestionScope()).checked_for(acting_user)
-    text = " ".join(text.split())
-    if not text:
-        raise ValidationError("Type a question first.")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+    text = question_text_checked(text)
     conversation = None
     if conversation_id is not None:
         conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk, hidden_at=None).first()

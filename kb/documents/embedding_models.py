@@ -30,6 +30,11 @@ def embedding_model_path(*, state: EmbeddingModel.State) -> str | None:
     return EmbeddingModel.objects.filter(state=state).values_list("path", flat=True).first()
 
 
+def active_embedding_model() -> EmbeddingModel:
+    """The model whose vectors searches use now (a migration makes the first; a change swaps it in one transaction)."""
+    return EmbeddingModel.objects.get(state=EmbeddingModel.State.ACTIVE)
+
+
 def active_model_path() -> str:
     return embedding_model_path(state=EmbeddingModel.State.ACTIVE) or ""
 
