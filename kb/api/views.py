@@ -81,7 +81,7 @@ async def models(request: HttpRequest, token: ApiToken) -> JsonResponse:
         {
             "id": embedding.name,
             "object": "model",
-            "created": int(embedding.created_at.timestamp()),
+            "created": 0,
             "owned_by": "kb",
             "kb_kind": "embedding",
             "kb_dimensions": embedding.dimensions,
