@@ -16,7 +16,7 @@ from kb.audit.models import QueryPassage, QueryRecord
 from kb.chat.services import NO_SOURCES_ANSWER
 from kb.search.selectors import embed_query
 from tests.factories import (
-    department_with_faq_and_notes,
+    PARKING_NOTE,
     ingested_document,
     make_collection,
     make_department,
@@ -27,6 +27,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 QUESTION = "Why does Python use indentation for grouping of statements?"
 SHORT = 24  # answer tokens: enough to see an answer stream, little enough for two cores
+INDENTATION_NOTE = b"""# Why Python uses indentation
+
+Python uses indentation for grouping of statements instead of braces or begin/end brackets. The grouping that the
+reader sees is then the grouping that the interpreter uses: there is no way for the indentation to disagree with the
+brackets, as it can in C, where a misplaced brace goes unnoticed because the code looks right.
+
+## Consequences
+
+Programs are shorter, as no line is spent on a closing bracket, and code written by different people looks alike.
+Mixing tabs and spaces in one block is an error in Python 3.
+"""
 FORKLIFT_NOTE = b"""# Forklift charging at the Rotterdam warehouse
 
 Forklifts charge in bay ZEPHYR-7 between 02:00 and 05:00. The charging code is QUILLON-4481.
@@ -35,14 +46,19 @@ FORKLIFT_QUESTION = "When and where do the forklifts at the Rotterdam warehouse 
 
 
 @pytest.fixture
-def organisation(python_docs):
-    """Engineering reads the Python FAQ and an office note; Operations alone reads a warehouse note."""
-    engineering = department_with_faq_and_notes(python_docs)
+def organisation():
+    """Engineering reads a note on Python and one on parking; Operations alone reads a warehouse note."""
+    engineering = make_department("Engineering")
+    python = make_collection(owner=engineering, name="Python notes")
+    ingested_document(collection=python, name="indentation.md", content=INDENTATION_NOTE)
+    ingested_document(
+        collection=make_collection(owner=engineering, name="Office notes"), name="parking.md", content=PARKING_NOTE
+    )
     operations = make_department("Operations")
     warehouse = make_collection(owner=operations, name="Warehouse")
     forklifts = ingested_document(collection=warehouse, name="forklifts.md", content=FORKLIFT_NOTE)
     return {
-        "alice": make_user(department=engineering.department, username="alice"),
+        "alice": make_user(department=engineering, username="alice"),
         "bob": make_user(department=operations, username="bob"),
         "carol": make_user(department=make_department("Reception"), username="carol"),  # reads nothing
         "warehouse": warehouse,
@@ -74,7 +90,7 @@ def test_a_whole_answer_comes_from_readable_passages_with_its_citations_and_its_
     extra = completion.model_extra
     assert answer and completion.choices[0].finish_reason in {"stop", "length"}
     sources = extra["kb_sources"]
-    assert sources and {source["collection"] for source in sources} <= {"Python FAQ", "Office notes"}
+    assert sources and {source["collection"] for source in sources} <= {"Python notes", "Office notes"}
     assert any(source["document_title"] for source in sources)
     assert all(source["url"] == f"/search/passages/{source['chunk_id']}/" for source in sources)
     assert [source["number"] for source in sources] == list(range(1, len(sources) + 1))
