@@ -80,6 +80,8 @@ def int_field(body: dict, name: str, *, low: int, high: int) -> int | None:
     value = body.get(name, None)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():  # 5.0 is an integer to JSON Schema
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise invalid(f"`{name}` must be a whole number from {low} to {high}.", param=name)
     return value

@@ -15,6 +15,7 @@ from kb.api.bodies import (
     SEARCH_MODES,
 )
 from kb.chat.services import MAX_QUESTION_CHARS
+from kb.documents.embedding_models import BUNDLED_MODEL_NAME
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 _ERROR_STATUSES = {
@@ -33,8 +34,11 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict) -> dict:
-    return {"application/json": {"schema": schema}}
+def _json(schema: dict, *, examples: dict | None = None) -> dict:
+    content: dict = {"schema": schema}
+    if examples:
+        content["examples"] = {name: {"value": value} for name, value in examples.items()}
+    return {"application/json": content}
 
 
 def _errors(*statuses: str) -> dict:
@@ -81,6 +85,8 @@ def _passage_schema(*, numbered: bool) -> dict:
 
 def openapi_description(*, chat_models: list[str] | None = None, embedding_model: str | None = None) -> dict:
     """`chat_models` and `embedding_model`, where known, are the only values `model` takes."""
+    example_model = chat_models[0] if chat_models else "smollm2-135m"
+    question = [{"role": "user", "content": "Where do visitors park?"}]
     chat_model = {"type": "string", "description": "A chat model's id from /v1/models."}
     if chat_models:
         chat_model["enum"] = chat_models
@@ -135,13 +141,37 @@ def openapi_description(*, chat_models: list[str] | None = None, embedding_model
                     "the like are accepted and not used. With `stream`, server-sent events `data: {chunk}` end "
                     "with `data: [DONE]`; the chunk with the finish reason carries `kb_citations` and `kb_sources`. "
                     "Each answer is recorded in the audit trail (channel `api`).",
-                    "requestBody": {"required": True, "content": _json(_ref("ChatCompletionRequest"))},
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(
+                            _ref("ChatCompletionRequest"),
+                            examples={
+                                "whole": {"model": example_model, "messages": question, "max_tokens": 200},
+                                "streamed": {
+                                    "model": example_model,
+                                    "messages": question,
+                                    "stream": True,
+                                    "stream_options": {"include_usage": True},
+                                },
+                            },
+                        ),
+                    },
                     "responses": {
                         "200": {
                             "description": "The answer, whole or streamed",
                             "content": {
                                 "application/json": {"schema": _ref("ChatCompletion")},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                "text/event-stream": {
+                                    "schema": {
+                                        "description": "Each event's data is a chat.completion.chunk as JSON (the "
+                                        "one with the finish reason carries kb_citations, kb_sources, kb_query_id; "
+                                        "with stream_options.include_usage a last one carries usage), or an "
+                                        '{"error": ...} when the model fails mid-answer, then [DONE].',
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {"data": {"type": "string"}},
+                                    }
+                                },
                             },
                         },
                         **_errors("403", "404", "429", "502", "503"),
@@ -152,7 +182,19 @@ def openapi_description(*, chat_models: list[str] | None = None, embedding_model
                 "post": {
                     "operationId": "createEmbedding",
                     "summary": "Embed texts with the knowledge base's embedding model (needs the `embeddings` scope)",
-                    "requestBody": {"required": True, "content": _json(_ref("EmbeddingRequest"))},
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(
+                            _ref("EmbeddingRequest"),
+                            examples={
+                                "texts": {
+                                    "model": embedding_model or BUNDLED_MODEL_NAME,
+                                    "input": ["Where do visitors park?", "Parking at the Leeds office"],
+                                    "encoding_format": "float",
+                                }
+                            },
+                        ),
+                    },
                     "responses": {
                         "200": {"description": "One unit-length vector per text", "content": _json(_ref("Embeddings"))},
                         **_errors("403", "404", "429"),
@@ -164,7 +206,12 @@ def openapi_description(*, chat_models: list[str] | None = None, embedding_model
                     "operationId": "searchPassages",
                     "summary": "Ranked passages the token's user may read, as the Search page finds them (needs the "
                     "`search` scope; no model involved)",
-                    "requestBody": {"required": True, "content": _json(_ref("SearchRequest"))},
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(
+                            _ref("SearchRequest"), examples={"query": {"query": "visitor parking", "k": 5}}
+                        ),
+                    },
                     "responses": {
                         "200": {"description": "The passages, best first", "content": _json(_ref("SearchResults"))},
                         **_errors("403", "429"),
