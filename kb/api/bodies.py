@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, RawPostDataException
 
 from kb.api.errors import invalid
 from kb.chat.selectors import Turn
@@ -31,7 +31,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     JSON escape such as \\ud800 that is no character in UTF-8)."""
     try:
         body = json.loads(request.body or b"null")
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, RawPostDataException):  # the last: a form, read as one already
         raise invalid("The body is not JSON.") from None
     if not isinstance(body, dict):
         raise invalid("The body must be a JSON object.")

@@ -132,6 +132,17 @@ def test_a_body_the_api_cannot_use_is_a_400_naming_the_field(client, alice, body
     assert _error(response)["param"] == param
 
 
+def test_a_form_is_not_json(client, alice):
+    token = _token(alice)
+    headers = {"Authorization": f"Bearer {token}"}
+    multipart = client.post(CHAT, {"model": "smollm2-135m", "messages": "Why?"}, headers=headers)
+    urlencoded = client.post(
+        CHAT, "model=smollm2-135m", content_type="application/x-www-form-urlencoded", headers=headers
+    )
+    assert multipart.status_code == urlencoded.status_code == 400
+    assert _error(multipart)["message"] == "The body is not JSON."
+
+
 def test_a_collection_the_caller_may_not_read_is_refused_as_one_that_does_not_exist(client, alice):
     secret = make_collection(owner=make_department("Legal"), name="Merger plans")
     token = _token(alice)
