@@ -27,7 +27,12 @@ class InferenceClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=30.0, headers={"Authorization": f"Bearer {api_key}"})
 
     async def stream_chat(
-        self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        *,
+        enable_thinking: bool = False,
+        start_at: str | None = None,
     ) -> AsyncIterator[Delta]:
         from openai import APIConnectionError, APIStatusError, AuthenticationError, BadRequestError
 
@@ -35,7 +40,11 @@ class InferenceClient:
         kwargs["extra_body"]["chat_template_kwargs"] = {"enable_thinking": enable_thinking}
         try:
             chunks = await self._client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs
+                model=start_at or self.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
             )
         except BadRequestError as error:
             raise RequestRejected(_message(error)) from error

@@ -28,9 +28,17 @@ class ChatBackend(Protocol):
     """
 
     def stream_chat(
-        self, messages: list[ChatMessage], params: GenerationParams, *, enable_thinking: bool = False
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        *,
+        enable_thinking: bool = False,
+        start_at: str | None = None,
     ) -> AsyncIterator[Delta]:
-        """First a delta with `route`, then text deltas (answer or thinking channel), then one with usage."""
+        """First a delta with `route`, then text deltas (answer or thinking channel), then one with usage.
+
+        `start_at` names the route's model to try first (the ones after it follow when it is busy); None: the
+        route's first."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

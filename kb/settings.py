@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "kb.chat",
     "kb.evaluation",
     "kb.operations",
+    "kb.api",
     "kb.audit",
 ]
 
@@ -253,6 +254,9 @@ KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
 # KB_OIDC_GROUP_MAP (groups → departments and roles, applied at every login by kb/accounts/backends.py).
 globals().update(sso_settings_from_env(env))
 # --- end of single sign-on
+# The API (/v1, personal tokens): requests each token may make in a minute, counted in the database so that the limit
+# holds across every web process; over it, 429 with Retry-After. 0: no limit.
+KB_API_RATE_LIMIT = env.int("KB_API_RATE_LIMIT", default=60)
 
 LOGGING = {
     "version": 1,

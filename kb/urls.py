@@ -14,6 +14,8 @@ urlpatterns = [
     path("audit/", include("kb.audit.urls")),
     path("evaluation/", include("kb.evaluation.urls")),
     path("", include("kb.operations.urls")),
+    path("account/api-tokens/", include("kb.accounts.api_token_urls")),
+    path("v1/", include("kb.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(extra_context=_login_context), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,5 +1,8 @@
+import hashlib
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -69,3 +72,39 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.department} ({self.role})"
+
+
+class ApiToken(models.Model):
+    """A personal token for the API (/v1): it acts as its owner, within its scopes, until it expires or is revoked.
+
+    Only a SHA-256 hash of the token is kept (the secret has 256 random bits: a slow hash would add nothing); the
+    short public prefix finds the row. The owner sees the token once, when it is made.
+    """
+
+    class Scope(models.TextChoices):
+        ASK = "ask", "Ask questions (/v1/chat/completions)"
+        SEARCH = "search", "Search passages (/v1/search)"
+        EMBEDDINGS = "embeddings", "Embed texts (/v1/embeddings)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices))
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # The rate limit's current minute and the requests counted in it (kb.accounts.services.api_token_request_admit).
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_of(presented: str) -> str:
+        return hashlib.sha256(presented.encode()).hexdigest()

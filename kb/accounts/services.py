@@ -1,14 +1,16 @@
 import logging
+import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from kb.accounts.models import Department, DepartmentAncestry, Membership, User
-from kb.accounts.selectors import departments_administered_by
-from kb.accounts.signals import user_deactivated
+from kb.accounts.models import ApiToken, Department, DepartmentAncestry, Membership, User
+from kb.accounts.selectors import api_token_get_for_owner, departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.platform.actors import system_actor
@@ -157,21 +159,22 @@ def membership_delete(*, acting_user: User, membership: Membership) -> None:
 
 @transaction.atomic
 def user_deactivate(*, acting_user: User, user: User) -> User:
-    """The user can no longer log in, and every session they have ends now; their audit records stay."""
+    """The user can no longer log in, and every session and API token they have ends now; their audit records
+    stay."""
     _require_superuser(acting_user)
     if user.pk == acting_user.pk:
         raise ValidationError("You cannot deactivate yourself.")
     user.is_active = False
     user.save(update_fields=["is_active"])
     ended = _sessions_end(user)
-    # Receivers end what else lets the user in (API tokens), in this transaction.
-    user_deactivated.send(sender=User, user=user, acting_user=acting_user)
+    # Their API tokens end too, for good: reactivating the user does not bring them back.
+    tokens_revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
     audit_record(
         actor=acting_user,
         kind=AuditEvent.Kind.USER_DEACTIVATED,
         subject=user,
         before={"is_active": True},
-        after={"is_active": False, "sessions_ended": ended},
+        after={"is_active": False, "sessions_ended": ended, "api_tokens_revoked": tokens_revoked},
     )
     return user
 
@@ -242,6 +245,100 @@ def _sessions_end(user: User) -> int:
     ]
     Session.objects.filter(pk__in=theirs).delete()
     return len(theirs)
+
+
+@dataclass(frozen=True)
+class IssuedApiToken:
+    token: ApiToken
+    plaintext: str  # shown to its owner once, then known only by its hash
+
+
+@transaction.atomic
+def api_token_create(
+    *, acting_user: User, name: str, scopes: list[str], expires_at: datetime | None = None
+) -> IssuedApiToken:
+    """A new personal token for the acting user, acting as them within `scopes` until `expires_at` (None: until
+    revoked). The audit row names it by its public prefix; the secret is never stored or recorded."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError("Name the token after what will use it.")
+    if not scopes:
+        raise ValidationError("Choose at least one scope.")
+    unknown = set(scopes) - set(ApiToken.Scope.values)
+    if unknown:
+        raise ValidationError(f"Unknown scope: {', '.join(sorted(unknown))}.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("The expiry date has passed already.")
+    prefix = secrets.token_hex(6)
+    plaintext = f"kb_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(
+        user=acting_user,
+        name=name,
+        prefix=prefix,
+        secret_hash=ApiToken.hash_of(plaintext),
+        scopes=[scope for scope in ApiToken.Scope.values if scope in scopes],
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.API_TOKEN_CREATED,
+        subject=token,
+        after={
+            "name": token.name,
+            "prefix": prefix,
+            "scopes": token.scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return IssuedApiToken(token=token, plaintext=plaintext)
+
+
+@transaction.atomic
+def api_token_revoke(*, acting_user: User, token_id: int | None) -> ApiToken:
+    """Its owner's revocation: the token stops working on the next request. 404 for anyone else's token."""
+    token = api_token_get_for_owner(user=acting_user, token_id=token_id)
+    if token.revoked_at is not None:
+        raise ValidationError("This token is revoked already.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(
+        actor=acting_user,
+        kind=AuditEvent.Kind.API_TOKEN_REVOKED,
+        subject=token,
+        before={"revoked_at": None},
+        after={"name": token.name, "prefix": token.prefix, "revoked_at": token.revoked_at.isoformat()},
+    )
+    return token
+
+
+def api_token_request_admit(*, token: ApiToken, per_minute: int) -> int:
+    """Count a request of the token in the current minute and note its use; 0 when it may go ahead, else the seconds
+    until the next minute, when it may.
+
+    One UPDATE on the token's row, on the database's clock: concurrent requests from any number of web processes
+    queue on the row's lock and each counts exactly once (no cache server is needed). `per_minute` 0: no limit.
+    """
+    table = connection.ops.quote_name(ApiToken._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET
+                window_requests = CASE WHEN window_started_at = date_trunc('minute', statement_timestamp())
+                                       THEN window_requests + 1 ELSE 1 END,
+                window_started_at = date_trunc('minute', statement_timestamp()),
+                last_used_at = statement_timestamp()
+            WHERE id = %s
+            RETURNING window_requests, CEIL(EXTRACT(EPOCH FROM
+                date_trunc('minute', statement_timestamp()) + interval '1 minute' - statement_timestamp()))
+            """,
+            [token.pk],
+        )
+        counted, seconds_left = cursor.fetchone()
+    if per_minute and counted > per_minute:
+        return max(1, int(seconds_left))
+    return 0
 
 
 def _require_superuser(acting_user: User) -> None:

@@ -1,15 +1,20 @@
+from datetime import date, datetime, time, timedelta
 from functools import partial
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from kb.accounts.models import Department, Membership, User
-from kb.accounts.selectors import department_tree_administered_by, departments_administered_by
+from kb.accounts.models import ApiToken, Department, Membership, User
+from kb.accounts.selectors import api_tokens_of_user, department_tree_administered_by, departments_administered_by
 from kb.accounts.services import (
+    IssuedApiToken,
+    api_token_create,
+    api_token_revoke,
     department_create,
     department_move,
     membership_create,
@@ -147,3 +152,61 @@ def _administered_membership(request: HttpRequest, membership_id: int) -> Member
         pk=membership_id,
         department__in=departments_administered_by(user=request.user),
     )
+
+
+def _render_api_tokens(
+    request: HttpRequest, *, status: int = 200, error: str = "", issued: IssuedApiToken | None = None
+) -> HttpResponse:
+    context = {
+        "tokens": api_tokens_of_user(user=request.user),
+        "scopes": ApiToken.Scope.choices,
+        "now": timezone.now(),
+        "error": error,
+        "issued": issued,
+    }
+    response = render_page(request, "accounts/api_tokens.html", partial="api-tokens", context=context, status=status)
+    response["Cache-Control"] = "no-store"  # a new token is in it, once
+    return response
+
+
+@login_required
+@require_GET
+def api_tokens_page(request: HttpRequest) -> HttpResponse:
+    """The user's own API tokens: made, listed and revoked here, by everyone for themselves."""
+    return _render_api_tokens(request)
+
+
+def _submitted_expiry(value: str) -> datetime | None:
+    """A token valid until the end of the day chosen, in the server's time zone."""
+    if not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError("The expiry is not a date.") from None
+    if day >= date.max:
+        raise ValidationError("Leave the expiry empty for a token that lasts until it is revoked.")
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+@login_required
+@require_POST
+def api_token_create_view(request: HttpRequest) -> HttpResponse:
+    """The new token is in this response only: it is never stored or shown again."""
+    try:
+        issued = api_token_create(
+            acting_user=request.user,
+            name=request.POST.get("name", ""),
+            scopes=request.POST.getlist("scope"),
+            expires_at=_submitted_expiry(request.POST.get("expires_on", "")),
+        )
+    except ValidationError as error:
+        return _render_api_tokens(request, status=400, error=" ".join(error.messages))
+    return _render_api_tokens(request, issued=issued)
+
+
+@login_required
+@require_POST
+def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    change = partial(api_token_revoke, acting_user=request.user, token_id=token_id)
+    return render_after_change(change, partial(_render_api_tokens, request))

@@ -41,6 +41,8 @@ class AuditEvent(models.Model):
         EVALUATION_RUN_QUEUED = "evaluation_run.queued"
         EVALUATION_RUN_FINISHED = "evaluation_run.finished"
         EVALUATION_RUN_FAILED = "evaluation_run.failed"
+        API_TOKEN_CREATED = "api_token.created"
+        API_TOKEN_REVOKED = "api_token.revoked"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -23,7 +23,7 @@ from inference.factory import build_engine
 from inference.llama_cpp import LlamaCppConfig
 from inference.registry import PRESETS, ModelPreset
 from inference.router import RoutedModel, RouteLimits, Router
-from inference.types import EngineUnavailable, GenerationParams
+from inference.types import EngineUnavailable, GenerationParams, UnknownModel
 from kb.platform.serving import serving_api_key
 
 logger = logging.getLogger(__name__)
@@ -103,15 +103,23 @@ class AnsweringModel:
 
     def generation_params(self, *, max_tokens: int | None = None) -> GenerationParams:
         """Its preset's recommended sampling, unless an administrator set KB_LLM_* overrides; `max_tokens` shortens
-        the answer (evaluation runs)."""
+        the answer (an API caller's cap, an evaluation run's), never lengthens it."""
         params = settings.KB_LLM.sampling_for(self.preset.recommended if self.preset else GenerationParams())
-        return params if max_tokens is None else dataclasses.replace(params, max_tokens=max_tokens)
+        if max_tokens is None:
+            return params
+        return dataclasses.replace(params, max_tokens=min(params.max_tokens, max_tokens))
 
 
-def answering_model(backend: ChatBackend | None = None) -> AnsweringModel:
+def answering_model(backend: ChatBackend | None = None, *, model_name: str | None = None) -> AnsweringModel:
     """Read from the route's own description (the serving process's /v1/models), which may block: call it off the
-    event loop."""
+    event loop. With `model_name`, the route from that model on (a later one answers when it is busy); a name the
+    route does not have raises UnknownModel."""
     described = (backend or answer_backend()).describe()
+    if model_name is not None:
+        names = [model["id"] for model in described]
+        if model_name not in names:
+            raise UnknownModel(f"No model named {model_name!r} answers here; see /v1/models.")
+        described = described[names.index(model_name) :]
     ready = [model for model in described if model.get("state") == "ready" and model.get("max_model_len")]
     if not ready:
         states = "; ".join(f"{model['id']}: {model.get('state', 'unknown')}" for model in described)

@@ -52,10 +52,11 @@ def conversation_questions_for_owner(*, user: User, conversation_id: int) -> lis
 
 @dataclass(frozen=True)
 class Turn:
-    """An earlier exchange of a conversation, as a follow-up's prompt carries it."""
+    """An earlier exchange of a conversation, as a follow-up's prompt carries it. An API client sends its history
+    with each request: its turns have no question or record here (None)."""
 
-    question_id: int
-    record_id: int
+    question_id: int | None
+    record_id: int | None
     question: str
     answer: str
 

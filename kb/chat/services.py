@@ -3,8 +3,9 @@
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -105,7 +106,7 @@ def passage_filters_of(scope: dict) -> PassageFilters:
 
 
 async def standalone_query(
-    *, question: str, turns: list[Turn], model: AnsweringModel, backend: ChatBackend
+    *, question: str, turns: list[Turn], model: AnsweringModel, backend: ChatBackend, start_at: str | None = None
 ) -> tuple[str, str]:
     """What a follow-up searches for, and how it was made: "model" (rewritten by the answering model), "joined" (the
     previous question and this one: no rewrite, or one that failed), or "as asked" (no earlier turn)."""
@@ -119,7 +120,7 @@ async def standalone_query(
         ]
         parts: list[str] = []
         with contextlib.suppress(EngineError):
-            async for delta in backend.stream_chat(messages, REWRITE_PARAMS, enable_thinking=False):
+            async for delta in backend.stream_chat(messages, REWRITE_PARAMS, enable_thinking=False, start_at=start_at):
                 if delta.text and delta.channel == "answer":
                     parts.append(delta.text)
         rewritten = " ".join("".join(parts).strip().strip('"').split())
@@ -147,6 +148,21 @@ async def _stop_requested(question_id: int) -> None:
         await asyncio.sleep(STOP_POLL_SECONDS)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Ask:
+    """One attempt at answering, as the browser's stored question or an API request puts it: both take one path,
+    answer_events, under the asker's permission filter, and leave the same audit record."""
+
+    text: str
+    scope: dict  # as QuestionScope.checked_for stores it: checked against what the asker may read
+    turns: list[Turn]  # the earlier exchanges the prompt may carry, oldest first
+    thinking: bool = False
+    model: str | None = None  # the route's model to start at (a later one may answer when it is busy); None: first
+    max_tokens: int | None = None  # the asker's cap on the answer, below the model's recommended length
+    channel: str = "web"  # the record's channel: "web", "api" or "evaluation"
+    recorded_as: dict = dataclasses.field(default_factory=dict)  # what identifies it in the record's scope
+
+
 async def answer_stream(
     *,
     user: User,
@@ -155,10 +171,41 @@ async def answer_stream(
     channel: str = "web",
     backend: ChatBackend | None = None,
 ) -> AsyncIterator[AnswerEvent]:
-    """The stored question is marked answered, stopped, failed or (every model busy) pending again, with its record,
-    even when the client goes away mid-answer. An evaluation run asks through here too, with its own answer length
-    (`max_tokens`, else the model's), its `channel` in the record and its own `backend` (answer_backend_of_this_loop).
-    """
+    """A stored question answered: marked answered, stopped, failed or (every model busy) pending again, with its
+    record, even when the client goes away mid-answer. The browser's, and an evaluation run's, with its own answer
+    length (`max_tokens`), its `channel` in the record and its own `backend` (answer_backend_of_this_loop)."""
+    ask = Ask(
+        text=question.text,
+        scope=question.scope,
+        turns=await sync_to_async(conversation_turns_before)(question=question),
+        thinking=question.thinking,
+        max_tokens=max_tokens,
+        channel=channel,
+        recorded_as={"conversation": question.conversation_id, "question": question.pk},
+    )
+    events = answer_events(
+        user=user,
+        ask=ask,
+        stop=lambda: _stop_requested(question.pk),
+        finish=functools.partial(question_finish, question_id=question.pk),
+        backend=backend,
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def answer_events(
+    *,
+    user: User,
+    ask: Ask,
+    stop: Callable[[], Awaitable[None]] | None = None,
+    finish: Callable[..., None] | None = None,
+    backend: ChatBackend | None = None,
+) -> AsyncIterator[AnswerEvent]:
+    """Retrieve what the user may read, prompt the model, stream its answer, and record it, even when the client
+    goes away mid-answer. `stop` is awaited beside generation and ends it once done; `finish(record=...)` runs in
+    the record's transaction; `backend`: the answering model's connection, else the process's (answer_backend)."""
     started = time.perf_counter()
     backend = backend or answer_backend()
     answer_parts: list[str] = []
@@ -171,22 +218,24 @@ async def answer_stream(
     passages: list[PromptPassage] = []
     hits = []
     permission_filter: dict = {}
-    scope: dict = {"conversation": question.conversation_id, "question": question.pk, "filters": question.scope}
+    scope: dict = {**ask.recorded_as, "filters": ask.scope}
     params: GenerationParams | None = None
     thinking = False
     error = ""
     flags: list[str] = []
     retrieval_ms = 0
-    stop = asyncio.ensure_future(_stop_requested(question.pk))
+    stopped = asyncio.ensure_future(stop()) if stop else asyncio.get_running_loop().create_future()
     try:
-        model = await asyncio.to_thread(answering_model, backend)
-        params = model.generation_params(max_tokens=max_tokens)
-        thinking = question.thinking and model.thinks
-        turns = await sync_to_async(conversation_turns_before)(question=question)
-        query, rewrite = await standalone_query(question=question.text, turns=turns, model=model, backend=backend)
+        model = await asyncio.to_thread(answering_model, backend, model_name=ask.model)
+        params = model.generation_params(max_tokens=ask.max_tokens)
+        thinking = ask.thinking and model.thinks
+        turns = ask.turns
+        query, rewrite = await standalone_query(
+            question=ask.text, turns=turns, model=model, backend=backend, start_at=ask.model
+        )
         search_started = time.perf_counter()
         search = await sync_to_async(passages_search_with_filter_for_user)(
-            user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(question.scope)
+            user=user, query_text=query, k=settings.KB_RETRIEVAL_TOP_K, filters=passage_filters_of(ask.scope)
         )
         RETRIEVAL_SECONDS.observe(time.perf_counter() - search_started)
         hits, permission_filter = search.hits, search.permission_filter
@@ -209,12 +258,12 @@ async def answer_stream(
         count_tokens = await asyncio.to_thread(
             estimated_token_counter,
             backend.count_tokens,
-            "\n".join([question.text, *(hit.text for hit in usable_hits), *(turn.answer for turn in turns[-4:])]),
+            "\n".join([ask.text, *(hit.text for hit in usable_hits), *(turn.answer for turn in turns[-4:])]),
         )
         sent_turns = turns_within_budget(turns=turns, budget_tokens=budget.history_tokens, count_tokens=count_tokens)
         passage_budget = (
             budget.prompt_tokens
-            - count_tokens(question.text)
+            - count_tokens(ask.text)
             - sum(count_tokens(turn.question) + count_tokens(turn.answer) + TURN_OVERHEAD_TOKENS for turn in sent_turns)
         )
         around = await sync_to_async(document_passages_for_user)(
@@ -233,7 +282,7 @@ async def answer_stream(
             k=settings.KB_RETRIEVAL_TOP_K,
             standalone_query=query,
             rewrite=rewrite,
-            turns=[turn.record_id for turn in sent_turns],
+            turns=[_turn_on_record(turn) for turn in sent_turns],
             budget={**budget.as_record(), "passage_tokens": passage_budget, "packed_tokens": packed.tokens},
             whole_documents=list(packed.whole_documents),
             packing_ms=_elapsed_ms(packing_started),
@@ -247,10 +296,10 @@ async def answer_stream(
         else:
             if model.must_wait:
                 yield AnswerEvent(kind="waiting", text=f"{settings.KB_INFERENCE_QUEUE_TIMEOUT:g}")
-            messages = answer_messages(passages=passages, turns=sent_turns, question=question.text)
-            stream = backend.stream_chat(messages, params, enable_thinking=thinking)
+            messages = answer_messages(passages=passages, turns=sent_turns, question=ask.text)
+            stream = backend.stream_chat(messages, params, enable_thinking=thinking, start_at=ask.model)
             try:
-                while (delta := await _next_or_stop(stream, stop)) is not None:
+                while (delta := await _next_or_stop(stream, stopped)) is not None:
                     if delta.route is not None:
                         route = delta.route
                     elif delta.usage is not None:
@@ -270,7 +319,7 @@ async def answer_stream(
                 await stream.aclose()
                 _generation_count(first_token_at=first_token_at, usage=usage)
             outcome = "answered"
-            if stop.done():
+            if stopped.done():
                 flags.append("stopped")
                 outcome = "stopped"
     except EngineUnavailable as failure:
@@ -286,11 +335,13 @@ async def answer_stream(
         outcome = "client_gone"
         raise
     finally:
-        stop.cancel()
+        stopped.cancel()
         ANSWERS.labels(outcome=outcome).inc()
         record = await sync_to_async(_answer_record)(
             user=user,
-            question=question,
+            question=ask.text,
+            channel=ask.channel,
+            finish=finish,
             answer="".join(answer_parts),
             thinking="".join(thinking_parts),
             hits=hits,
@@ -302,7 +353,6 @@ async def answer_stream(
             route=route,
             params={**dataclasses.asdict(params), "enable_thinking": thinking} if params else {},
             usage=usage,
-            channel=channel,
             timings={
                 "retrieval_ms": retrieval_ms,
                 "first_token_ms": first_token_ms,
@@ -324,7 +374,9 @@ def _generation_count(*, first_token_at: float | None, usage: Usage) -> None:
 def _answer_record(
     *,
     user: User,
-    question: Question,
+    question: str,
+    channel: str,
+    finish: Callable[..., None] | None,
     answer: str,
     thinking: str,
     hits: list,
@@ -336,7 +388,6 @@ def _answer_record(
     route: Route | None,
     params: dict,
     usage: Usage,
-    channel: str,
     timings: dict,
 ) -> QueryRecord:
     """The audit record of one attempt at answering, and the question's state after it, in one transaction."""
@@ -356,8 +407,9 @@ def _answer_record(
     record = query_record_create(
         user=user,
         department_names=permission_filter.get("department_names", []),
-        question=question.text,
+        question=question,
         answer=answer,
+        channel=channel,
         scope=scope,
         permission_filter=permission_filter,
         citations=citations,
@@ -381,11 +433,16 @@ def _answer_record(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         error=error,
-        channel=channel,
         **timings,
     )
-    question_finish(question_id=question.pk, record=record)
+    if finish is not None:
+        finish(record=record)
     return record
+
+
+def _turn_on_record(turn: Turn) -> int | dict:
+    """An earlier turn as the record names it: its own record, or (sent by an API client) its text."""
+    return turn.record_id if turn.record_id is not None else {"question": turn.question, "answer": turn.answer}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -420,6 +477,16 @@ class QuestionScope:
         return {name: value for name, value in stored.items() if value}
 
 
+def question_text_checked(text: str) -> str:
+    """A question as it is asked: its spaces collapsed, not empty and within MAX_QUESTION_CHARS."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValidationError("Type a question first.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+    return text
+
+
 @transaction.atomic
 def question_create(
     *,
@@ -452,11 +519,7 @@ def question_create(
         stored_scope = regenerates.scope
     else:
         stored_scope = (scope or QuestionScope()).checked_for(acting_user)
-    text = " ".join(text.split())
-    if not text:
-        raise ValidationError("Type a question first.")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValidationError(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+    text = question_text_checked(text)
     conversation = None
     if conversation_id is not None:
         conversation = Conversation.objects.filter(pk=conversation_id, user_id=acting_user.pk, hidden_at=None).first()

@@ -30,6 +30,17 @@ def embedding_model_path(*, state: EmbeddingModel.State) -> str | None:
     return EmbeddingModel.objects.filter(state=state).values_list("path", flat=True).first()
 
 
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def active_embedding_model() -> EmbeddingModel:
+    """The model whose vectors searches use now (a migration makes the first; a change swaps it in one transaction).
+    Without a row (a database emptied after its migrations), the bundled model, as active_model_path has it."""
+    return EmbeddingModel.objects.filter(state=EmbeddingModel.State.ACTIVE).first() or EmbeddingModel(
+        name=BUNDLED_MODEL_NAME, path="", dimensions=encoders.dimensions_of(""), state=EmbeddingModel.State.ACTIVE
+    )
+
+
 def active_model_path() -> str:
     return embedding_model_path(state=EmbeddingModel.State.ACTIVE) or ""
 
@@ -65,7 +76,7 @@ def embedding_model_change_start(*, acting_user: User, path: str) -> EmbeddingMo
     except Exception as error:  # any failure to load is the admin's to fix, reported in words
         raise ValidationError(f"cannot load a sentence-transformers model from {path}: {error}") from error
     incoming = EmbeddingModel.objects.create(
-        name=Path(path).name or "all-MiniLM-L6-v2",
+        name=Path(path).name or BUNDLED_MODEL_NAME,
         path=path,
         dimensions=dimensions,
         state=EmbeddingModel.State.BUILDING,

@@ -70,6 +70,7 @@ def test_stop_ends_generation_in_the_engine_and_keeps_the_partial_answer(enginee
     assert question.state == Question.State.STOPPED and question.query_record == record
     assert "stopped" in record.flags and not record.error
     assert record.answer == events[-1].text and record.answer
+    assert record.channel == "web" and record.scope["question"] == question.pk
     # Stopped within a poll interval of the request: far fewer tokens than the answer budget of 200.
     assert record.completion_tokens < 100
     assert route.running == 0  # the engine's slot is free again
