@@ -72,6 +72,8 @@ def backup_create(*, archive: Path, show_progress: bool = True) -> BackupSummary
     """Write the database and every stored file into `archive` (refused if it exists); complete or not at all."""
     if archive.exists():
         raise BackupError(f"{archive} exists; name a new file")
+    if not archive.parent.is_dir():
+        raise BackupError(f"{archive.parent} is not a folder; make it first")
     connection.ensure_connection()  # the embedded server starts here if it is not running
     partial = archive.with_name(archive.name + ".partial")
     entries: list[dict[str, Any]] = []
@@ -110,7 +112,11 @@ def backup_restore(*, archive: Path, replace: bool = False, show_progress: bool 
     A database with tables, or a storage holding files, is refused unless `replace`: then the database's schema is
     dropped and restored in one transaction, and the archive's files overwrite stored files of the same name.
     """
-    with tarfile.open(archive, "r") as tar:
+    try:
+        tar = tarfile.open(archive, "r")
+    except tarfile.TarError:
+        raise BackupError(f"{archive} is not a tar archive (kb_backup writes one)") from None
+    with tar:
         manifest = _manifest_checked(tar, show_progress=show_progress)
         warnings = _compatibility_warnings(manifest)
         connection.ensure_connection()
@@ -327,6 +333,8 @@ def _manifest_checked(tar: tarfile.TarFile, *, show_progress: bool) -> dict[str,
         raise BackupError(f"not a knowledge-base backup: no readable {MANIFEST}") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
         raise BackupError(f"not a knowledge-base backup of format {FORMAT} {FORMAT_VERSION}")
+    if not {"files", "migrations", "audit_chain_key"} <= set(manifest):
+        raise BackupError(f"the archive's {MANIFEST} lacks files, migrations or audit_chain_key")
     listed = {entry["name"]: entry for entry in manifest["files"]}
     members = {member.name: member for member in tar.getmembers() if member.name != MANIFEST}
     if DATABASE_DUMP not in listed:

@@ -220,3 +220,13 @@ def test_backup_never_overwrites_a_file(tmp_path):
     with pytest.raises(CommandError, match="exists; name a new file"):
         call_command("kb_backup", str(existing), verbosity=0)
     assert existing.read_bytes() == b"an earlier backup"
+
+
+def test_what_is_not_a_backup_archive_is_refused_with_the_reason(tmp_path):
+    not_a_tar = tmp_path / "notes.tar"
+    not_a_tar.write_text("a plain text file")
+
+    with pytest.raises(CommandError, match="is not a tar archive"):
+        call_command("kb_restore", str(not_a_tar), verbosity=0)
+    with pytest.raises(CommandError, match="is not a folder; make it first"):
+        call_command("kb_backup", str(tmp_path / "missing" / "kb.tar"), verbosity=0)
