@@ -7,13 +7,16 @@
 
 FROM debian:12.11-slim AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# llama-cpp-python compiles llama.cpp here, for any x86-64 CPU rather than the build machine's own (GGML_NATIVE).
+# llama-cpp-python compiles llama.cpp here, for any x86-64 CPU rather than the build machine's own (GGML_NATIVE);
+# python-ldap (LDAP single sign-on) compiles against libldap and libsasl2, as ./kbctl installs them.
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF" \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential=12.9 \
+        libldap-dev=2.5.13+dfsg-5 \
+        libsasl2-dev=2.1.28+dfsg-10+deb12u1 \
         python3.11=3.11.2-6+deb12u9 \
         python3.11-dev=3.11.2-6+deb12u9 \
         python3.11-venv=3.11.2-6+deb12u9 \
@@ -31,12 +34,14 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject
 
 FROM debian:12.11-slim
 # libgomp1: llama.cpp's OpenMP; libmagic1: file types for unstructured; tesseract-ocr: OCR of scanned PDF pages;
-# ca-certificates: an S3-compatible storage over HTTPS.
+# libldap and libsasl2: python-ldap; ca-certificates: an S3-compatible storage over HTTPS.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         ca-certificates=20250419~deb12u2 \
         libgomp1=12.2.0-14+deb12u1 \
+        libldap-2.5-0=2.5.13+dfsg-5 \
         libmagic1=1:5.44-3 \
+        libsasl2-2=2.1.28+dfsg-10+deb12u1 \
         python3.11=3.11.2-6+deb12u9 \
         tesseract-ocr=5.3.0-2 \
     && rm -rf /var/lib/apt/lists/* \

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import PROJECT_ROOT
 from tests.deployment.conftest import DOCKERFILES, dockerfile_instructions, tool
 
 # Ways of fetching weights at build time that an image must not use: weights are mounted (docs/deployment.md).
@@ -75,3 +76,27 @@ def test_every_skipped_lint_rule_says_why(dockerfile):
         ignores = [line for line in instruction.comments if line.startswith("# hadolint ignore=")]
         reasons = [line for line in instruction.comments if line.startswith("#") and "hadolint" not in line]
         assert not ignores or reasons, f"{dockerfile.name}: {ignores} without a reason above {instruction.keyword}"
+
+
+# What ./kbctl installs from Debian for running but an image does not need: the demo's text (containers seed no demo).
+NOT_FOR_THE_IMAGE = {"python3.11-doc"}
+
+
+def test_the_app_image_has_the_debian_packages_kbctl_installs_for_running():
+    kbctl = (PROJECT_ROOT / "kbctl").read_text()
+    function = kbctl[kbctl.index("install_debian_packages() {") :]
+    for_running = function[: function.index('if [ "$1" = test ]')]
+    needed = set(re.findall(r"missing\+=\(([\w.+-]+)\)", for_running)) - NOT_FOR_THE_IMAGE
+    installed = {
+        package.split("=")[0]
+        for instruction in dockerfile_instructions(PROJECT_ROOT / "docker" / "app.Dockerfile")
+        if instruction.keyword == "RUN" and "apt-get install" in instruction.arguments
+        for package in instruction.arguments.split()
+        if "=" in package and not package.startswith("-")
+    }
+
+    missing = needed - installed
+    assert not missing, (
+        f"./kbctl installs {sorted(missing)} to run the app; docker/app.Dockerfile's build stage needs them too "
+        "(and their run-time libraries in its final stage)"
+    )
