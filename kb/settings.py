@@ -132,6 +132,34 @@ KB_ARCHIVE_MAX_TOTAL_BYTES = env.int("KB_ARCHIVE_MAX_TOTAL_BYTES", default=500 *
 KB_ARCHIVE_MAX_RATIO = env.int("KB_ARCHIVE_MAX_RATIO", default=100)
 KB_ARCHIVE_MAX_FILES = env.int("KB_ARCHIVE_MAX_FILES", default=10_000)
 
+# Where uploaded files are kept: a folder (KB_MEDIA_ROOT) by default; with KB_STORAGE=s3 an S3-compatible bucket
+# (MinIO, Ceph, AWS; django-storages), which web and worker processes on several hosts share. The AWS_* variables are
+# read here, so that .env holds them as it holds the rest. Names stay unique as on disk (file_overwrite off), and files
+# are read through the app's permission checks, never by a bucket URL.
+KB_STORAGE = env("KB_STORAGE", default="filesystem")
+if KB_STORAGE == "filesystem":
+    _uploads_storage: dict = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif KB_STORAGE == "s3":
+    _uploads_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "location": env("AWS_LOCATION", default=""),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "addressing_style": env("AWS_S3_ADDRESSING_STYLE", default=None),
+            "access_key": env("AWS_ACCESS_KEY_ID", default=None),
+            "secret_key": env("AWS_SECRET_ACCESS_KEY", default=None),
+            "file_overwrite": False,
+        },
+    }
+else:
+    raise environ.ImproperlyConfigured(f"KB_STORAGE={KB_STORAGE!r}: use filesystem (the default) or s3")
+STORAGES = {
+    "default": _uploads_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # Celery: the default broker lives in the embedded PostgreSQL, so no extra server is needed.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker_url)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
