@@ -3,6 +3,7 @@
 Driven through ASGI, the way uvicorn calls the app, with bodies produced lazily so that what was read is counted."""
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -250,7 +251,19 @@ def test_the_running_server_answers_an_anonymous_60_mb_upload_at_once_without_ta
             b"Content-Type: multipart/form-data; boundary=x\r\n"
             b"Content-Length: " + str(60 * MB).encode() + b"\r\n\r\n" + b"x" * 65536
         )
-        answer = connection.recv(4096).decode()
+        answer = _http_answer(connection)
 
     assert answer.startswith("HTTP/1.1 403") and "You are not logged in" in answer
     assert time.monotonic() - started < 5  # 60 MB are neither awaited nor read
+
+
+def _http_answer(connection: socket.socket) -> str:
+    """The response's head and its body, as long as its Content-Length says."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(4096)
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))
+    while len(body) < length:
+        body += connection.recv(4096)
+    return (head + b"\r\n\r\n" + body).decode()

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -150,3 +151,47 @@ def test_a_secret_file_others_may_read_is_refused(tmp_path):
 
     with pytest.raises(PermissionError, match="chmod 600"):
         secret_setting("DJANGO_SECRET_KEY", environ={}, var_dir=tmp_path)
+
+
+def _deploy_check(var_dir, **variables: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT_ROOT,
+        env=_without_secrets(KB_VAR_DIR=str(var_dir), **variables),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_deploy_check_is_clean_with_the_production_settings_and_names_what_plain_http_lacks(tmp_path):
+    secret_files_ensure(environ={}, var_dir=tmp_path)  # the secrets as the launcher makes them
+    production = _deploy_check(
+        tmp_path, KB_HTTPS="true", KB_TRUST_PROXY_TLS_HEADER="true", DJANGO_ALLOWED_HOSTS="kb.intranet.example"
+    )
+    plain_http = _deploy_check(tmp_path, DJANGO_ALLOWED_HOSTS="kb.intranet.example")
+
+    assert production.returncode == 0, production.stderr
+    assert "System check identified no issues" in production.stdout
+    assert plain_http.returncode != 0
+    assert {"security.W004", "security.W008", "security.W012", "security.W016"} <= set(
+        re.findall(r"security\.W\d+", plain_http.stderr)
+    )
+
+
+def test_production_settings_come_from_the_environment():
+    def read(**variables: str) -> dict:
+        return _run_python(
+            "import json\nimport kb.settings as s\nprint(json.dumps({'secure': [s.SESSION_COOKIE_SECURE, "
+            "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT], 'hsts': s.SECURE_HSTS_SECONDS, "
+            "'proxy': s.SECURE_PROXY_SSL_HEADER, 'session': s.SESSION_COOKIE_AGE}))",
+            _environment(DATABASE_URL="postgres://unused@/unused", **variables),
+        )
+
+    assert read() == {"secure": [False, False, False], "hsts": 0, "proxy": None, "session": 8 * 3600}
+    assert read(KB_HTTPS="true", KB_TRUST_PROXY_TLS_HEADER="true", KB_SESSION_HOURS="2") == {
+        "secure": [True, True, True],
+        "hsts": 365 * 24 * 3600,
+        "proxy": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "session": 2 * 3600,
+    }

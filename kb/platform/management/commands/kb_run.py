@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from django.conf import settings
@@ -142,7 +143,17 @@ class Command(BaseCommand):
     def _answers(url: str, *, api_key: str = "") -> bool:
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with _NOT_FOLLOWING_REDIRECTS.open(request, timeout=2) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as error:
+            return error.code in {301, 302}  # KB_HTTPS sends plain HTTP to HTTPS: the server is up all the same
         except OSError:
             return False
+
+
+class _RedirectsAsAnswers(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None
+
+
+_NOT_FOLLOWING_REDIRECTS = urllib.request.build_opener(_RedirectsAsAnswers)
