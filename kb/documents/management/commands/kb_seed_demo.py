@@ -33,13 +33,13 @@ DEMO = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo departments, users (passwords printed once) and collections if they do not exist."
+    help = "Create the demo departments, users (passwords shown once) and collections if they do not exist."
 
     def handle(self, *args, **options):
         if User.objects.filter(username="admin").exists():
             self.stdout.write(
-                "demo organisation present (passwords were printed when it was created; "
-                "`manage.py changepassword NAME` sets a new one)"
+                f"demo organisation present (passwords were shown when it was created, or written to "
+                f"{settings.VAR_DIR / DEMO_PASSWORDS_FILE}; `manage.py changepassword NAME` sets a new one)"
             )
             return
         passwords = self._create_organisation()
