@@ -135,7 +135,7 @@ def _export(model_dir: Path, target: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
-        shutil.copy(tokenizer_file, staging / "tokenizer.json")
+        shutil.copyfile(tokenizer_file, staging / "tokenizer.json")  # the content; its mode follows the umask
         (staging / _MANIFEST).write_text(
             json.dumps(
                 {

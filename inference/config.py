@@ -2,8 +2,6 @@
 
 import importlib.util
 import os
-import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +12,7 @@ from inference.lmdeploy import LmdeployConfig
 from inference.registry import ModelPreset, preset_named
 from inference.remote import RemoteConfig
 from inference.router import RouteLimits
+from inference.secret_files import secret_file_ensure
 from inference.types import GenerationParams
 from inference.vllm import VllmConfig
 
@@ -126,31 +125,10 @@ def var_dir_from_environ(environ: Mapping[str, str] = os.environ) -> Path:
 def inference_api_key(var_dir: Path, *, given: str = "") -> str:
     """The key the serving process requires and its web and worker processes present: `given` (the operator's
     KB_INFERENCE_API_KEY) if any, else the one in `var_dir`/inference-api-key, made on first use by whichever process
-    comes first. The file is created whole, with its key, under a name nobody else has, then linked into place, so a
-    process that reads it sees a whole key or no file; it is readable by its owner only, and refused otherwise."""
+    comes first (owner-only, written whole: inference.secret_files)."""
     if given.strip():
         return given.strip()
-    path = var_dir / API_KEY_FILE
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        partial = var_dir / f".{API_KEY_FILE}.{secrets.token_hex(8)}"
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_urlsafe(32) + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-            os.link(partial, path)  # fails if another process made it first: then its key is the key
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink(missing_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise PermissionError(f"{path} is readable by other users; make it the owner's only (chmod 600 {path})")
-    key = path.read_text().strip()
-    if not key:
-        raise ValueError(f"{path} is empty; remove it to have a new key made, or set KB_INFERENCE_API_KEY")
-    return key
+    return secret_file_ensure(var_dir / API_KEY_FILE)
 
 
 def smollm2_wheel_path() -> str:

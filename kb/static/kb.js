@@ -12,8 +12,12 @@
   document.addEventListener("htmx:sendError", () =>
     problem("The server could not be reached. Check the connection and try again."));
   document.addEventListener("htmx:afterRequest", (event) => {
-    const status = event.detail.xhr ? event.detail.xhr.status : 0;
-    if (status > 0 && status < 500) document.getElementById("request-problem").hidden = true;
+    const xhr = event.detail.xhr;
+    const status = xhr ? xhr.status : 0;
+    // Refused before the app read it (too large, not logged in: kb/platform/request_guard.py): nothing to swap in,
+    // the reason is said here.
+    if (status >= 400 && xhr.getResponseHeader("HX-Reswap") === "none") problem(xhr.responseText);
+    else if (status > 0 && status < 500) document.getElementById("request-problem").hidden = true;
   });
 })();
 

@@ -1,13 +1,11 @@
 """A cited PDF passage in the browser: its page drawn by the vendored pdf.js, the passage highlighted on it, on a
 phone-width screen, whether the passage is opened as a page or swapped into a panel by htmx."""
 
-import time
-
 import pytest
 from django.urls import reverse
 
-from kb.documents.models import Chunk, DocumentVersion
-from tests.e2e.pages import log_in
+from kb.documents.models import Chunk
+from tests.e2e.pages import ingested_by_the_worker, log_in
 from tests.factories import make_collection, make_department, make_user, upload
 from tests.pdfs import faq_handbook_pdf
 
@@ -31,17 +29,6 @@ def _expect_page_drawn_with_the_passage_highlighted(page) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def _ingested_by_the_worker(version: DocumentVersion, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        version.refresh_from_db()
-        if version.is_finished:
-            assert version.status == DocumentVersion.Status.READY, version.failure_reason
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"the worker did not ingest {version} within {timeout} s")
-
-
 def test_a_pdf_passage_shows_its_page_with_the_passage_highlighted(live_stack, browser, settings, python_docs):
     settings.MEDIA_ROOT = live_stack["media_root"]  # where the worker and the web server read the originals
     department = make_department("Engineering")
@@ -49,7 +36,7 @@ def test_a_pdf_passage_shows_its_page_with_the_passage_highlighted(live_stack, b
     data, _ = faq_handbook_pdf(python_docs)
     admin = make_user(department=department, admin=True)
     version = upload(user=admin, collection=make_collection(owner=department), name="python-faq.pdf", content=data)
-    _ingested_by_the_worker(version)
+    ingested_by_the_worker(version)
     chunk = Chunk.objects.filter(version=version, first_page=2).first()
     passage_url = reverse("search:passage", args=[chunk.pk])
     page = log_in(browser, live_stack["url"], "erin", viewport=PHONE)

@@ -14,6 +14,8 @@ import psutil
 import pytest
 
 from inference.config import API_KEY_FILE
+from kb.documents.management.commands.kb_seed_demo import DEMO_PASSWORDS_FILE
+from kb.platform.secret_keys import SECRET_FILES
 from tests.conftest import PROJECT_ROOT, _free_port
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +25,15 @@ def _start(var_dir: Path, port: int, inference_port: int) -> subprocess.Popen:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "KB_MEDIA_ROOT", "KB_INFERENCE_URL", "KB_INFERENCE_API_KEY"}
+        if key
+        not in {
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "KB_MEDIA_ROOT",
+            "KB_INFERENCE_URL",
+            "KB_INFERENCE_API_KEY",
+            *SECRET_FILES,  # the launcher makes them on its first run
+        }
     }
     environment.update(
         {
@@ -93,8 +103,18 @@ def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
     assert any("inference" in child.cmdline() for child in children)
     shutdown = _interrupt_and_collect(first)
 
-    assert "Demo users (these passwords are shown only this once)" in startup
-    assert "alice" in startup and "bob" in startup
+    # its output is no terminal here (it could be a log file): the passwords went to an owner-only file instead
+    passwords = (var_dir / DEMO_PASSWORDS_FILE).read_text()
+    demo_password = passwords.split("alice", 1)[1].split()[0]
+    assert "alice" in passwords and "bob" in passwords and demo_password not in startup
+    assert f"their passwords are in {var_dir / DEMO_PASSWORDS_FILE}" in startup
+    assert stat.S_IMODE((var_dir / DEMO_PASSWORDS_FILE).stat().st_mode) == 0o600
+    # the secrets settings read, made on this first run, owner-only; and what the app writes is its owner's only
+    secrets = {name: (var_dir / file_name).read_text().strip() for name, file_name in SECRET_FILES.items()}
+    assert all(len(secret) >= 50 for secret in secrets.values())
+    assert {stat.S_IMODE((var_dir / file_name).stat().st_mode) for file_name in SECRET_FILES.values()} == {0o600}
+    assert stat.S_IMODE((var_dir / "media").stat().st_mode) == 0o700
+    assert [path for path in var_dir.rglob("*") if path.is_file() and path.stat().st_mode & 0o077] == []
     assert first.returncode == 0, shutdown
     assert "stopped cleanly" in shutdown
     assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)
@@ -106,5 +126,6 @@ def test_run_starts_everything_stops_on_ctrl_c_and_keeps_data(tmp_path):
 
     assert "demo organisation present" in again
     assert key_file.read_text().strip() == api_key  # the key is kept, not made anew
+    assert {name: (var_dir / file_name).read_text().strip() for name, file_name in SECRET_FILES.items()} == secrets
     assert "Demo users" not in again
     assert not _postgres_running_in(var_dir)

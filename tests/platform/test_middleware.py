@@ -63,3 +63,18 @@ def test_the_same_form_without_a_nul_character_goes_through(superuser_client):
     superuser_client.post("/organisation/departments/", {"name": "Legal"})
 
     assert Department.objects.filter(name="Legal").exists()
+
+
+def test_an_anonymous_form_is_not_read_for_nul_characters_but_sent_to_log_in(client):
+    response = client.post("/organisation/departments/", {"name": "Legal\x00"})
+
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_login_form_refuses_a_nul_character_itself(client):
+    make_user(department=make_department("Legal"), username="alice")
+
+    response = client.post("/accounts/login/", {"username": "alice\x00", "password": PASSWORD})
+
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "didn't match" in response.content.decode()

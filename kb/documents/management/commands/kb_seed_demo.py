@@ -1,8 +1,10 @@
 """Create a small demo organisation with real text from Debian's python3.11-doc, once."""
 
+import os
 import secrets
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -13,6 +15,7 @@ from kb.documents.services import collection_create, document_upload
 from kb.platform.actors import system_actor
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+DEMO_PASSWORDS_FILE = "demo-passwords.txt"
 DEMO = {
     "Engineering": {
         "collection": "Python FAQ",
@@ -30,19 +33,30 @@ DEMO = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo departments, users (passwords printed once) and collections if they do not exist."
+    help = "Create the demo departments, users (passwords shown once) and collections if they do not exist."
 
     def handle(self, *args, **options):
         if User.objects.filter(username="admin").exists():
             self.stdout.write(
-                "demo organisation present (passwords were printed when it was created; "
-                "`manage.py changepassword NAME` sets a new one)"
+                f"demo organisation present (passwords were shown when it was created, or written to "
+                f"{settings.VAR_DIR / DEMO_PASSWORDS_FILE}; `manage.py changepassword NAME` sets a new one)"
             )
             return
         passwords = self._create_organisation()
-        self.stdout.write(self.style.SUCCESS("Demo users (these passwords are shown only this once):"))
-        for username, (password, what) in passwords.items():
-            self.stdout.write(f"    {username:<10} {password:<16} {what}")
+        table = "".join(f"    {name:<10} {password:<16} {what}\n" for name, (password, what) in passwords.items())
+        if self.stdout.isatty():
+            self.stdout.write(self.style.SUCCESS("Demo users (these passwords are shown only this once):"))
+            self.stdout.write(table, ending="")
+            return
+        # Output that is not a terminal is likely kept (a log file, a service's journal), by whoever can read it.
+        path = settings.VAR_DIR / DEMO_PASSWORDS_FILE
+        _owner_only_file_write(path, "Demo users (delete this file once you have noted them):\n" + table)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo users created; their passwords are in {path} (readable by you only), not in this output, "
+                "which is not a terminal"
+            )
+        )
 
     @transaction.atomic
     def _create_organisation(self) -> dict[str, tuple[str, str]]:
@@ -85,3 +99,10 @@ class Command(BaseCommand):
                 )
             )
         return passwords
+
+
+def _owner_only_file_write(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a list left by an earlier demo database: replaced, never opened to others
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(text)

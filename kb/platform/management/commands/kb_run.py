@@ -1,9 +1,11 @@
 """Start everything the app needs in one terminal; Ctrl-C stops it all."""
 
+import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from django.core.management.base import BaseCommand
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import server_ensure_for, server_stop
 from kb.platform.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir_emptied
+from kb.platform.file_modes import owner_only_folders_ensure
 from kb.platform.serving import serving_api_key, serving_python
 
 
@@ -32,6 +35,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"[{time.strftime('%H:%M:%S')}] {message}"))
 
     def handle(self, *args, host: str, port: int, no_demo: bool, **options):
+        # Everything this process and the ones it starts write (uploads, exports, logs, keys) is its owner's only.
+        os.umask(0o077)
+        owner_only_folders_ensure(settings.VAR_DIR, settings.MEDIA_ROOT)
         if not settings.DATABASE_URL_FROM_ENV:
             server_ensure_for(settings.DATABASES["default"])  # the database backend would at its first connection
             self.step(f"PostgreSQL 18 + pgvector (embedded) is running, data in {settings.EMBEDDED_PG_DIR}")
@@ -41,8 +47,6 @@ class Command(BaseCommand):
             self.step("checking the demo organisation")
             call_command("kb_seed_demo")
             call_command("kb_seed_demo_evaluation")
-        if settings.SECRET_KEY.startswith("insecure-"):
-            self.stdout.write(self.style.WARNING("DJANGO_SECRET_KEY is not set: fine for a demo, not for production"))
 
         children: list[subprocess.Popen] = []
         stopping = False
@@ -147,7 +151,17 @@ class Command(BaseCommand):
     def _answers(url: str, *, api_key: str = "") -> bool:
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with _NOT_FOLLOWING_REDIRECTS.open(request, timeout=2) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as error:
+            return error.code in {301, 302}  # KB_HTTPS sends plain HTTP to HTTPS: the server is up all the same
         except OSError:
             return False
+
+
+class _RedirectsAsAnswers(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None
+
+
+_NOT_FOLLOWING_REDIRECTS = urllib.request.build_opener(_RedirectsAsAnswers)

@@ -1,0 +1,130 @@
+"""What the ASGI server refuses before the app reads a request's body.
+
+Django's ASGI handler reads a whole body (to memory, then a temporary file) before any middleware or view runs, so a
+login check or a size limit in the app comes only after the bytes have been taken. This wrapper, outside Django
+(kb/asgi.py), looks at the request line and headers first:
+
+- a POST, PUT, PATCH or DELETE with a body is refused (403) unless its session cookie names a logged-in session in
+  the session store, it goes to a login form (KB_ANONYMOUS_FORM_URL_NAMES), or it is a bearer-token API request
+  (an Authorization header, to a path under KB_BEARER_TOKEN_PATH_PREFIXES, whose views check the token);
+- a body longer than KB_REQUEST_MAX_BYTES is refused (413): by its Content-Length before a byte is read, or, sent
+  without one, as soon as it grows past the limit.
+
+A refusal closes the connection, leaving the rest of the body unread. For htmx it says `HX-Reswap: none`: the page
+stays as it was, and kb.js shows the reason in its banner.
+"""
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import import_module
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.db import close_old_connections
+from django.http.cookie import parse_cookie
+from django.urls import reverse
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOT_LOGGED_IN = (
+    "You are not logged in, or your session has ended: nothing was sent on. Log in again (reload the page), then "
+    "try once more."
+)
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        htmx = "hx-request" in headers
+        try:
+            declared = int(headers["content-length"]) if "content-length" in headers else None
+        except ValueError:
+            await _refuse(send, 400, "The request's Content-Length is not a number.", htmx=htmx)
+            return
+        limit = settings.KB_REQUEST_MAX_BYTES
+        has_body = bool(declared) or "transfer-encoding" in headers
+        if scope["method"] in BODY_METHODS and has_body and not await _may_send_a_body(scope, headers):
+            await _refuse(send, 403, NOT_LOGGED_IN, htmx=htmx)
+            return
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, _too_large(limit), htmx=htmx)
+            return
+
+        received = 0
+        refused = False
+
+        async def receive_within_limit() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Sent without a Content-Length and grown past the limit: answer, and have the app stop reading
+                    # as it does when the client goes away (Django drops the request without a response).
+                    refused = True
+                    await _refuse(send, 413, _too_large(limit), htmx=htmx)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, receive_within_limit, send_unless_refused)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _may_send_a_body(scope: Scope, headers: dict[str, str]) -> bool:
+    path = scope["path"]
+    if "authorization" in headers and path.startswith(tuple(settings.KB_BEARER_TOKEN_PATH_PREFIXES)):
+        return True
+    if path in {reverse(name) for name in settings.KB_ANONYMOUS_FORM_URL_NAMES}:
+        return True
+    session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
+    return bool(session_key) and await sync_to_async(_session_is_logged_in)(session_key)
+
+
+def _session_is_logged_in(session_key: str) -> bool:
+    """Whether the session store holds a live session of a logged-in user under this key. Only that: the user's
+    standing (active, password unchanged) is checked by the app's authentication, as for any request."""
+    close_old_connections()  # outside Django's request cycle, which would otherwise do this around the query
+    try:
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        return session.get(SESSION_KEY) is not None
+    finally:
+        close_old_connections()
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"The request is larger than the limit of {limit / 1024 / 1024:.0f} MB and was not read. Send fewer or "
+        "smaller files at a time."
+    )
+
+
+async def _refuse(send: Send, status: int, reason: str, *, htmx: bool) -> None:
+    body = reason.encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body is never read, so the connection cannot serve another
+    ]
+    if htmx:
+        headers.append((b"hx-reswap", b"none"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
