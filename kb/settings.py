@@ -287,7 +287,8 @@ KB_AUDIT_RETENTION_DAYS = env.int("KB_AUDIT_RETENTION_DAYS", default=0)
 # (.env.example). This block sets AUTHENTICATION_BACKENDS (the directories, then local accounts for break-glass
 # admins), django-auth-ldap's AUTH_LDAP_*, mozilla-django-oidc's OIDC_* and the group maps KB_LDAP_GROUP_MAP and
 # KB_OIDC_GROUP_MAP (groups → departments and roles, applied at every login by kb/accounts/backends.py).
-globals().update(sso_settings_from_env(env))
+_single_sign_on = sso_settings_from_env(env)
+globals().update(_single_sign_on)
 # --- end of single sign-on
 
 # The API (/v1, personal tokens): requests each token may make in a minute, counted in the database so that the limit
@@ -308,7 +309,7 @@ LOGGING = {
 # admin's; the same user from elsewhere, and others from that address, are not (no locking a colleague out by name).
 INSTALLED_APPS += ["axes"]
 # First, so that a locked-out pair is refused before any backend (the directories', the local accounts') is asked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *_single_sign_on["AUTHENTICATION_BACKENDS"]]
 AXES_FAILURE_LIMIT = env.int("KB_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("KB_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand
 
 from kb.platform.dotenv import environment_with_dotenv
 from kb.platform.embedded_pg import server_ensure_for, server_stop
-from kb.platform.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir_emptied
 from kb.platform.file_modes import owner_only_folders_ensure
+from kb.platform.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_dir_emptied
 from kb.platform.serving import serving_api_key, serving_python
 
 
