@@ -47,3 +47,13 @@ def test_a_server_error_or_an_unreachable_server_is_said_in_a_banner_and_cleared
     _add_member(admin_page, "nobody-by-that-name")
     sync_api.expect(admin_page.locator("#organisation .error")).to_have_text("No user has that username.")
     sync_api.expect(banner).to_be_hidden()
+
+
+def test_a_form_sent_after_the_session_ended_is_refused_unread_and_said_in_the_banner(admin_page):
+    admin_page.context.clear_cookies()  # the session ended (expired, logged out elsewhere)
+
+    _add_member(admin_page, "someone")
+
+    banner = admin_page.locator("#request-problem")
+    sync_api.expect(banner).to_contain_text("You are not logged in, or your session has ended")
+    sync_api.expect(admin_page.locator("#organisation")).to_be_visible()  # the page stays as it was
