@@ -14,6 +14,7 @@ A refusal closes the connection, leaving the rest of the body unread. For htmx i
 stays as it was, and kb.js shows the reason in its banner.
 """
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import import_module
 from typing import Any
@@ -56,7 +57,10 @@ class RequestGuard:
         limit = settings.KB_REQUEST_MAX_BYTES
         has_body = bool(declared) or "transfer-encoding" in headers
         if scope["method"] in BODY_METHODS and has_body and not await _may_send_a_body(scope, headers):
-            await _refuse(send, 403, NOT_LOGGED_IN, htmx=htmx)
+            if _is_bearer_token_path(scope):
+                await _refuse_without_token(send)
+            else:
+                await _refuse(send, 403, NOT_LOGGED_IN, htmx=htmx)
             return
         if declared is not None and declared > limit:
             await _refuse(send, 413, _too_large(limit), htmx=htmx)
@@ -89,9 +93,13 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
 
 
+def _is_bearer_token_path(scope: Scope) -> bool:
+    return scope["path"].startswith(tuple(settings.KB_BEARER_TOKEN_PATH_PREFIXES))
+
+
 async def _may_send_a_body(scope: Scope, headers: dict[str, str]) -> bool:
     path = scope["path"]
-    if "authorization" in headers and path.startswith(tuple(settings.KB_BEARER_TOKEN_PATH_PREFIXES)):
+    if "authorization" in headers and _is_bearer_token_path(scope):
         return True
     if path in {reverse(name) for name in settings.KB_ANONYMOUS_FORM_URL_NAMES}:
         return True
@@ -127,4 +135,27 @@ async def _refuse(send: Send, status: int, reason: str, *, htmx: bool) -> None:
     if htmx:
         headers.append((b"hx-reswap", b"none"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_without_token(send: Send) -> None:
+    """An API request without a token: refused as the API refuses a wrong one (401, its JSON error shape), so that a
+    client reads the same answer whether the guard or the view turned it away."""
+    body = json.dumps(
+        {
+            "error": {
+                "message": "Send a personal API token as `Authorization: Bearer <token>`.",
+                "type": "authentication_error",
+                "code": "invalid_api_key",
+                "param": None,
+            }
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b'Bearer realm="kb"'),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
     await send({"type": "http.response.body", "body": body})

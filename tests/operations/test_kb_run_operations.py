@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from kb.documents.management.commands.kb_seed_demo import DEMO_PASSWORDS_FILE
 from tests.conftest import PROJECT_ROOT, _free_port
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +77,9 @@ def stack(tmp_path_factory):
             assert line or process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "".join(lines)
             lines.append(line)
-        password = re.search(r"^\s+admin\s+(\S+)\s+superuser", "".join(lines), re.MULTILINE).group(1)
+        # Not a terminal: the demo's passwords are in their owner-only file, not in the output.
+        passwords = (var_dir / DEMO_PASSWORDS_FILE).read_text()
+        password = re.search(r"^\s+admin\s+(\S+)\s+superuser", passwords, re.MULTILINE).group(1)
         yield {"url": f"http://127.0.0.1:{port}", "password": password, "var_dir": var_dir}
     finally:
         process.send_signal(signal.SIGINT)

@@ -3,6 +3,7 @@
 Driven through ASGI, the way uvicorn calls the app, with bodies produced lazily so that what was read is counted."""
 
 import asyncio
+import json
 import re
 import socket
 import time
@@ -114,6 +115,24 @@ def test_an_anonymous_60_mb_post_is_refused_before_a_byte_of_it_is_read():
         assert status == 403 and b"You are not logged in" in content
         assert body.sent == 0 and recorder.read is None
         assert response_headers["connection"] == "close" and response_headers["hx-reswap"] == "none"
+
+
+@pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
+def test_an_api_request_without_a_token_is_refused_unread_as_the_api_refuses_a_wrong_one():
+    recorder, body = Recorder(), Body(2 * MB)
+
+    status, response_headers, content = _call(
+        RequestGuard(recorder),
+        "POST",
+        "/v1/chat/completions",
+        headers={"content-length": str(2 * MB), "content-type": "application/json"},
+        body=body,
+    )
+
+    assert status == 401 and response_headers["content-type"] == "application/json"
+    assert json.loads(content)["error"]["code"] == "invalid_api_key"
+    assert response_headers["www-authenticate"] == 'Bearer realm="kb"'
+    assert body.sent == 0 and recorder.read is None
 
 
 @pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions

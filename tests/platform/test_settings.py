@@ -154,10 +154,14 @@ def test_a_secret_file_others_may_read_is_refused(tmp_path):
 
 
 def _deploy_check(var_dir, **variables: str) -> subprocess.CompletedProcess:
+    # The browser tests' conftest lets this test process call the ORM beside Playwright's event loop; a deployment
+    # never sets that, and the deploy check rightly refuses it.
+    environment = _without_secrets(KB_VAR_DIR=str(var_dir), **variables)
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT_ROOT,
-        env=_without_secrets(KB_VAR_DIR=str(var_dir), **variables),
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
