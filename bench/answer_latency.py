@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://unused@/unused")  # nothing here touches the database
 
-import django
+from bench.django_setup import django_setup
 
-django.setup()
+django_setup()
 
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -73,9 +73,9 @@ os.environ["KB_EMBEDDED_DATABASE"] = DATABASE
 os.environ["DJANGO_DEBUG"] = "false"  # DEBUG would keep every query's SQL
 os.environ.pop("DATABASE_URL", None)
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 import psutil  # noqa: E402
 import psycopg  # noqa: E402

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://unused@/unused")  # nothing here touches the database
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402

@@ -20,9 +20,9 @@ os.environ["KB_VAR_DIR"] = str(BENCH_VAR)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 os.environ.pop("DATABASE_URL", None)
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402

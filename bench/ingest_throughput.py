@@ -33,9 +33,9 @@ if (BENCH_VAR / "pg").exists():
     server_stop(BENCH_VAR / "pg")
 shutil.rmtree(BENCH_VAR, ignore_errors=True)
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402

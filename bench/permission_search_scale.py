@@ -116,9 +116,9 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "kb.settings"
 os.environ["KB_EMBEDDED_DATABASE"] = DATABASE
 os.environ.pop("DATABASE_URL", None)
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 from embedding.encoders import prepare_process_for_questions  # noqa: E402
 

@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 os.environ["KB_VAR_DIR"] = str(ROOT / "var" / "bench-query-encoder")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
 
-import django  # noqa: E402
+from bench.django_setup import django_setup  # noqa: E402
 
-django.setup()
+django_setup()
 
 from embedding.encoders import prepare_process_for_questions  # noqa: E402
 
