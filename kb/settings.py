@@ -217,12 +217,15 @@ KB_INGEST_STALL_SECONDS = env.int("KB_INGEST_STALL_SECONDS", default=120)
 
 # Retrieval and answering
 KB_RETRIEVAL_TOP_K = env.int("KB_RETRIEVAL_TOP_K", default=4)
-# How the dense and keyword rankings become one: "scores" (each list's scores scaled to 0..1, then weighted:
-# KB_FUSION_DENSE_WEIGHT for dense, the rest for keyword) or "rrf" (reciprocal rank fusion, constant KB_RRF_K).
-# Chosen on the four evaluation sets together (BENCHMARKS.md, issue 17): scores with 0.6 beat RRF (5 or 60) in
-# Recall@1 and MRR@10 on the mean of the sets and on each but pdf-manual's Recall@5.
-KB_FUSION = env("KB_FUSION", default="scores")
-KB_FUSION_DENSE_WEIGHT = env.float("KB_FUSION_DENSE_WEIGHT", default=0.6)
+# How the dense and keyword rankings become one: "zscore" (each list's scores as standard deviations from its mean,
+# then weighted: KB_FUSION_DENSE_WEIGHT for dense, the rest for keyword), "minmax" (each list scaled to 0..1, then
+# weighted) or "rrf" (reciprocal rank fusion, constant KB_RRF_K). Chosen on the four evaluation sets together
+# (BENCHMARKS.md, issue 17): z-scores with 0.68 lead min-max (0.6) and RRF on the mean of the sets' Recall@1 and
+# MRR@10, and put hybrid above both of its parts on every set.
+KB_FUSION = env("KB_FUSION", default="zscore")
+if KB_FUSION not in {"zscore", "minmax", "rrf"}:
+    raise environ.ImproperlyConfigured(f"KB_FUSION={KB_FUSION!r}: use zscore (the default), minmax or rrf")
+KB_FUSION_DENSE_WEIGHT = env.float("KB_FUSION_DENSE_WEIGHT", default=0.68)
 # Reciprocal rank fusion's constant (KB_FUSION=rrf). Cormack et al.'s 60 was tuned for runs 1,000 deep; over our
 # candidate lists of 20-100 a small constant lets the top ranks count.
 KB_RRF_K = env.int("KB_RRF_K", default=5)

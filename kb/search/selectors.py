@@ -2,6 +2,7 @@ import functools
 import math
 import operator
 import re
+import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -204,33 +205,47 @@ Ranked = TypeVar("Ranked", RankedChunk, PassageHit)
 
 
 def fused(dense: list[Ranked], keyword: list[Ranked], *, k: int) -> list[Ranked]:
-    """The dense and keyword rankings made one, as KB_FUSION says: "scores" (score_fusion) or "rrf"."""
+    """The dense and keyword rankings made one, as KB_FUSION says: "zscore" or "minmax" (score_fusion), or "rrf"."""
     if settings.KB_FUSION == "rrf":
         return reciprocal_rank_fusion([dense, keyword], k=k)
-    return score_fusion(dense, keyword, dense_weight=settings.KB_FUSION_DENSE_WEIGHT, k=k)
+    return score_fusion(dense, keyword, dense_weight=settings.KB_FUSION_DENSE_WEIGHT, k=k, scaling=settings.KB_FUSION)
 
 
-def score_fusion(dense: list[Ranked], keyword: list[Ranked], *, dense_weight: float, k: int) -> list[Ranked]:
-    """Each ranking's scores scaled to 0..1 over its own list (min-max), then summed with weights `dense_weight` and
-    1 - `dense_weight`; a passage missing from a list scores 0 there.
+def score_fusion(
+    dense: list[Ranked], keyword: list[Ranked], *, dense_weight: float, k: int, scaling: str = "zscore"
+) -> list[Ranked]:
+    """Each ranking's scores put on one scale over its own list, then summed with weights `dense_weight` and
+    1 - `dense_weight`; a passage missing from a list counts as that list's lowest.
 
     Unlike reciprocal rank fusion this keeps how far apart the scores are: a passage far ahead in one ranking stays
     ahead, where ranks would make it a near-tie with the next ("convex combination" of Bruch et al., 2023, An
-    Analysis of Fusion Functions for Hybrid Retrieval). Measured on the four evaluation sets (BENCHMARKS.md, issue 17).
+    Analysis of Fusion Functions for Hybrid Retrieval). `scaling` "zscore": standard deviations from the list's mean
+    (OpenSearch's z_score normalisation), so that a passage counts by how far it stands out of its own list;
+    "minmax": scaled to 0..1, where the list's best is 1 however close the runner-up (cosine similarities of a
+    pool often lie within a few hundredths). Chosen on the four evaluation sets (BENCHMARKS.md, issue 17).
     """
-    fused_scores: dict[int, float] = {}
     hits: dict[int, Ranked] = {}
+    for hit in (*dense, *keyword):
+        hits.setdefault(hit.chunk_id, hit)
+    fused_scores = dict.fromkeys(hits, 0.0)
     for weight, ranking in ((dense_weight, dense), (1.0 - dense_weight, keyword)):
         if not ranking:
             continue
-        scores = [hit.score for hit in ranking]
-        high, low = max(scores), min(scores)
-        for hit in ranking:
-            scaled = (hit.score - low) / (high - low) if high > low else 1.0
-            fused_scores[hit.chunk_id] = fused_scores.get(hit.chunk_id, 0.0) + weight * scaled
-            hits.setdefault(hit.chunk_id, hit)
+        scaled = dict(zip((hit.chunk_id for hit in ranking), _scaled([hit.score for hit in ranking], scaling)))
+        lowest = min(scaled.values())
+        for chunk_id in fused_scores:
+            fused_scores[chunk_id] += weight * scaled.get(chunk_id, lowest)
     best = sorted(fused_scores, key=lambda chunk_id: (-fused_scores[chunk_id], chunk_id))[:k]
     return [replace(hits[chunk_id], score=fused_scores[chunk_id]) for chunk_id in best]
+
+
+def _scaled(scores: list[float], scaling: str) -> list[float]:
+    if scaling == "minmax":
+        high, low = max(scores), min(scores)
+        return [(score - low) / (high - low) if high > low else 1.0 for score in scores]
+    mean = statistics.fmean(scores)
+    deviation = statistics.pstdev(scores, mean) or 1.0
+    return [(score - mean) / deviation for score in scores]
 
 
 def reciprocal_rank_fusion(rankings: list[list[Ranked]], *, k: int) -> list[Ranked]:

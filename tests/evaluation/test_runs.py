@@ -69,7 +69,7 @@ def test_a_run_finds_the_expected_passages_and_records_scores_progress_and_confi
     assert len(sweep) == 15 and sweep[0.1]["false_refusal_rate"] == 0.0
     configuration = run.configuration
     assert configuration["embedding_model"]["dimensions"] == 384
-    assert configuration["chunk_tokens"] == 256 and configuration["fusion"] == "scores" and configuration["k"] == 10
+    assert configuration["chunk_tokens"] == 256 and configuration["fusion"] == "zscore" and configuration["k"] == 10
     assert configuration["document_versions"] == sorted(DocumentVersion.objects.values_list("pk", flat=True))
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.EVALUATION_RUN_QUEUED, subject_id=str(run.pk)).exists()
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.EVALUATION_RUN_FINISHED, subject_id=str(run.pk)).exists()

@@ -48,22 +48,52 @@ def test_reciprocal_rank_fusion_rewards_agreement_between_rankings(settings):
     assert fused[0].score == pytest.approx(1 / 61 + 1 / 63)
 
 
-def test_score_fusion_weighs_each_ranking_by_its_scaled_scores():
+def test_min_max_fusion_weighs_each_ranking_by_its_scaled_scores():
     dense = [_hit(1, 0.9), _hit(2, 0.8), _hit(3, 0.5)]
     keyword = [_hit(3, 12.0), _hit(4, 2.0), _hit(1, 0.0)]
 
-    fused = score_fusion(dense, keyword, dense_weight=0.6, k=4)
+    fused = score_fusion(dense, keyword, dense_weight=0.6, k=4, scaling="minmax")
 
     # 1: 0.6 × 1 + 0.4 × 0; 2: 0.6 × 0.75; 3: 0.6 × 0 + 0.4 × 1; 4: 0.4 × 0.1667
     assert [hit.chunk_id for hit in fused] == [1, 2, 3, 4]
     assert [hit.score for hit in fused] == pytest.approx([0.6, 0.45, 0.4, 0.4 / 6])
 
 
-def test_score_fusion_with_one_empty_ranking_keeps_the_other_order():
+def test_z_score_fusion_counts_how_far_a_passage_stands_out_of_its_list():
+    # Keyword's best (2) is barely ahead of its runner-up; dense's best (1) is well ahead of the rest of its list.
+    dense = [_hit(1, 0.69), _hit(2, 0.60), _hit(3, 0.56), _hit(4, 0.22)]
+    keyword = [_hit(2, 9.6), _hit(5, 9.2), _hit(1, 6.7), _hit(6, 3.4)]
+
+    fused = score_fusion(dense, keyword, dense_weight=0.7, k=6, scaling="zscore")
+
+    def deviations(scores: list[float]) -> list[float]:  # from the list's mean, in its standard deviations
+        mean = sum(scores) / len(scores)
+        spread = math.sqrt(sum((score - mean) ** 2 for score in scores) / len(scores))
+        return [(score - mean) / spread for score in scores]
+
+    dense_z, keyword_z = deviations([0.69, 0.60, 0.56, 0.22]), deviations([9.6, 9.2, 6.7, 3.4])
+    expected = {
+        1: 0.7 * dense_z[0] + 0.3 * keyword_z[2],
+        2: 0.7 * dense_z[1] + 0.3 * keyword_z[0],
+        3: 0.7 * dense_z[2] + 0.3 * keyword_z[3],  # missing from keyword: its list's lowest
+        4: 0.7 * dense_z[3] + 0.3 * keyword_z[3],
+        5: 0.7 * dense_z[3] + 0.3 * keyword_z[1],  # missing from dense: its list's lowest
+        6: 0.7 * dense_z[3] + 0.3 * keyword_z[3],
+    }
+    assert [hit.chunk_id for hit in fused] == sorted(expected, key=lambda chunk_id: (-expected[chunk_id], chunk_id))
+    assert [hit.score for hit in fused] == pytest.approx(sorted(expected.values(), reverse=True))
+    assert fused[0].chunk_id == 1
+    # Min-max gives keyword's best a full 1 however close its runner-up, and puts it first.
+    assert score_fusion(dense, keyword, dense_weight=0.7, k=1, scaling="minmax")[0].chunk_id == 2
+
+
+@pytest.mark.parametrize("scaling", ["zscore", "minmax"])
+def test_score_fusion_with_one_empty_ranking_keeps_the_other_order(scaling):
     dense = [_hit(5, 0.7), _hit(6, 0.7), _hit(7, 0.2)]
 
-    assert [hit.chunk_id for hit in score_fusion(dense, [], dense_weight=0.6, k=3)] == [5, 6, 7]
-    assert [hit.chunk_id for hit in score_fusion([], dense, dense_weight=0.6, k=2)] == [5, 6]
+    assert [hit.chunk_id for hit in score_fusion(dense, [], dense_weight=0.6, k=3, scaling=scaling)] == [5, 6, 7]
+    assert [hit.chunk_id for hit in score_fusion([], dense, dense_weight=0.6, k=2, scaling=scaling)] == [5, 6]
+    assert [hit.chunk_id for hit in score_fusion([_hit(8, 0.4)], [], dense_weight=0.6, k=2, scaling=scaling)] == [8]
 
 
 def test_fusion_is_the_one_the_settings_name(settings):
@@ -72,8 +102,10 @@ def test_fusion_is_the_one_the_settings_name(settings):
 
     settings.KB_FUSION = "rrf"
     assert [hit.score for hit in fused(dense, keyword, k=2)] == pytest.approx([1 / 61 + 1 / 62] * 2)
-    settings.KB_FUSION, settings.KB_FUSION_DENSE_WEIGHT = "scores", 0.6
-    assert [hit.chunk_id for hit in fused(dense, keyword, k=2)] == [1, 2]
+    settings.KB_FUSION, settings.KB_FUSION_DENSE_WEIGHT = "minmax", 0.6
+    assert [hit.score for hit in fused(dense, keyword, k=2)] == pytest.approx([0.6, 0.4])
+    settings.KB_FUSION = "zscore"
+    assert [hit.score for hit in fused(dense, keyword, k=2)] == pytest.approx([0.6 - 0.4, 0.4 - 0.6])
 
 
 def test_bm25_idf_falls_as_words_get_common_and_stays_positive():
