@@ -1,17 +1,18 @@
 """Retrieval quality on the Python documentation: the product's evaluator (kb.evaluation) over a set file.
 
-    .venv/bin/python bench/retrieval_eval.py [--set-file PATH] [--set-name NAME]
+    .venv/bin/python bench/retrieval_eval.py [--set-file PATH] [--set-name NAME] [--faq]
 
 The corpus is every HTML page of Debian's python3.11-doc, ingested by `bench/ingest_throughput.py --pages 0` into
 var/bench (this script ingests the pages itself when that database is empty). The questions come from `--set-file`
-(JSON Lines or CSV, evaluation/sets.py), by default `evaluation/sets/python-docs/questions.jsonl` where it exists, else
-the FAQ set built here: every FAQ question of `faq/*.html`, expecting the first sentences of its entry (so a passage is
-relevant when it holds them, evaluation/matching.py). The set is imported into the product (replacing its questions)
-and run by `manage.py kb_evaluate` as the bench user: keyword, dense and hybrid, Recall@1/5/10, MRR@10, nDCG@10 and
-the "not in the sources" rates; every run stays in var/bench and is compared with the previous one.
+(JSON Lines or CSV, evaluation/sets.py), by default `evaluation/sets/python-docs/questions.jsonl` where it exists,
+else (or with `--faq`) the FAQ set built here: every FAQ question of `faq/*.html`, expecting the first sentences of
+its entry (so a passage is relevant when it holds them, evaluation/matching.py). The set is imported into the product
+(replacing its questions) and run by `manage.py kb_evaluate` as the bench user: keyword, dense and hybrid,
+Recall@1/5/10, MRR@10, nDCG@10 and the "not in the sources" rates; every run stays in var/bench and is compared with
+the previous one.
 
-Caveat of the FAQ set: an entry's passages carry the question as their heading or text, which both retrievers see;
-it measures how well each finds the right entry among ~18,000 passages, not robustness to paraphrase.
+Caveat of the FAQ set: an entry's passages carry the question as their heading or text, which both retrievers see; it
+measures how well each finds the right entry among ~18,000 passages, not robustness to paraphrase.
 """
 
 import argparse
@@ -89,10 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set-file", type=Path, help="JSON Lines or CSV questions (default: the shared set or FAQ)")
     parser.add_argument("--set-name", help="the set's name in the product (default: from the file's name)")
+    parser.add_argument("--faq", action="store_true", help="the FAQ set built from faq/*.html, whatever else exists")
     arguments = parser.parse_args()
     call_command("migrate", verbosity=0)
     user = corpus_user()
-    set_file = arguments.set_file or (SHARED_SET if SHARED_SET.exists() else None)
+    set_file = arguments.set_file or (SHARED_SET if SHARED_SET.exists() and not arguments.faq else None)
     if set_file is None:
         set_file = BENCH_VAR / "python-faq.jsonl"
         set_file.write_text(write_jsonl(faq_set()))
