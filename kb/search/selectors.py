@@ -176,11 +176,24 @@ def dense_ranking(readable_chunks: QuerySet[Chunk], *, query_vector: np.ndarray,
         # (pgvector's documented pattern for iterative scans). A small k takes more rows, so that a nearer one just
         # past the limit is not cut off; a candidate pool (k * 5 for fusion) is that margin already, and every
         # extra row costs the filtered index scan a walk to find it (BENCHMARKS.md, search at scale).
-        rows = list(
+        nearest = (
             readable_chunks.annotate(distance=CosineDistance("embedding", query_vector))
             .order_by("distance")
             .values_list("id", "distance")[: max(k, 40)]
         )
+        rows = list(nearest)
+        if len(rows) < max(k, 40):
+            # Either the reader has no more rows, or the index walk stopped at hnsw.max_scan_tuples before it found
+            # them (behind many dead entries that autovacuum has not cleared yet). An exact scan of the readable
+            # rows settles it; it runs only when the list came back short, which for a reader of few rows is cheap.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)"
+                )
+                (index_scans, _) = cursor.fetchone()
+                rows = list(nearest.all())  # evaluated anew, not the short list it holds
+                # A savepoint's release keeps a local setting until the enclosing transaction ends: put it back.
+                cursor.execute("SELECT set_config('enable_indexscan', %s, true)", [index_scans])
     rows.sort(key=lambda row: row[1])
     return [RankedChunk(chunk_id=chunk_id, score=1.0 - float(distance)) for chunk_id, distance in rows[:k]]
 

@@ -97,3 +97,41 @@ def test_vectors_and_tsvectors_stay_in_the_row_so_searches_need_no_toast_fetch(o
     assert storage["wide"] > 0
     assert storage["storage"] == "m"
     assert storage["vectors_out_of_line"] == 0 and storage["tsvectors_out_of_line"] == 0
+
+
+def test_filtered_search_still_returns_k_rows_behind_many_dead_index_entries(organisation):
+    # Passages deleted but not yet vacuumed stay in the HNSW index (here copies of the readable ones, each vector
+    # moved a little: the index keeps identical vectors as one entry). When the scan has visited hnsw.max_scan_tuples
+    # entries (here 1, in production 20,000 of a busy table's dead ones) it stops, with fewer than k readable rows.
+    alice = make_user(department=organisation["engineering"])
+    exact = [hit.chunk_id for hit in passages_search_for_user(user=alice, query_text=QUESTION, k=50, mode="dense")]
+    assert 10 < len(exact) < 50  # every readable passage
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO documents_chunk (document_id, version_id, collection_id, is_serving, ordinal, heading, text, "
+            "char_start, char_end, token_count, embedding, hosts, programs, peers, severity_counts) "
+            "SELECT document_id, version_id, collection_id, is_serving, ordinal + 1000 * copy, heading, text, "
+            "char_start, char_end, token_count, embedding + (SELECT array_agg((random() - 0.5) / 100) "
+            "FROM generate_series(1, vector_dims(embedding)) WHERE copy > 0)::vector, "
+            "hosts, programs, peers, severity_counts "
+            "FROM documents_chunk, generate_series(1, 30) AS copy WHERE document_id = %s",
+            [organisation["document"].pk],
+        )
+        cursor.execute("DELETE FROM documents_chunk WHERE ordinal >= 1000")
+        # At scale the planner walks the HNSW index for a broad reader; on this small table it would read the
+        # collection's rows by their B-tree index and sort them. Without that index (dropped in this transaction,
+        # rolled back with it) and without sequential scans, the HNSW walk is the plan.
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'documents_chunk' AND indexdef LIKE '%%(collection_id)'"
+        )
+        for (index_name,) in cursor.fetchall():
+            cursor.execute(f'DROP INDEX "{index_name}"')
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL hnsw.max_scan_tuples = 1")
+
+    for k in (50, 10):
+        hits = passages_search_for_user(user=alice, query_text=QUESTION, k=k, mode="dense")
+        assert [hit.chunk_id for hit in hits] == exact[:k]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_indexscan")
+        assert cursor.fetchone() == ("on",)  # the exact scan's setting does not outlive it
