@@ -35,6 +35,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from tqdm import tqdm
 
+from kb.platform.file_modes import owner_only_file_create
+
 FORMAT = "kb-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -81,7 +83,11 @@ def backup_create(*, archive: Path, show_progress: bool = True) -> BackupSummary
         with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".kb-backup-") as work:
             dump = Path(work) / DATABASE_DUMP
             _pg_dump(dump, show_progress=show_progress)
-            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            # Owner-only whatever the umask: it holds every document, the password hashes and the audit trail.
+            with (
+                owner_only_file_create(partial) as written,
+                tarfile.open(fileobj=written, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 with dump.open("rb") as dumped:
                     entries.append(_add(tar, DATABASE_DUMP, dumped, size=dump.stat().st_size, bar=None))
                 names = list(_stored_names(default_storage))

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -230,3 +231,18 @@ def test_what_is_not_a_backup_archive_is_refused_with_the_reason(tmp_path):
         call_command("kb_restore", str(not_a_tar), verbosity=0)
     with pytest.raises(CommandError, match="is not a folder; make it first"):
         call_command("kb_backup", str(tmp_path / "missing" / "kb.tar"), verbosity=0)
+
+
+def test_the_archive_is_readable_by_its_owner_only_whatever_the_umask(tmp_path):
+    """It holds every document, the password hashes and the audit trail: a shell's usual umask 022 would let every
+    user of the host read it."""
+    archive = tmp_path / "kb.tar"
+    previous = os.umask(0o022)
+    try:
+        call_command("kb_backup", str(archive), verbosity=0)
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    with tarfile.open(archive) as tar:
+        assert DATABASE_DUMP in tar.getnames() and MANIFEST in tar.getnames()
