@@ -325,7 +325,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = KB_HTTPS
 SECURE_HSTS_SECONDS = env.int("KB_HSTS_SECONDS", default=365 * 24 * 3600) if KB_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = KB_HTTPS  # the app's own host name and names under it, never its parent domain
 # Health and metrics probes come from the host or its orchestrator over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|readyz/worker|metrics)/?$"]
 # Only behind a proxy that sets X-Forwarded-Proto itself, whatever the client sent: anyone could send it otherwise.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("KB_TRUST_PROXY_TLS_HEADER", False) else None
 # The browsers' public HSTS preload list is for public domains; an intranet host does not belong on it.
