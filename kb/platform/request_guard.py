@@ -4,9 +4,10 @@ Django's ASGI handler reads a whole body (to memory, then a temporary file) befo
 login check or a size limit in the app comes only after the bytes have been taken. This wrapper, outside Django
 (kb/asgi.py), looks at the request line and headers first:
 
-- a POST, PUT, PATCH or DELETE with a body is refused (403) unless its session cookie names a logged-in session in
-  the session store, it goes to a login form (KB_ANONYMOUS_FORM_URL_NAMES), or it is a bearer-token API request
-  (an Authorization header, to a path under KB_BEARER_TOKEN_PATH_PREFIXES, whose views check the token);
+- a request with a body, whatever its method (Django reads a GET's body as it reads a POST's), is refused (403)
+  unless its session cookie names a logged-in session in the session store, it goes to a login form
+  (KB_ANONYMOUS_FORM_URL_NAMES), or it is a bearer-token API request (an Authorization header, to a path under
+  KB_BEARER_TOKEN_PATH_PREFIXES, whose views check the token);
 - a body longer than KB_REQUEST_MAX_BYTES is refused (413): by its Content-Length before a byte is read, or, sent
   without one, as soon as it grows past the limit.
 
@@ -32,7 +33,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_LOGGED_IN = (
     "You are not logged in, or your session has ended: nothing was sent on. Log in again (reload the page), then "
     "try once more."
@@ -56,7 +56,8 @@ class RequestGuard:
             return
         limit = settings.KB_REQUEST_MAX_BYTES
         has_body = bool(declared) or "transfer-encoding" in headers
-        if scope["method"] in BODY_METHODS and has_body and not await _may_send_a_body(scope, headers):
+        # Whatever the method: Django reads a GET's body as it reads a POST's.
+        if has_body and not await _may_send_a_body(scope, headers):
             if _is_bearer_token_path(scope):
                 await _refuse_without_token(send)
             else:

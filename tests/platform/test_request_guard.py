@@ -118,6 +118,21 @@ def test_an_anonymous_60_mb_post_is_refused_before_a_byte_of_it_is_read():
 
 
 @pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
+def test_an_anonymous_body_is_refused_unread_whatever_the_method():
+    """Django reads a GET's or an OPTIONS's body as it reads a POST's (whole, to memory then a temporary file), so
+    a body sent with any method needs a logged-in session: no anonymous client gets 50 MB read by sending a GET."""
+    for method in ("GET", "HEAD", "OPTIONS"):
+        recorder = Recorder()
+        body = Body(50 * MB)
+        status, _, content = _call(
+            RequestGuard(recorder), method, "/healthz", headers={"content-length": str(50 * MB)}, body=body
+        )
+
+        assert status == 403 and b"You are not logged in" in content, method
+        assert body.sent == 0 and recorder.read is None
+
+
+@pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
 def test_an_api_request_without_a_token_is_refused_unread_as_the_api_refuses_a_wrong_one():
     recorder, body = Recorder(), Body(2 * MB)
 
@@ -197,7 +212,7 @@ def test_login_forms_bearer_token_requests_and_reads_pass_to_the_app():
         ("POST", "/accounts/login/", {}),
         ("POST", "/admin/login/", {}),
         ("POST", "/v1/ask", {"authorization": "Bearer some-token"}),
-        ("GET", "/healthz", {}),
+        ("GET", "/healthz", {"content-length": "0"}),  # a read without a body
         ("POST", "/documents/upload/", {"content-length": "0"}),  # no body to read: the app answers (login)
     ]:
         recorder = Recorder()
