@@ -358,7 +358,8 @@ CONTENT_SECURITY_POLICY = {
 # (kb/platform/request_guard.py). An upload's files together must fit: one file of KB_UPLOAD_MAX_BYTES and its form.
 KB_REQUEST_MAX_BYTES = env.int("KB_REQUEST_MAX_BYTES", default=KB_UPLOAD_MAX_BYTES + 1024 * 1024)
 KB_ANONYMOUS_FORM_URL_NAMES = ["login", "logout", "admin:login"]  # forms anyone may send (by URL name)
-KB_BEARER_TOKEN_PATH_PREFIXES = ["/v1/"]  # with an Authorization header: the API's views check the token
+KB_BEARER_TOKEN_PATH_PREFIXES = ["/v1/"]  # bodies only with a token that may act, by this check (by name):
+KB_BEARER_TOKEN_CHECK = "kb.accounts.selectors.api_token_authenticated"
 
 # Uploaded files and their folders: the owner's only (kb_run runs with umask 077 for everything else).
 FILE_UPLOAD_PERMISSIONS = 0o600
