@@ -246,3 +246,29 @@ def test_the_archive_is_readable_by_its_owner_only_whatever_the_umask(tmp_path):
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     with tarfile.open(archive) as tar:
         assert DATABASE_DUMP in tar.getnames() and MANIFEST in tar.getnames()
+
+
+ODD_MANIFEST = {"format": "kb-backup", "version": 1, "files": [], "migrations": {}, "audit_chain_key": ""}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        ([], "not a knowledge-base backup"),
+        ({**ODD_MANIFEST, "files": "database.dump"}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "files": [{"bytes": 1}]}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "files": [{"name": DATABASE_DUMP}]}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "migrations": ["documents"]}, "not shaped as kb_backup writes it"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused_with_the_reason(tmp_path, manifest, reason):
+    """Read before anything is restored: a hand-edited or foreign manifest is a reason, not a traceback."""
+    archive = tmp_path / "odd.tar"
+    content = json.dumps(manifest).encode()
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+
+    with pytest.raises(CommandError, match=reason):
+        call_command("kb_restore", str(archive), verbosity=0)
