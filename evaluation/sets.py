@@ -64,6 +64,8 @@ def read_jsonl(text: str) -> list[EvalQuestion]:
             )
         except (TypeError, AttributeError):
             raise SetFormatError(f"line {number}: a field has the wrong type") from None
+        except RecursionError:  # json's parser ran out of stack: no question is nested like that
+            raise SetFormatError(f"line {number}: nested too deep to be a question") from None
         except (ValueError, KeyError) as error:  # SetFormatError and json's errors are ValueErrors
             raise SetFormatError(f"line {number}: {error}") from None
     return questions

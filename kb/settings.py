@@ -328,7 +328,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = KB_HTTPS
 SECURE_HSTS_SECONDS = env.int("KB_HSTS_SECONDS", default=365 * 24 * 3600) if KB_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = KB_HTTPS  # the app's own host name and names under it, never its parent domain
 # Health and metrics probes come from the host or its orchestrator over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|readyz/worker|metrics)/?$"]
 # Only behind a proxy that sets X-Forwarded-Proto itself, whatever the client sent: anyone could send it otherwise.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("KB_TRUST_PROXY_TLS_HEADER", False) else None
 # The browsers' public HSTS preload list is for public domains; an intranet host does not belong on it.
@@ -361,7 +361,8 @@ CONTENT_SECURITY_POLICY = {
 # (kb/platform/request_guard.py). An upload's files together must fit: one file of KB_UPLOAD_MAX_BYTES and its form.
 KB_REQUEST_MAX_BYTES = env.int("KB_REQUEST_MAX_BYTES", default=KB_UPLOAD_MAX_BYTES + 1024 * 1024)
 KB_ANONYMOUS_FORM_URL_NAMES = ["login", "logout", "admin:login"]  # forms anyone may send (by URL name)
-KB_BEARER_TOKEN_PATH_PREFIXES = ["/v1/"]  # with an Authorization header: the API's views check the token
+KB_BEARER_TOKEN_PATH_PREFIXES = ["/v1/"]  # bodies only with a token that may act, by this check (by name):
+KB_BEARER_TOKEN_CHECK = "kb.accounts.selectors.api_token_authenticated"
 
 # Uploaded files and their folders: the owner's only (kb_run runs with umask 077 for everything else).
 FILE_UPLOAD_PERMISSIONS = 0o600

@@ -164,6 +164,8 @@ def user_deactivate(*, acting_user: User, user: User) -> User:
     _require_superuser(acting_user)
     if user.pk == acting_user.pk:
         raise ValidationError("You cannot deactivate yourself.")
+    if not user.is_active:  # a second click, or a second admin: nothing changes, so nothing is recorded
+        raise ValidationError(f"{user.username} is deactivated already.")
     user.is_active = False
     user.save(update_fields=["is_active"])
     ended = _sessions_end(user)
@@ -182,6 +184,8 @@ def user_deactivate(*, acting_user: User, user: User) -> User:
 @transaction.atomic
 def user_reactivate(*, acting_user: User, user: User) -> User:
     _require_superuser(acting_user)
+    if user.is_active:
+        raise ValidationError(f"{user.username} is active already.")
     user.is_active = True
     user.save(update_fields=["is_active"])
     audit_record(

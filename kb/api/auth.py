@@ -16,6 +16,7 @@ from kb.accounts.models import ApiToken
 from kb.accounts.selectors import api_token_authenticated
 from kb.accounts.services import api_token_request_admit
 from kb.api.errors import ApiError
+from kb.platform.request_guard import TOKEN_REFUSED
 
 ApiView = Callable[..., Awaitable[HttpResponse]]
 
@@ -49,8 +50,7 @@ def token_admitted(request: HttpRequest, scope: ApiToken.Scope | None) -> ApiTok
     if token is None:
         raise ApiError(
             401,
-            "Send a valid personal API token as `Authorization: Bearer <token>`: this one is missing, wrong, revoked "
-            "or expired, or its user is deactivated. Tokens are made on the API tokens page.",
+            TOKEN_REFUSED,
             type="authentication_error",
             code="invalid_api_key",
             headers={"WWW-Authenticate": 'Bearer realm="kb"'},

@@ -35,27 +35,30 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise invalid("The body is not JSON.") from None
     if not isinstance(body, dict):
         raise invalid("The body must be a JSON object.")
-    _refuse_unstorable(body, "")
+    _refuse_unstorable(body)
     return body
 
 
-def _refuse_unstorable(value: Any, path: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise invalid("A NUL character cannot be stored; remove it.", param=path or None)
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise invalid(
-                "The text holds an escape that is no character (a lone surrogate).", param=path or None
-            ) from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_unstorable(key, path)
-            _refuse_unstorable(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_unstorable(item, f"{path}[{index}]")
+def _refuse_unstorable(body: dict[str, Any]) -> None:
+    """Every string of the body, keys included, in document order. A loop, not a recursion: the parser accepts a
+    body nested as deep as the stack it has left, and a walk that needed more would end in a RecursionError."""
+    pending: list[tuple[Any, str]] = [(body, "")]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise invalid("A NUL character cannot be stored; remove it.", param=path or None)
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise invalid(
+                    "The text holds an escape that is no character (a lone surrogate).", param=path or None
+                ) from None
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                pending += [(item, f"{path}.{key}" if path else key), (key, path)]
+        elif isinstance(value, list):
+            pending += [(item, f"{path}[{index}]") for index, item in reversed(list(enumerate(value)))]
 
 
 def string_field(body: dict, name: str, *, required: bool = True, default: str = "") -> str:

@@ -1,6 +1,7 @@
 from functools import partial
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -56,6 +57,7 @@ def _render_workspace(request: HttpRequest, *, status: int = 200, **extra) -> Ht
     context = {
         "upload_formats": UPLOAD_FORMATS,
         "upload_accept": UPLOAD_ACCEPT,
+        "request_max_bytes": settings.KB_REQUEST_MAX_BYTES,
         "collections": _manageable_collections(request),
         "versions": document_versions_manageable_by(user=request.user)[:200],
         "stalled_before": stalled_cutoff(),

@@ -10,8 +10,8 @@ from django.http import Http404
 from evaluation.sets import EvalQuestion, ExpectedSpan, write_csv, write_jsonl
 from kb.accounts.models import Department, User
 from kb.accounts.selectors import departments_administered_by
-from kb.documents.models import Document, EmbeddingModel
-from kb.documents.selectors import chunks_readable_by
+from kb.documents.models import Document, DocumentVersion, EmbeddingModel
+from kb.documents.selectors import chunks_readable_by, collections_readable_by
 from kb.evaluation.models import MODES, EvaluationQuestion, EvaluationResult, EvaluationRun, EvaluationSet
 from kb.search.selectors import PassageHit
 
@@ -106,6 +106,18 @@ def configuration_snapshot(*, user: User, k: int, modes: tuple[str, ...], llm: d
         "llm": llm,
         "document_versions": versions,
     }
+
+
+def run_answers_readable_by(*, user: User, run: EvaluationRun) -> bool:
+    """Whether the user may see the run's answers (their text and the documents they cite): they were made from what
+    the run's owner could read when it ran, and another admin of the set's department may not read all of it (a
+    collection granted to the owner alone). Shown only to those who may read now every collection of the document
+    versions the run could read (configuration["document_versions"]); the scores are numbers and stay shown."""
+    versions = run.configuration.get("document_versions")
+    if versions is None:  # the run has not read its configuration yet: it has no answer either
+        return False
+    collections = DocumentVersion.objects.filter(pk__in=versions).values("document__collection")
+    return not collections.exclude(document__collection__in=collections_readable_by(user=user)).exists()
 
 
 def evaluation_runs_of_set(*, evaluation_set: EvaluationSet) -> QuerySet[EvaluationRun]:

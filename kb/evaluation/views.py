@@ -17,6 +17,7 @@ from kb.evaluation.selectors import (
     evaluation_set_file,
     evaluation_set_get_for_manager,
     evaluation_sets_manageable_by,
+    run_answers_readable_by,
     run_comparison,
     scores_over_runs,
 )
@@ -227,6 +228,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         "metrics": METRICS,
         "summary_rows": summary_rows,
         "answer_rows": answer_rows if answer_scores else [],
+        "answers_readable": run.answers and run_answers_readable_by(user=request.user, run=run),
         "modes": MODES,
     }
     return render_page(request, "evaluation/run.html", partial="run", context=context)

@@ -35,6 +35,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from tqdm import tqdm
 
+from kb.platform.file_modes import owner_only_file_create
+
 FORMAT = "kb-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -81,7 +83,11 @@ def backup_create(*, archive: Path, show_progress: bool = True) -> BackupSummary
         with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".kb-backup-") as work:
             dump = Path(work) / DATABASE_DUMP
             _pg_dump(dump, show_progress=show_progress)
-            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            # Owner-only whatever the umask: it holds every document, the password hashes and the audit trail.
+            with (
+                owner_only_file_create(partial) as written,
+                tarfile.open(fileobj=written, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 with dump.open("rb") as dumped:
                     entries.append(_add(tar, DATABASE_DUMP, dumped, size=dump.stat().st_size, bar=None))
                 names = list(_stored_names(default_storage))
@@ -331,10 +337,12 @@ def _manifest_checked(tar: tarfile.TarFile, *, show_progress: bool) -> dict[str,
         manifest = json.load(tar.extractfile(MANIFEST))  # type: ignore[arg-type]
     except (KeyError, json.JSONDecodeError):
         raise BackupError(f"not a knowledge-base backup: no readable {MANIFEST}") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
         raise BackupError(f"not a knowledge-base backup of format {FORMAT} {FORMAT_VERSION}")
     if not {"files", "migrations", "audit_chain_key"} <= set(manifest):
         raise BackupError(f"the archive's {MANIFEST} lacks files, migrations or audit_chain_key")
+    if not _manifest_well_formed(manifest):
+        raise BackupError(f"the archive's {MANIFEST} is not shaped as kb_backup writes it (files, migrations)")
     listed = {entry["name"]: entry for entry in manifest["files"]}
     members = {member.name: member for member in tar.getmembers() if member.name != MANIFEST}
     if DATABASE_DUMP not in listed:
@@ -355,6 +363,25 @@ def _manifest_checked(tar: tarfile.TarFile, *, show_progress: bool) -> dict[str,
             if hashing.bytes != entry["bytes"] or hashing.sha256.hexdigest() != entry["sha256"]:
                 raise BackupError(f"{name!r} in the archive is damaged: its size or checksum is not the manifest's")
     return manifest
+
+
+def _manifest_well_formed(manifest: dict[str, Any]) -> bool:
+    """Files as a list of {"name", "bytes", "sha256"}, migrations as {app: [name, ...]}: what the checks below read."""
+    files, migrations = manifest["files"], manifest["migrations"]
+    return (
+        isinstance(files, list)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("sha256"), str)
+            for entry in files
+        )
+        and isinstance(migrations, dict)
+        and all(
+            isinstance(names, list) and all(isinstance(name, str) for name in names) for names in migrations.values()
+        )
+    )
 
 
 def _safe_media_name(name: str) -> bool:

@@ -4,9 +4,10 @@ Django's ASGI handler reads a whole body (to memory, then a temporary file) befo
 login check or a size limit in the app comes only after the bytes have been taken. This wrapper, outside Django
 (kb/asgi.py), looks at the request line and headers first:
 
-- a POST, PUT, PATCH or DELETE with a body is refused (403) unless its session cookie names a logged-in session in
-  the session store, it goes to a login form (KB_ANONYMOUS_FORM_URL_NAMES), or it is a bearer-token API request
-  (an Authorization header, to a path under KB_BEARER_TOKEN_PATH_PREFIXES, whose views check the token);
+- a request with a body, whatever its method (Django reads a GET's body as it reads a POST's), is refused (403)
+  unless its session cookie names a logged-in session in the session store or it goes to a login form
+  (KB_ANONYMOUS_FORM_URL_NAMES); under KB_BEARER_TOKEN_PATH_PREFIXES (the API, which reads no session) only with
+  `Authorization: Bearer` and a token that may act (401 otherwise, in the API's error shape);
 - a body longer than KB_REQUEST_MAX_BYTES is refused (413): by its Content-Length before a byte is read, or, sent
   without one, as soon as it grows past the limit.
 
@@ -25,6 +26,7 @@ from django.contrib.auth import SESSION_KEY
 from django.db import close_old_connections
 from django.http.cookie import parse_cookie
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,7 +34,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The API's words for a request without a token that may act, whether the guard or its view refuses it.
+TOKEN_REFUSED = (
+    "Send a valid personal API token as `Authorization: Bearer <token>`: this one is missing, wrong, revoked or "
+    "expired, or its user is deactivated. Tokens are made on the API tokens page."
+)
 NOT_LOGGED_IN = (
     "You are not logged in, or your session has ended: nothing was sent on. Log in again (reload the page), then "
     "try once more."
@@ -56,7 +62,8 @@ class RequestGuard:
             return
         limit = settings.KB_REQUEST_MAX_BYTES
         has_body = bool(declared) or "transfer-encoding" in headers
-        if scope["method"] in BODY_METHODS and has_body and not await _may_send_a_body(scope, headers):
+        # Whatever the method: Django reads a GET's body as it reads a POST's.
+        if has_body and not await _may_send_a_body(scope, headers):
             if _is_bearer_token_path(scope):
                 await _refuse_without_token(send)
             else:
@@ -99,8 +106,10 @@ def _is_bearer_token_path(scope: Scope) -> bool:
 
 async def _may_send_a_body(scope: Scope, headers: dict[str, str]) -> bool:
     path = scope["path"]
-    if "authorization" in headers and _is_bearer_token_path(scope):
-        return True
+    if _is_bearer_token_path(scope):
+        # The API reads no session: only a token that may act lets its body in. Any Authorization header would
+        # otherwise do, and an anonymous client would get KB_REQUEST_MAX_BYTES read before the view refused it.
+        return await sync_to_async(_bearer_token_may_act)(headers.get("authorization", ""))
     if path in {reverse(name) for name in settings.KB_ANONYMOUS_FORM_URL_NAMES}:
         return True
     session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
@@ -114,6 +123,19 @@ def _session_is_logged_in(session_key: str) -> bool:
     try:
         session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
         return session.get(SESSION_KEY) is not None
+    finally:
+        close_old_connections()
+
+
+def _bearer_token_may_act(authorization: str) -> bool:
+    """Whether `Bearer <token>` names a token that may act now, by the API's own check (KB_BEARER_TOKEN_CHECK, by
+    name: this package imports no app). Its scope and rate limit stay the view's to check."""
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    close_old_connections()
+    try:
+        return import_string(settings.KB_BEARER_TOKEN_CHECK)(presented=presented.strip()) is not None
     finally:
         close_old_connections()
 
@@ -139,12 +161,12 @@ async def _refuse(send: Send, status: int, reason: str, *, htmx: bool) -> None:
 
 
 async def _refuse_without_token(send: Send) -> None:
-    """An API request without a token: refused as the API refuses a wrong one (401, its JSON error shape), so that a
-    client reads the same answer whether the guard or the view turned it away."""
+    """An API request without a token that may act: refused as the API refuses it (401, its JSON error shape and
+    words: kb.api.auth), so that a client reads the same answer whether the guard or the view turned it away."""
     body = json.dumps(
         {
             "error": {
-                "message": "Send a personal API token as `Authorization: Bearer <token>`.",
+                "message": TOKEN_REFUSED,
                 "type": "authentication_error",
                 "code": "invalid_api_key",
                 "param": None,

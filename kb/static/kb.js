@@ -9,8 +9,15 @@
   document.addEventListener("htmx:responseError", (event) =>
     problem(`The server could not complete that request (status ${event.detail.xhr.status}). Try again, or tell ` +
             "an administrator if it keeps happening."));
-  document.addEventListener("htmx:sendError", () =>
-    problem("The server could not be reached. Check the connection and try again."));
+  document.addEventListener("htmx:sendError", (event) => {
+    // A body over the server's limit is refused unread and the connection closed: the browser, still sending, may
+    // see only that. An upload form says its limit then, as the likelier cause.
+    const limit = event.detail.elt.closest("form[data-max-bytes]");
+    problem(limit
+      ? "The server closed the connection before it took the files, or could not be reached. An upload may be at " +
+        `most ${sizeOf(Number(limit.dataset.maxBytes))} together: send fewer or smaller files at a time.`
+      : "The server could not be reached. Check the connection and try again.");
+  });
   document.addEventListener("htmx:afterRequest", (event) => {
     const xhr = event.detail.xhr;
     const status = xhr ? xhr.status : 0;
@@ -92,4 +99,42 @@ document.addEventListener("htmx:sseError", (event) => {
 (() => {
   const exchanges = document.querySelectorAll("#exchanges > .exchange");
   if (exchanges.length) exchanges[exchanges.length - 1].scrollIntoView({ block: "start" });
+})();
+
+// filesizeformat's way (1024 bytes a KB), as the page states the limit.
+function sizeOf(bytes) {
+  const units = ["bytes", "KB", "MB", "GB"];
+  let unit = 0;
+  while (bytes >= 1024 && unit < units.length - 1) {
+    bytes /= 1024;
+    unit += 1;
+  }
+  return unit ? `${bytes.toFixed(1)} ${units[unit]}` : `${bytes} bytes`;
+}
+
+// An upload form (data-max-bytes: the server's KB_REQUEST_MAX_BYTES) checks the chosen files' total size as they are
+// chosen. Over the limit the server would refuse the request unread and close the connection, which a browser still
+// sending may report as no answer at all; here the reason is said in the form, and the browser will not send it
+// (the file field is invalid until other files are chosen).
+(() => {
+  // What a multipart body adds to its files: each part's headers, the form's other fields.
+  const PER_FILE_BYTES = 512;
+  const FORM_BYTES = 4096;
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    const form = input.closest("form[data-max-bytes]");
+    if (!form || input.type !== "file") return;
+    const limit = Number(form.dataset.maxBytes);
+    const files = [...form.querySelectorAll("input[type=file]")].flatMap((field) => [...field.files]);
+    const total = files.reduce((sum, file) => sum + file.size, 0);
+    const tooLarge = total + PER_FILE_BYTES * files.length + FORM_BYTES > limit;
+    const message = tooLarge
+      ? `${files.length === 1 ? "This file comes" : `These ${files.length} files come`} to ${sizeOf(total)}; an upload may ` +
+        `be at most ${sizeOf(limit)} together. Choose fewer or smaller files, and send the rest in another upload.`
+      : "";
+    input.setCustomValidity(message);
+    const said = form.querySelector("[data-upload-problem]");
+    said.textContent = message;
+    said.hidden = !tooLarge;
+  });
 })();

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -96,3 +96,23 @@ def test_the_management_command_deactivates_as_the_system(capsys):
     assert leavers_browser.get("/").status_code == 302
     assert AuditEvent.objects.get(kind=AuditEvent.Kind.USER_DEACTIVATED).actor == system_actor()
     assert "logged out everywhere" in capsys.readouterr().out
+
+
+def test_deactivating_a_deactivated_user_or_reactivating_an_active_one_is_refused_and_records_nothing(client):
+    """The audit trail says what changed: a second click (or a second admin) must not record a change from active to
+    deactivated that did not happen."""
+    root = make_superuser()
+    leaver = make_user(username="leaver")
+    user_deactivate(acting_user=root, user=leaver)
+    client.login(username="root", password=PASSWORD)
+
+    again = client.post(reverse("accounts:user-deactivate", args=[leaver.pk]), headers={"HX-Request": "true"})
+    active = make_user(username="stayer")
+    back = client.post(reverse("accounts:user-reactivate", args=[active.pk]), headers={"HX-Request": "true"})
+
+    assert again.status_code == 400 and "leaver is deactivated already" in again.content.decode()
+    assert back.status_code == 400 and "stayer is active already" in back.content.decode()
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_DEACTIVATED).count() == 1
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_REACTIVATED).exists()
+    with pytest.raises(CommandError, match="leaver is deactivated already"):
+        call_command("user_deactivate", "leaver")

@@ -2,6 +2,7 @@
 no other header), each endpoint needs its scope, and a body the API cannot use is a 400 naming the field."""
 
 import json
+import sys
 
 import pytest
 from django.urls import reverse
@@ -130,6 +131,20 @@ def test_a_body_the_api_cannot_use_is_a_400_naming_the_field(client, alice, body
 
     assert response.status_code == 400
     assert _error(response)["param"] == param
+
+
+def test_a_body_nested_as_deep_as_json_reads_is_refused_by_its_field_not_a_server_error(client, alice, settings):
+    """The NUL and surrogate check walks the whole body: at every depth the JSON parser accepts (up to the stack
+    that is left, which the server's own call stack decides), the answer is a 400 too, never a RecursionError."""
+    settings.KB_API_RATE_LIMIT = 0  # one request for each depth
+    token = _token(alice)
+    limit = sys.getrecursionlimit()
+    statuses = set()
+    for depth in range(limit - 200, limit + 1):
+        body = '{"query": "x", "kb_scope": ' + '{"a": ' * depth + '"\\u0000"' + "}" * depth + "}"
+        statuses.add(_post(client, "/v1/search", body, token=token).status_code)
+
+    assert statuses == {400}
 
 
 def test_a_form_is_not_json(client, alice):

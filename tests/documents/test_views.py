@@ -264,3 +264,13 @@ def test_a_manager_of_a_single_collection_sees_no_move_form(client, setup):
 
     assert "Delete memo.txt" in page
     assert reverse("documents:move", args=[document.pk]) not in page
+
+
+def test_the_upload_form_states_the_request_limit_and_carries_it_for_the_browser_s_check(client, setup, settings):
+    settings.KB_REQUEST_MAX_BYTES = 3 * 1024 * 1024
+
+    page = " ".join(client.get(reverse("documents:page")).content.decode().split())
+
+    assert 'data-max-bytes="3145728"' in page  # kb.js checks the chosen files against it (tests/e2e/test_upload_limit)
+    assert "at most 3.0 MB together" in page
+    assert '<p id="upload-problem" class="error" role="alert" data-upload-problem hidden></p>' in page

@@ -83,6 +83,7 @@ def test_a_csv_file_groups_a_question_s_rows_and_replace_removes_what_the_file_l
         ("twice.jsonl", GOOD_JSONL + GOOD_JSONL.splitlines(keepends=True)[1], "appears twice"),
         ("empty.jsonl", b"\n\n", "no questions"),
         ("typed.jsonl", b'{"question": 1, "unanswerable": true}\n', "wrong type"),
+        ("deep.jsonl", b"[" * 100_000 + b"\n", "line 1: nested too deep"),  # deeper than the parser's stack
     ],
 )
 def test_a_bad_file_says_what_and_where_and_stores_nothing(legal, filename, data, message):

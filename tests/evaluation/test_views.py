@@ -8,10 +8,12 @@ from django.utils import timezone
 
 from evaluation.sets import read_jsonl
 from kb.audit.models import AuditEvent
+from kb.documents.services import grant_create
 from kb.evaluation.models import EvaluationResult, EvaluationRun, EvaluationSet
 from kb.evaluation.services import evaluation_run_execute, evaluation_run_start
+from kb.platform.actors import system_actor
 from tests.evaluation.conftest import leave_set
-from tests.factories import PASSWORD, make_department, make_user
+from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -183,7 +185,7 @@ def test_a_run_with_answers_starts_from_the_form_and_its_page_shows_each_answer_
         answer_abstained=True,
     )
     run.status, run.finished_at = EvaluationRun.Status.DONE, timezone.now()
-    run.configuration = {"llm": {"model": "smollm2-135m", "max_tokens": 64}}
+    run.configuration = {"llm": {"model": "smollm2-135m", "max_tokens": 64}, "document_versions": []}
     run.summary = {
         "questions": {"answerable": 2, "unanswerable": 1},
         "answers": {
@@ -217,3 +219,42 @@ def test_the_chart_library_is_served_from_the_app_itself():
     for name in ("uPlot.iife.min.js", "uPlot.min.css", "LICENSE", "SOURCE.md"):
         assert finders.find(f"vendor/uplot-1.6.32/{name}"), name
     assert finders.find("charts.js")
+
+
+def test_a_run_s_answers_are_shown_only_to_those_who_may_read_what_its_owner_could(client, hr):
+    """Answers are made from what the run's owner may read: another admin of the set's department, who may not read
+    a collection granted to the owner alone, sees the scores but neither the answers' text nor the cited documents."""
+    legal = make_department("Legal")
+    secret = make_collection(owner=legal, name="Legal secrets")
+    document = ingested_document(collection=secret, name="settlement.md", content=b"# Settlement\nWe paid 9 million.\n")
+    grant_create(acting_user=system_actor(), collection=secret, user=hr.admin)
+    colleague = make_user(department=hr.department, admin=True, username="hr-colleague")
+    evaluation_set = leave_set(hr)
+    run = evaluation_run_start(acting_user=hr.admin, evaluation_set=evaluation_set, answers=True, enqueue=False)
+    question = evaluation_set.questions.first()
+    EvaluationResult.objects.create(
+        run=run,
+        question=question,
+        question_text=question.text,
+        modes={"hybrid": {"rank": 1, "chunk_ids": [], "ndcg": 1.0}},
+        answer="The settlement was 9 million [1].",
+        answer_citations=[{"number": 1, "chunk_id": 4242, "document": "settlement.md", "expected": False}],
+        answer_cites_expected=False,
+        answer_abstained=False,
+    )
+    run.status, run.finished_at = EvaluationRun.Status.DONE, timezone.now()
+    run.configuration = {
+        "llm": {"model": "smollm2-135m", "max_tokens": 64},
+        "document_versions": [document.current_version_id],
+    }
+    run.summary = {"questions": {"answerable": 1, "unanswerable": 0}, "answers": {"citation_accuracy": 0.0}}
+    run.save()
+
+    client.force_login(colleague)
+    page = client.get(reverse("evaluation:run", args=[run.pk])).content.decode()
+    assert "9 million" not in page and "settlement.md" not in page
+    assert "Cites an expected passage" in page  # the scores stay
+
+    client.force_login(hr.admin)
+    page = client.get(reverse("evaluation:run", args=[run.pk])).content.decode()
+    assert "9 million" in page and "settlement.md" in page

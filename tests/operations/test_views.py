@@ -209,3 +209,15 @@ def test_without_samples_the_page_says_what_fills_it(client):
     page = client.get(reverse("operations:page")).content.decode()
 
     assert "No figures sampled yet" in page and "data-chart-source" not in page
+
+
+def test_every_probe_is_answered_over_plain_http_where_https_is_required(client, settings):
+    """Probes come over plain HTTP from the host or its orchestrator (kb/settings.py's SECURE_REDIRECT_EXEMPT): a
+    redirect to HTTPS would be no answer, and an orchestrator takes a 3xx for a pass."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.KB_METRICS_TOKEN = TOKEN
+
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz/worker").status_code == 503  # no worker here: answered, not redirected
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/documents/").status_code == 301  # the app itself goes to HTTPS

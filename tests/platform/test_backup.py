@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -230,3 +231,44 @@ def test_what_is_not_a_backup_archive_is_refused_with_the_reason(tmp_path):
         call_command("kb_restore", str(not_a_tar), verbosity=0)
     with pytest.raises(CommandError, match="is not a folder; make it first"):
         call_command("kb_backup", str(tmp_path / "missing" / "kb.tar"), verbosity=0)
+
+
+def test_the_archive_is_readable_by_its_owner_only_whatever_the_umask(tmp_path):
+    """It holds every document, the password hashes and the audit trail: a shell's usual umask 022 would let every
+    user of the host read it."""
+    archive = tmp_path / "kb.tar"
+    previous = os.umask(0o022)
+    try:
+        call_command("kb_backup", str(archive), verbosity=0)
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    with tarfile.open(archive) as tar:
+        assert DATABASE_DUMP in tar.getnames() and MANIFEST in tar.getnames()
+
+
+ODD_MANIFEST = {"format": "kb-backup", "version": 1, "files": [], "migrations": {}, "audit_chain_key": ""}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        ([], "not a knowledge-base backup"),
+        ({**ODD_MANIFEST, "files": "database.dump"}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "files": [{"bytes": 1}]}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "files": [{"name": DATABASE_DUMP}]}, "not shaped as kb_backup writes it"),
+        ({**ODD_MANIFEST, "migrations": ["documents"]}, "not shaped as kb_backup writes it"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused_with_the_reason(tmp_path, manifest, reason):
+    """Read before anything is restored: a hand-edited or foreign manifest is a reason, not a traceback."""
+    archive = tmp_path / "odd.tar"
+    content = json.dumps(manifest).encode()
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+
+    with pytest.raises(CommandError, match=reason):
+        call_command("kb_restore", str(archive), verbosity=0)

@@ -17,6 +17,7 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from kb.accounts.services import api_token_create, api_token_revoke
 from kb.documents.models import DocumentVersion
 from kb.platform.request_guard import RequestGuard
 from tests.factories import make_collection, make_department, make_user
@@ -118,6 +119,21 @@ def test_an_anonymous_60_mb_post_is_refused_before_a_byte_of_it_is_read():
 
 
 @pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
+def test_an_anonymous_body_is_refused_unread_whatever_the_method():
+    """Django reads a GET's or an OPTIONS's body as it reads a POST's (whole, to memory then a temporary file), so
+    a body sent with any method needs a logged-in session: no anonymous client gets 50 MB read by sending a GET."""
+    for method in ("GET", "HEAD", "OPTIONS"):
+        recorder = Recorder()
+        body = Body(50 * MB)
+        status, _, content = _call(
+            RequestGuard(recorder), method, "/healthz", headers={"content-length": str(50 * MB)}, body=body
+        )
+
+        assert status == 403 and b"You are not logged in" in content, method
+        assert body.sent == 0 and recorder.read is None
+
+
+@pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
 def test_an_api_request_without_a_token_is_refused_unread_as_the_api_refuses_a_wrong_one():
     recorder, body = Recorder(), Body(2 * MB)
 
@@ -133,6 +149,33 @@ def test_an_api_request_without_a_token_is_refused_unread_as_the_api_refuses_a_w
     assert json.loads(content)["error"]["code"] == "invalid_api_key"
     assert response_headers["www-authenticate"] == 'Bearer realm="kb"'
     assert body.sent == 0 and recorder.read is None
+
+
+@pytest.mark.django_db(transaction=True)  # the guard queries tokens as the server does, between transactions
+def test_an_api_body_with_a_token_that_may_not_act_is_refused_unread():
+    """Any Authorization header would otherwise let an anonymous client have a body read up to the size limit."""
+    owner = make_user()
+    revoked = api_token_create(acting_user=owner, name="old", scopes=["ask"])
+    api_token_revoke(acting_user=owner, token_id=revoked.token.pk)
+    logged_in = _logged_in_session(owner)
+    for headers in (
+        {"authorization": "Bearer kb_0123456789ab_" + "x" * 43},  # well formed, made up
+        {"authorization": "Bearer sk-anything"},
+        {"authorization": f"Bearer {revoked.plaintext}"},
+        {"authorization": "Basic YWxpY2U6cGFzc3dvcmQ="},
+        {"cookie": f"sessionid={logged_in}"},  # the API reads no session
+    ):
+        recorder, body = Recorder(), Body(50 * MB)
+        status, _, content = _call(
+            RequestGuard(recorder),
+            "POST",
+            "/v1/chat/completions",
+            headers={"content-length": str(50 * MB), "content-type": "application/json", **headers},
+            body=body,
+        )
+
+        assert status == 401 and json.loads(content)["error"]["code"] == "invalid_api_key", headers
+        assert body.sent == 0 and recorder.read is None
 
 
 @pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
@@ -193,11 +236,12 @@ def test_a_logged_in_session_over_the_limit_gets_413_unread_by_its_length_or_onc
 
 @pytest.mark.django_db(transaction=True)  # the guard queries sessions as the server does, between transactions
 def test_login_forms_bearer_token_requests_and_reads_pass_to_the_app():
+    token = api_token_create(acting_user=make_user(), name="guard", scopes=["ask"]).plaintext
     for method, path, headers in [
         ("POST", "/accounts/login/", {}),
         ("POST", "/admin/login/", {}),
-        ("POST", "/v1/ask", {"authorization": "Bearer some-token"}),
-        ("GET", "/healthz", {}),
+        ("POST", "/v1/ask", {"authorization": f"Bearer {token}"}),
+        ("GET", "/healthz", {"content-length": "0"}),  # a read without a body
         ("POST", "/documents/upload/", {"content-length": "0"}),  # no body to read: the app answers (login)
     ]:
         recorder = Recorder()

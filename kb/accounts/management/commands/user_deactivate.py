@@ -1,5 +1,6 @@
 """`manage.py user_deactivate USERNAME`: the user can no longer log in and every session of theirs ends now."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.accounts.models import User
@@ -18,9 +19,12 @@ class Command(BaseCommand):
         user = User.objects.exclude(username=SYSTEM_USERNAME).filter(username=username).first()
         if user is None:
             raise CommandError(f"no user is named {username!r}")
+        change = user_reactivate if reactivate else user_deactivate
+        try:
+            change(acting_user=system_actor(), user=user)
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
         if reactivate:
-            user_reactivate(acting_user=system_actor(), user=user)
             self.stdout.write(self.style.SUCCESS(f"{username} can log in again"))
         else:
-            user_deactivate(acting_user=system_actor(), user=user)
             self.stdout.write(self.style.SUCCESS(f"{username} is deactivated and logged out everywhere"))

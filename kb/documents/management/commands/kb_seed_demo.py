@@ -1,6 +1,5 @@
 """Create a small demo organisation with real text from Debian's python3.11-doc, once."""
 
-import os
 import secrets
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from kb.accounts.services import department_create, membership_create, user_crea
 from kb.documents.models import Collection
 from kb.documents.services import collection_create, document_upload
 from kb.platform.actors import system_actor
+from kb.platform.file_modes import owner_only_file_create
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 DEMO_PASSWORDS_FILE = "demo-passwords.txt"
@@ -103,6 +103,5 @@ class Command(BaseCommand):
 
 def _owner_only_file_write(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # a list left by an earlier demo database: replaced, never opened to others
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-        file.write(text)
+    with owner_only_file_create(path) as file:  # a list left by an earlier demo database is replaced
+        file.write(text.encode())

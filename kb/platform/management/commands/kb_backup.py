@@ -3,10 +3,12 @@
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
 from kb.platform.backup import BackupError, backup_create
+from kb.platform.secret_keys import SECRET_FILES
 
 
 class Command(BaseCommand):
@@ -32,7 +34,9 @@ class Command(BaseCommand):
                 f"({filesizeformat(summary.file_bytes)}) into {summary.archive}"
             )
         )
+        key_file = settings.VAR_DIR / SECRET_FILES["KB_AUDIT_CHAIN_KEY"]
         self.stdout.write(
-            "Keep KB_AUDIT_CHAIN_KEY (or DJANGO_SECRET_KEY, its default) with the archive, elsewhere: the audit "
-            "records of a restore verify only with it."
+            f"Keep KB_AUDIT_CHAIN_KEY (set in the environment, or the file {key_file} "
+            "that kb_run made; the archive holds neither) with the archive, elsewhere: the audit records of a "
+            "restore verify only with it."
         )
