@@ -164,6 +164,8 @@ def user_deactivate(*, acting_user: User, user: User) -> User:
     _require_superuser(acting_user)
     if user.pk == acting_user.pk:
         raise ValidationError("You cannot deactivate yourself.")
+    if user.pk == system_actor().pk:
+        raise ValidationError("The system account acts for the app itself (ingestion, set-up): it stays active.")
     if not user.is_active:  # a second click, or a second admin: nothing changes, so nothing is recorded
         raise ValidationError(f"{user.username} is deactivated already.")
     user.is_active = False

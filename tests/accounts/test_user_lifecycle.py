@@ -57,6 +57,8 @@ def test_only_a_superuser_deactivates_and_not_themselves():
     root = make_superuser()
     with pytest.raises(ValidationError):
         user_deactivate(acting_user=root, user=root)
+    with pytest.raises(ValidationError, match="system account"):
+        user_deactivate(acting_user=root, user=system_actor())
     assert User.objects.filter(is_active=False).count() == 0
 
 

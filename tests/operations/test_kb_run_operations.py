@@ -96,7 +96,7 @@ def test_the_web_processes_health_and_the_workers_heartbeat_answer(stack):
         return answer[0] == 200 and answer
 
     status, body = _until(worker_ready, timeout=60, what="a worker heartbeat")
-    assert json.loads(body)["workers"][0].startswith("ingest@")
+    assert json.loads(body)["workers"] >= 1
 
 
 def test_metrics_hold_the_web_the_worker_and_the_engines_figures(stack):
