@@ -136,6 +136,10 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
     def update_user(self, user, claims):
         if _is_local_account(user):
             raise SuspiciousOperation(f"{user.username} is a local account; it logs in with its own password")
+        if user.directory == User.Directory.LDAP:
+            # Usernames match case-insensitively: an OIDC login must not take over (and regroup) the LDAP user of the
+            # same name where both directories are configured.
+            raise SuspiciousOperation(f"{user.username} is an LDAP account; it logs in through the LDAP directory")
         if not user.is_active:
             return None
         self._fill_and_sync(user, claims, created=False)

@@ -2,7 +2,10 @@
 
 import environ
 import pytest
+from django.core.exceptions import SuspiciousOperation
 
+from kb.accounts.backends import DirectoryOIDCBackend
+from kb.accounts.models import User
 from kb.accounts.sso_settings import sso_settings_from_env
 from tests.conftest import _free_port
 from tests.factories import PASSWORD, make_superuser
@@ -32,3 +35,17 @@ def test_a_local_login_never_reaches_the_provider_even_with_a_code_in_the_addres
     response = client.post("/accounts/login/?code=typed&state=typed", {"username": "break-glass", "password": PASSWORD})
 
     assert response.status_code == 302 and "_auth_user_id" in client.session
+
+
+def test_an_oidc_login_never_takes_over_the_ldap_user_of_the_same_name(oidc_configured, settings):
+    ldap_user = User(username="Carol", directory=User.Directory.LDAP, email="carol@example.com")
+    ldap_user.set_unusable_password()  # as the LDAP backend makes its users
+    ldap_user.save()
+    backend = DirectoryOIDCBackend()
+    claims = {settings.KB_OIDC_USERNAME_CLAIM: "carol", "email": "someone@example.com", "groups": ["staff"]}
+
+    [matched] = backend.filter_users_by_claims(claims)  # usernames match whatever their case
+    with pytest.raises(SuspiciousOperation, match="LDAP account"):
+        backend.update_user(matched, claims)
+    ldap_user.refresh_from_db()
+    assert ldap_user.email == "carol@example.com" and ldap_user.directory == User.Directory.LDAP
