@@ -7,7 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kb.accounts.models import Membership, User
-from kb.accounts.services import user_deactivate
+from kb.accounts.selectors import api_token_authenticated
+from kb.accounts.services import api_token_create, user_deactivate
 from kb.accounts.sso_settings import sso_settings_from_env
 from kb.audit.models import AuditEvent
 from kb.platform.actors import system_actor
@@ -149,3 +150,17 @@ def test_directory_sync_concludes_nothing_when_the_directory_does_not_answer(set
         call_command("directory_sync")
 
     assert _memberships("carol") == {"Engineering": "member"}
+
+
+def test_directory_sync_deactivates_who_left_when_asked(ldap_configured, departments, capsys):
+    leaver = User.objects.create(username="frank", directory=User.Directory.LDAP, password="!")
+    token = api_token_create(acting_user=leaver, name="script", scopes=["ask"]).plaintext
+
+    call_command("directory_sync", deactivate_missing=True)
+
+    leaver.refresh_from_db()
+    assert not leaver.is_active
+    assert api_token_authenticated(presented=token) is None  # the API token ends with the account
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.USER_DEACTIVATED, subject_id=str(leaver.pk))
+    assert event.actor.username == system_actor().username
+    assert capsys.readouterr().out.splitlines()[1] == "no longer in the directory, deactivated: frank"
