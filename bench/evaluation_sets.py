@@ -6,6 +6,9 @@ hybrid scores per set, and "not in the sources" at each candidate similarity thr
 summed over all sets, so that one threshold is chosen on all of them together (KB_ABSTAIN_BELOW_SIMILARITY).
 
     .venv/bin/python bench/evaluation_sets.py [--sets python-docs pdf-manual office fail2ban-logs]
+
+KB_BENCH_SETS_VAR=DIR puts the sets in another folder, so that another chunking (KB_CHUNK_TOKENS,
+KB_CHUNK_OVERLAP_TOKENS) is measured beside the one already ingested.
 """
 
 import argparse
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_VAR = ROOT / "var" / "bench-sets"
+BENCH_VAR = Path(os.environ.get("KB_BENCH_SETS_VAR", ROOT / "var" / "bench-sets"))
 sys.path.insert(0, str(ROOT))
 os.environ["KB_VAR_DIR"] = str(BENCH_VAR)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kb.settings")
