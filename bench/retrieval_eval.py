@@ -18,6 +18,7 @@ measures how well each finds the right entry among ~18,000 passages, not robustn
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,9 @@ django_setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from evaluation.corpora import PYTHON_DOCS_PAGES  # noqa: E402
 from evaluation.matching import words_of  # noqa: E402
-from evaluation.sets import EvalQuestion, ExpectedSpan, write_jsonl  # noqa: E402
+from evaluation.sets import EvalQuestion, ExpectedSpan, read_jsonl, write_jsonl  # noqa: E402
 from extract.parsing import parse_document  # noqa: E402
 from kb.accounts.models import Membership, User  # noqa: E402
 from kb.accounts.services import department_create, membership_create, user_create  # noqa: E402
@@ -86,6 +88,18 @@ def faq_set() -> list[EvalQuestion]:
     return list(unique.values())
 
 
+def _renamed(questions: list[EvalQuestion], names: dict[str, str]) -> list[EvalQuestion]:
+    return [
+        replace(
+            question,
+            expected=tuple(
+                replace(span, document=names.get(span.document, span.document)) for span in question.expected
+            ),
+        )
+        for question in questions
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set-file", type=Path, help="JSON Lines or CSV questions (default: the shared set or FAQ)")
@@ -95,6 +109,11 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = corpus_user()
     set_file = arguments.set_file or (SHARED_SET if SHARED_SET.exists() and not arguments.faq else None)
+    if set_file == SHARED_SET:
+        # The shared set names the demo's four pages as the demo uploads them ("general.html"); here every page is
+        # uploaded under its path in the documentation ("faq/general.html").
+        set_file = BENCH_VAR / "python-docs.jsonl"
+        set_file.write_text(write_jsonl(_renamed(read_jsonl(SHARED_SET.read_text()), PYTHON_DOCS_PAGES)))
     if set_file is None:
         set_file = BENCH_VAR / "python-faq.jsonl"
         set_file.write_text(write_jsonl(faq_set()))
