@@ -766,7 +766,8 @@ def user_classes(*, k: int) -> dict[str, dict]:
     """broad (the department that reads most), typical (the five around the median), narrow, single-grant."""
     total = Chunk.objects.count()
     visible = {}
-    for user in User.objects.order_by("username"):
+    # The departments' users and the contractor; not the system actor (a superuser: it reads everything).
+    for user in User.objects.filter(is_superuser=False).order_by("username"):
         visible[user.username] = (user, chunks_readable_by(user=user).count())
     departments = sorted((count, name) for name, (_user, count) in visible.items() if name not in {"d00", "contractor"})
     middle = len(departments) // 2
@@ -927,7 +928,7 @@ def machine_facts(*, k: int) -> list[str]:
         f"database: {version.split(',')[0]}, pgvector {pgvector}; chunk table {table} (HNSW index {hnsw}, GIN {gin})",
         "server settings: " + ", ".join(f"{name}={value}" for name, value in facts.items()),
         f"selector settings: dense search sets hnsw.iterative_scan=relaxed_order, "
-        f"hnsw.ef_search=min(1000, max(100, 2k)) and LIMIT max(k, 40); hybrid asks each retriever for {pool}, "
+        f"hnsw.ef_search=min(1000, max(200, 4k)) and LIMIT max(k, 40); hybrid asks each retriever for {pool}, "
         "keyword search on a second connection beside the dense one",
     ]
 
