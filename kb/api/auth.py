@@ -16,6 +16,7 @@ from kb.accounts.models import ApiToken
 from kb.accounts.selectors import api_token_authenticated
 from kb.accounts.services import api_token_request_admit
 from kb.api.errors import ApiError
+from kb.platform.bearer import bearer_token
 from kb.platform.request_guard import TOKEN_REFUSED
 
 ApiView = Callable[..., Awaitable[HttpResponse]]
@@ -45,8 +46,8 @@ def api_endpoint(*, method: str, scope: ApiToken.Scope | None = None) -> Callabl
 def token_admitted(request: HttpRequest, scope: ApiToken.Scope | None) -> ApiToken:
     """The request's token when it may act now: 401 without a valid one, 403 without the scope, 429 over the
     token's requests per minute (KB_API_RATE_LIMIT)."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    token = api_token_authenticated(presented=presented.strip()) if scheme.lower() == "bearer" else None
+    presented = bearer_token(request.headers.get("Authorization", ""))
+    token = api_token_authenticated(presented=presented) if presented else None
     if token is None:
         raise ApiError(
             401,

@@ -11,6 +11,7 @@ from kb.operations.engines import engine_backend, engines_state
 from kb.operations.exposition import metrics_exposition
 from kb.operations.health import OK, broker_check, checks_run, database_check, serving_check, worker_check
 from kb.operations.selectors import HOURS_SHOWN, operations_charts, workers_alive, workers_seen
+from kb.platform.bearer import bearer_token
 from kb.platform.views import render_page
 
 DEFAULT_HOURS = 6
@@ -56,8 +57,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.KB_METRICS_TOKEN
     if not token:
         return _plain("Metrics are off: set KB_METRICS_TOKEN and scrape with Authorization: Bearer <token>.", 403)
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+    presented = bearer_token(request.headers.get("Authorization", ""))
+    if not presented or not hmac.compare_digest(presented.encode(), token.encode()):
         response = _plain("A valid token is required: Authorization: Bearer <KB_METRICS_TOKEN>.", 401)
         response["WWW-Authenticate"] = "Bearer"
         return response

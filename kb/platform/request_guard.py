@@ -28,6 +28,8 @@ from django.http.cookie import parse_cookie
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
+from kb.platform.bearer import bearer_token
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -130,12 +132,12 @@ def _session_is_logged_in(session_key: str) -> bool:
 def _bearer_token_may_act(authorization: str) -> bool:
     """Whether `Bearer <token>` names a token that may act now, by the API's own check (KB_BEARER_TOKEN_CHECK, by
     name: this package imports no app). Its scope and rate limit stay the view's to check."""
-    scheme, _, presented = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = bearer_token(authorization)
+    if not presented:
         return False
     close_old_connections()
     try:
-        return import_string(settings.KB_BEARER_TOKEN_CHECK)(presented=presented.strip()) is not None
+        return import_string(settings.KB_BEARER_TOKEN_CHECK)(presented=presented) is not None
     finally:
         close_old_connections()
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import kombu
 import psycopg
 import pytest
 from django.db import connection
@@ -104,12 +105,17 @@ def test_redis_broker_carries_ingestion_when_configured(tmp_path):
 
 
 def _fresh_broker_database(name: str) -> str:
-    """A broker of this test's own, so that no other worker of the test session takes its jobs."""
+    """A broker of this test's own, so that no other worker of the test session takes its jobs, with kombu's tables
+    made here: the worker and the uploading process would otherwise both create them at once, and the loser of that
+    race (a duplicate CREATE SEQUENCE) dies."""
     host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
     with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
         admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin_connection.execute(f'CREATE DATABASE "{name}"')
-    return f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
+    url = f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
+    with kombu.Connection(url) as broker:
+        broker.default_channel.session.close()
+    return url
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
