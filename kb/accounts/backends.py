@@ -15,7 +15,7 @@ from django_auth_ldap.backend import LDAPBackend, ldap_error
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from kb.accounts.models import Membership, User
-from kb.accounts.services import user_directory_sync
+from kb.accounts.services import USER_PROFILE_FIELDS, user_directory_sync
 from kb.platform.actors import SYSTEM_USERNAME
 
 
@@ -41,13 +41,29 @@ def directory_grants(
 
 
 def _sync_from_groups(
-    user: User, *, directory: User.Directory, created: bool, groups: Iterable[str], group_map: dict
+    user: User,
+    *,
+    directory: User.Directory,
+    created: bool,
+    groups: Iterable[str],
+    group_map: dict,
+    profile_before: dict[str, str] | None,
 ) -> None:
     departments, role = directory_grants(groups, group_map)
     managed = {name for grants in group_map.values() for name in grants.get("departments", {})}
     user_directory_sync(
-        user=user, directory=directory, created=created, departments=departments, managed_departments=managed, role=role
+        user=user,
+        directory=directory,
+        created=created,
+        departments=departments,
+        managed_departments=managed,
+        role=role,
+        profile_before=profile_before,
     )
+
+
+def _profile_of(user: User) -> dict[str, str]:
+    return {field: getattr(user, field) for field in USER_PROFILE_FIELDS}
 
 
 def _is_local_account(user: User) -> bool:
@@ -70,8 +86,12 @@ class DirectoryLDAPBackend(LDAPBackend):
         if built:
             user.directory = User.Directory.LDAP
         ldap_user.kb_created = built
+        # The directory's name and e-mail are saved over these next (AUTH_LDAP_USER_ATTR_MAP): kept to record what
+        # changed.
+        ldap_user.kb_profile_before = None if built else _profile_of(user)
         return user, built
 
+    @transaction.atomic  # the directory's attributes saved by django-auth-ldap and their audit row together
     def authenticate_ldap_user(self, ldap_user, password):
         user = super().authenticate_ldap_user(ldap_user, password)
         if user is None or not user.is_active:
@@ -82,6 +102,7 @@ class DirectoryLDAPBackend(LDAPBackend):
             created=getattr(ldap_user, "kb_created", False),
             groups=ldap_user.group_dns,
             group_map=settings.KB_LDAP_GROUP_MAP,
+            profile_before=getattr(ldap_user, "kb_profile_before", None),
         )
         return user
 
@@ -89,6 +110,7 @@ class DirectoryLDAPBackend(LDAPBackend):
         user = super().get_user(user_id)
         return user if user is not None and user.is_active else None
 
+    @transaction.atomic
     def user_resync(self, user: User) -> bool:
         """Apply the directory's groups now, without the user's password (`manage.py directory_sync`).
 
@@ -102,7 +124,12 @@ class DirectoryLDAPBackend(LDAPBackend):
             ldap_error.disconnect(_directory_error_raise, sender=type(self))
         groups = found.ldap_user.group_dns if found is not None else []
         _sync_from_groups(
-            user, directory=User.Directory.LDAP, created=False, groups=groups, group_map=settings.KB_LDAP_GROUP_MAP
+            user,
+            directory=User.Directory.LDAP,
+            created=False,
+            groups=groups,
+            group_map=settings.KB_LDAP_GROUP_MAP,
+            profile_before=getattr(found.ldap_user, "kb_profile_before", None) if found is not None else None,
         )
         return found is not None
 
@@ -147,6 +174,7 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
 
     @transaction.atomic
     def _fill_and_sync(self, user: User, claims: dict, *, created: bool) -> None:
+        profile_before = None if created else _profile_of(user)
         user.email = claims.get("email", user.email)
         user.first_name = claims.get("given_name", user.first_name)
         user.last_name = claims.get("family_name", user.last_name)
@@ -159,7 +187,12 @@ class DirectoryOIDCBackend(OIDCAuthenticationBackend):
         if isinstance(groups, str):
             groups = [groups]
         _sync_from_groups(
-            user, directory=User.Directory.OIDC, created=created, groups=groups, group_map=settings.KB_OIDC_GROUP_MAP
+            user,
+            directory=User.Directory.OIDC,
+            created=created,
+            groups=groups,
+            group_map=settings.KB_OIDC_GROUP_MAP,
+            profile_before=profile_before,
         )
 
     def get_user(self, user_id):

@@ -200,6 +200,9 @@ def user_reactivate(*, acting_user: User, user: User) -> User:
     return user
 
 
+USER_PROFILE_FIELDS = ("first_name", "last_name", "email")  # what a directory keeps up to date at every login
+
+
 @transaction.atomic
 def user_directory_sync(
     *,
@@ -209,8 +212,12 @@ def user_directory_sync(
     departments: Mapping[str, Membership.Role],
     managed_departments: set[str],
     role: User.Role | None,
+    profile_before: Mapping[str, str] | None = None,
 ) -> None:
     """Make a directory user's memberships what their groups say, at each login, acting as the system.
+
+    `profile_before`: the user's name and e-mail (USER_PROFILE_FIELDS) before the directory's were saved over them;
+    what changed is recorded.
 
     The directory owns the departments its group map names (`managed_departments`): a membership there that no group
     gives any more is removed, and one with another role is changed. Memberships in other departments were given by
@@ -224,6 +231,16 @@ def user_directory_sync(
             subject=user,
             after={"username": user.username, "directory": directory},
         )
+    if profile_before is not None:
+        changed = [field for field in USER_PROFILE_FIELDS if profile_before.get(field) != getattr(user, field)]
+        if changed:
+            audit_record(
+                actor=actor,
+                kind=AuditEvent.Kind.USER_PROFILE_SYNCED,
+                subject=user,
+                before={field: profile_before.get(field) for field in changed},
+                after={field: getattr(user, field) for field in changed},
+            )
     if role is not None and user.role != role:
         user_role_change(acting_user=actor, user=user, role=role)
     wanted = {department.name: department for department in Department.objects.filter(name__in=departments)}

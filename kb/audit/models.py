@@ -13,6 +13,7 @@ class AuditEvent(models.Model):
         MEMBERSHIP_ROLE_CHANGED = "membership.role_changed"
         USER_CREATED = "user.created"
         USER_ROLE_CHANGED = "user.role_changed"
+        USER_PROFILE_SYNCED = "user.profile_synced"
         USER_DEACTIVATED = "user.deactivated"
         USER_REACTIVATED = "user.reactivated"
         COLLECTION_CREATED = "collection.created"

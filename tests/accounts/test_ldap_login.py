@@ -164,3 +164,16 @@ def test_directory_sync_deactivates_who_left_when_asked(ldap_configured, departm
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.USER_DEACTIVATED, subject_id=str(leaver.pk))
     assert event.actor.username == system_actor().username
     assert capsys.readouterr().out.splitlines()[1] == "no longer in the directory, deactivated: frank"
+
+
+def test_a_login_records_what_the_directory_changed_in_the_name_and_e_mail(client, ldap_configured, departments):
+    assert _log_in(client, "alice", "alice-directory-pw")
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_PROFILE_SYNCED).exists()  # a new user: created
+    User.objects.filter(username="alice").update(email="alice@old.example.org")  # as it was before a directory change
+
+    assert _log_in(client.__class__(), "alice", "alice-directory-pw")
+    assert _log_in(client.__class__(), "alice", "alice-directory-pw")  # nothing changed since: nothing recorded
+
+    [synced] = AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_PROFILE_SYNCED)
+    assert (synced.before, synced.after) == ({"email": "alice@old.example.org"}, {"email": "alice@example.org"})
+    assert synced.actor == system_actor() and synced.subject_id == str(User.objects.get(username="alice").pk)

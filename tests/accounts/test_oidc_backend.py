@@ -49,3 +49,19 @@ def test_an_oidc_login_never_takes_over_the_ldap_user_of_the_same_name(oidc_conf
         backend.update_user(matched, claims)
     ldap_user.refresh_from_db()
     assert ldap_user.email == "carol@example.com" and ldap_user.directory == User.Directory.LDAP
+
+
+def test_a_login_records_what_the_provider_changed_in_the_name_and_e_mail(oidc_configured, settings):
+    from kb.audit.models import AuditEvent
+    from kb.platform.actors import system_actor
+
+    backend = DirectoryOIDCBackend()
+    claims = {settings.KB_OIDC_USERNAME_CLAIM: "dana", "email": "dana@example.org", "given_name": "Dana"}
+    dana = backend.create_user(claims)
+    backend.update_user(dana, claims)  # the same claims: nothing recorded
+    backend.update_user(dana, {**claims, "email": "dana@new.example.org", "family_name": "Lee"})
+
+    [synced] = AuditEvent.objects.filter(kind=AuditEvent.Kind.USER_PROFILE_SYNCED)
+    assert synced.before == {"email": "dana@example.org", "last_name": ""}
+    assert synced.after == {"email": "dana@new.example.org", "last_name": "Lee"}
+    assert synced.actor == system_actor()
