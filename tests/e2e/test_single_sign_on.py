@@ -8,10 +8,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
+from django.db import connection
 
 from kb.accounts.models import Membership, User
 from kb.accounts.services import user_deactivate
@@ -32,6 +34,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CLIENT_ID, CLIENT_SECRET = "knowledge-base", "a-client-secret-for-the-tests"
+PROVIDER_DATABASE = "kb_test_identity_provider"
 GROUP_MAP = {
     "finance": {"departments": {"Finance": "member"}},
     "engineering-leads": {"departments": {"Engineering": "admin"}},
@@ -58,8 +61,14 @@ class IdentityProvider:
 
 
 @pytest.fixture(scope="session")
-def identity_provider(tmp_path_factory):
+def identity_provider(tmp_path_factory, django_db_setup, django_db_blocker):
     folder = tmp_path_factory.mktemp("identity-provider")
+    # Its own database on the suite's PostgreSQL, made afresh: the provider's users and clients are not the app's.
+    with django_db_blocker.unblock():
+        host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
+        admin_connection.execute(f'DROP DATABASE IF EXISTS "{PROVIDER_DATABASE}" WITH (FORCE)')
+        admin_connection.execute(f'CREATE DATABASE "{PROVIDER_DATABASE}"')
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (folder / "signing-key.pem").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -68,6 +77,8 @@ def identity_provider(tmp_path_factory):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.oidc_provider.settings",
         "OIDC_PROVIDER_DIR": str(folder),
+        "OIDC_PROVIDER_DATABASE": PROVIDER_DATABASE,
+        "OIDC_PROVIDER_DATABASE_HOST": host,
     }
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput"],

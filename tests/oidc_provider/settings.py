@@ -1,8 +1,9 @@
 """A tiny OpenID Connect provider (django-oauth-toolkit) that the single sign-on tests log in through.
 
 A separate Django project, started as its own process by tests/e2e/test_single_sign_on.py: the app talks to it over
-HTTP as it would to a company's identity provider. Its folder (SQLite database, RSA key made at test time) is
-OIDC_PROVIDER_DIR.
+HTTP as it would to a company's identity provider. Its folder (RSA key made at test time) is OIDC_PROVIDER_DIR; its
+tables are in a database of its own (OIDC_PROVIDER_DATABASE) on the test suite's PostgreSQL
+(OIDC_PROVIDER_DATABASE_HOST, the server's socket folder), never in the app's.
 """
 
 import os
@@ -32,7 +33,14 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": FOLDER / "provider.sqlite3"}}
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["OIDC_PROVIDER_DATABASE"],
+        "HOST": os.environ["OIDC_PROVIDER_DATABASE_HOST"],
+        "USER": "postgres",
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The app runs on the same host (127.0.0.1, another port) and cookies are per host: the provider's get own names.
 SESSION_COOKIE_NAME = "provider_sessionid"
