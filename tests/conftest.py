@@ -6,6 +6,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import kombu
+import psycopg
 import pytest
 from django.conf import settings
 
@@ -75,6 +77,28 @@ def database_url_for_app_processes() -> str:
     database = connection.settings_dict
     host = database["HOST"] or database.get("OPTIONS", {}).get("host", "")
     return f"postgres://{database['USER']}@/{database['NAME']}?host={host}"
+
+
+def fresh_database(name: str) -> str:
+    """A new, empty database `name` on the suite's PostgreSQL (one a run left behind is dropped first); the host to
+    reach it by (the server's socket folder)."""
+    from django.db import connection
+
+    host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
+        admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_connection.execute(f'CREATE DATABASE "{name}"')
+    return host
+
+
+def fresh_broker(name: str) -> str:
+    """A broker of a test's own (kombu's SQLAlchemy transport on a fresh database), so that no other worker of the
+    session takes its jobs, with kombu's tables made here: a worker and a process sending it jobs would otherwise both
+    create them at once, and the loser of that race (a duplicate CREATE SEQUENCE) dies."""
+    url = f"sqla+postgresql+psycopg://postgres@/{name}?host={fresh_database(name)}"
+    with kombu.Connection(url) as broker:
+        broker.default_channel.session.close()
+    return url
 
 
 def app_process_environment(*, database_url: str, broker_url: str, media_root: Path) -> dict[str, str]:

@@ -7,6 +7,8 @@ from django.core.exceptions import SuspiciousOperation
 from kb.accounts.backends import DirectoryOIDCBackend
 from kb.accounts.models import User
 from kb.accounts.sso_settings import sso_settings_from_env
+from kb.audit.models import AuditEvent
+from kb.platform.actors import system_actor
 from tests.conftest import _free_port
 from tests.factories import PASSWORD, make_superuser
 
@@ -52,9 +54,6 @@ def test_an_oidc_login_never_takes_over_the_ldap_user_of_the_same_name(oidc_conf
 
 
 def test_a_login_records_what_the_provider_changed_in_the_name_and_e_mail(oidc_configured, settings):
-    from kb.audit.models import AuditEvent
-    from kb.platform.actors import system_actor
-
     backend = DirectoryOIDCBackend()
     claims = {settings.KB_OIDC_USERNAME_CLAIM: "dana", "email": "dana@example.org", "given_name": "Dana"}
     dana = backend.create_user(claims)

@@ -7,8 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import kombu
-import psycopg
 import pytest
 from django.db import connection
 
@@ -18,6 +16,7 @@ from tests.conftest import (
     PROJECT_ROOT,
     app_process_environment,
     database_url_for_app_processes,
+    fresh_broker,
     start_worker,
     stop_processes,
 )
@@ -104,20 +103,6 @@ def test_redis_broker_carries_ingestion_when_configured(tmp_path):
         stop_processes(worker)
 
 
-def _fresh_broker_database(name: str) -> str:
-    """A broker of this test's own, so that no other worker of the test session takes its jobs, with kombu's tables
-    made here: the worker and the uploading process would otherwise both create them at once, and the loser of that
-    race (a duplicate CREATE SEQUENCE) dies."""
-    host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
-    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
-        admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_connection.execute(f'CREATE DATABASE "{name}"')
-    url = f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
-    with kombu.Connection(url) as broker:
-        broker.default_channel.session.close()
-    return url
-
-
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -145,7 +130,7 @@ def test_a_worker_killed_mid_document_leaves_nothing_half_indexed_and_the_job_re
     collection = make_collection(owner=department)
     environment = app_process_environment(
         database_url=database_url_for_app_processes(),
-        broker_url=_fresh_broker_database("kb_test_crash_broker"),
+        broker_url=fresh_broker("kb_test_crash_broker"),
         media_root=tmp_path / "media",
     )
     # Small embedding batches report progress often; a short stall limit lets the replacement worker act at once.
@@ -186,7 +171,7 @@ def test_a_dropped_database_connection_mid_document_is_retried_and_the_document_
     worker_name = "kb-transient-test-worker"
     environment = app_process_environment(
         database_url=f"{database_url_for_app_processes()}&application_name={worker_name}",
-        broker_url=_fresh_broker_database("kb_test_transient_broker"),
+        broker_url=fresh_broker("kb_test_transient_broker"),
         media_root=tmp_path / "media",
     )
     environment["KB_EMBEDDING_BATCH_SIZE"] = "4"

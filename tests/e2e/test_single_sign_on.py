@@ -8,12 +8,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
-from django.db import connection
 
 from kb.accounts.models import Membership, User
 from kb.accounts.services import user_deactivate
@@ -23,6 +21,7 @@ from tests.conftest import (
     _wait_until_answering,
     app_process_environment,
     database_url_for_app_processes,
+    fresh_database,
     start_web_server,
     stop_processes,
 )
@@ -65,10 +64,7 @@ def identity_provider(tmp_path_factory, django_db_setup, django_db_blocker):
     folder = tmp_path_factory.mktemp("identity-provider")
     # Its own database on the suite's PostgreSQL, made afresh: the provider's users and clients are not the app's.
     with django_db_blocker.unblock():
-        host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
-    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
-        admin_connection.execute(f'DROP DATABASE IF EXISTS "{PROVIDER_DATABASE}" WITH (FORCE)')
-        admin_connection.execute(f'CREATE DATABASE "{PROVIDER_DATABASE}"')
+        host = fresh_database(PROVIDER_DATABASE)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (folder / "signing-key.pem").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -2,27 +2,22 @@
 
 import time
 
-import psycopg
 import pytest
 from celery import Celery
-from django.db import connection
 
 from kb.evaluation.jobs import RUN_EVALUATION
 from kb.evaluation.models import EvaluationRun
 from kb.evaluation.services import evaluation_run_start
-from tests.conftest import app_process_environment, database_url_for_app_processes, start_worker, stop_processes
+from tests.conftest import (
+    app_process_environment,
+    database_url_for_app_processes,
+    fresh_broker,
+    start_worker,
+    stop_processes,
+)
 from tests.evaluation.conftest import leave_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _fresh_broker(name: str) -> str:
-    """A broker of this test's own, so that no other worker of the test session takes its job."""
-    host = connection.settings_dict["HOST"] or connection.settings_dict["OPTIONS"]["host"]
-    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as admin_connection:
-        admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_connection.execute(f'CREATE DATABASE "{name}"')
-    return f"sqla+postgresql+psycopg://postgres@/{name}?host={host}"
 
 
 def _wait_until_finished(run: EvaluationRun, timeout: float) -> EvaluationRun:
@@ -37,7 +32,7 @@ def _wait_until_finished(run: EvaluationRun, timeout: float) -> EvaluationRun:
 
 def test_the_worker_runs_a_queued_evaluation_and_records_its_scores(hr, tmp_path):
     run = evaluation_run_start(acting_user=hr.admin, evaluation_set=leave_set(hr), enqueue=False)
-    broker_url = _fresh_broker("kb_test_evaluation_broker")
+    broker_url = fresh_broker("kb_test_evaluation_broker")
     environment = app_process_environment(
         database_url=database_url_for_app_processes(), broker_url=broker_url, media_root=tmp_path / "media"
     )
