@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.search import CombinedSearchVector, SearchConfig, SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import Func, Q, TextField, Value
+from django.db.models import F, Func, Q, TextField, Value
 from pgvector.django import HnswIndex, VectorField
 
 from kb.accounts.models import Department
@@ -153,6 +153,16 @@ def _words_of(field: str) -> Func:
     )
 
 
+def _compound_words_of(*fields: str) -> Func:
+    """The fields' words joined by . - / : or @ ("192.0.2.7", "jail.local", "utf-16", "user@example.org"), each a
+    lexeme as written (lower case, no parser, no stemming, no position: it counts once), so that a question naming one
+    finds it whole and not only its parts. kb_compound_words is the SQL function of migration documents 0011; the
+    question is split by the same function (kb.search.selectors.keyword_query)."""
+    text = Func(*(F(field) for field in fields), template="(%(expressions)s)", arg_joiner=" || ' ' || ")
+    words = Func(text, function="kb_compound_words", output_field=ArrayField(TextField()))
+    return Func(words, function="array_to_tsvector", output_field=SearchVectorField())
+
+
 class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
@@ -189,10 +199,17 @@ class Chunk(models.Model):
     # ranking weighs them alike: BENCHMARKS.md, issue 17). ASCII punctuation is read as a space, so that the
     # passage's words are the question's words (kb.search.selectors.keyword_query splits the question the same
     # way): PostgreSQL's parser would keep "jail.local", "192.168.1.10" or "os.path.join" as one token, which a
-    # question's "jail local" or "os path join" never matches.
+    # question's "jail local" or "os path join" never matches. Such compound words are also kept whole beside their
+    # parts (_compound_words_of), so that "192.0.2.7" ranks the passage naming that address above one holding its
+    # numbers apart.
     search_vector = models.GeneratedField(
-        expression=SearchVector(_words_of("heading"), weight="A", config="english")
-        + SearchVector(_words_of("text"), weight="B", config="english"),
+        expression=CombinedSearchVector(
+            SearchVector(_words_of("heading"), weight="A", config="english")
+            + SearchVector(_words_of("text"), weight="B", config="english"),
+            "||",
+            _compound_words_of("heading", "text"),
+            SearchConfig("english"),
+        ),
         output_field=SearchVectorField(),
         db_persist=True,
     )

@@ -333,7 +333,8 @@ class KeywordQuery:
 
 
 def keyword_query(query_text: str) -> KeywordQuery | None:
-    """The question's words (stemmed, stop words dropped), each weighted by its BM25 idf, and the candidates to rank.
+    """The question's words (stemmed, stop words dropped; compound ones such as "192.0.2.7" also whole), each weighted
+    by its BM25 idf, and the candidates to rank.
 
     Every word counts in the ranking, weighted by how rare it is, so a natural question's common words ("use",
     "file") help a little and its rare ones a lot. Word shares come from the statistics ANALYZE keeps for the
@@ -350,7 +351,13 @@ def keyword_query(query_text: str) -> KeywordQuery | None:
     if not words:
         return None
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY lexeme", [words])
+        # Its words as the passages' search_vector has them (kb.documents.models.Chunk): stemmed, and compound ones
+        # ("192.0.2.7") whole as well.
+        cursor.execute(
+            "SELECT lexeme FROM unnest(to_tsvector('english', %s)) UNION SELECT unnest(kb_compound_words(%s)) "
+            "ORDER BY 1",
+            [words, query_text],
+        )
         lexemes = [row[0] for row in cursor.fetchall()]
     if not lexemes:
         return None
@@ -379,12 +386,16 @@ def bm25_idf(share: float, *, passages: float) -> float:
     return math.log(1.0 + (passages - holding + 0.5) / (holding + 0.5))
 
 
+class _LexemeQuery(SearchQuery):
+    """A tsquery of lexemes as written (a cast: no parser, no dictionary), so that "utf-16" stays one lexeme where
+    to_tsquery would make it the phrase 'utf' <-> '-16'."""
+
+    template = "(%(expressions)s)::tsquery"
+
+
 def _tsquery(lexemes: list[str], joined_by: str) -> SearchQuery:
-    return SearchQuery(
-        joined_by.join("'{}'".format(lexeme.replace("'", "''")) for lexeme in lexemes),
-        search_type="raw",
-        config="simple",
-    )
+    quoted = ("'{}'".format(lexeme.replace("\\", "\\\\").replace("'", "''")) for lexeme in lexemes)
+    return _LexemeQuery(joined_by.join(quoted), search_type="raw")
 
 
 @dataclass(frozen=True)

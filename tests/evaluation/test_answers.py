@@ -34,8 +34,9 @@ from tests.inference.serving import Server, free_port
 pytestmark = pytest.mark.django_db
 
 MAX_TOKENS = 48
-# SmolLM2-135M seldom cites on its own; asked like this (greedy decoding), it ends its answer with [1].
-CITE = " Answer in one sentence and end it with the passage number, like [1]."
+# SmolLM2-135M seldom cites on its own; asked like this (greedy decoding), it answers with [1]. Asked to end a
+# one-sentence answer with the number, it cited with one llama.cpp build and not with another (2026-12-03).
+CITE = " Reply with the passage number only, like [1]."
 LEAVE = "How many days of annual leave do I get?" + CITE
 EXPENSES = "When are travel expenses reimbursed?" + CITE
 CANTEEN = "What is on the canteen menu on Friday?"

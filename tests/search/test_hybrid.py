@@ -276,6 +276,35 @@ def test_passage_words_joined_by_punctuation_match_the_question_words(organisati
         assert hits and hits[0].heading == "Bans", question
 
 
+def test_a_compound_word_ranks_the_passage_naming_it_whole_above_one_holding_its_parts(organisation):
+    from kb.documents.models import Collection
+
+    notes = make_collection(owner=Collection.objects.get().owner)
+    # The passages holding the parts come first, so that they would win a tie.
+    for name, content in (
+        ("parts-address.md", b"# Parts apart\nThe 7 bans of 2 June came from 192 hosts in 0 days."),
+        ("whole-address.md", b"# Address whole\nThe ban came from 192.0.2.7 on a Tuesday."),
+        ("parts-encoding.md", b"# Encoding apart\nUTF files kept 16 lines."),
+        ("whole-encoding.md", b"# Encoding whole\nConvert utf-16 files first."),
+    ):
+        ingested_document(collection=notes, name=name, content=content)
+    member = organisation["member"]
+
+    for question, heading in (("who is 192.0.2.7", "Address whole"), ("my utf-16 files", "Encoding whole")):
+        hits = passages_search_for_user(user=member, query_text=question, k=5, mode="keyword")
+        assert hits and hits[0].heading == heading, question
+
+
+def test_a_compound_word_of_the_question_is_one_lexeme_of_the_keyword_query(organisation):
+    from kb.search.selectors import keyword_query
+
+    query = keyword_query("Why is utf-16 shown as binary on 192.0.2.7?")
+
+    assert {"utf-16", "192.0.2.7", "utf", "16", "binari"} <= set(query.weights)
+    # A rare whole word weighs at least as much as its commonest part.
+    assert query.weights["utf-16"] >= query.weights["utf"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_keyword_search_runs_beside_dense_search_under_the_same_filter(organisation, monkeypatch):
     import threading
