@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.core.management.color import no_style
+from django.db import connection
 
 from kb.audit.ledger import RecordedPassage, ledger_head
 from kb.audit.services import query_record_create
@@ -76,10 +79,21 @@ def manage(environment: dict[str, str], *arguments: str) -> subprocess.Completed
     )
 
 
+def _database_as_migrated(migrated_rows: str) -> None:
+    """Empty the test database of this module's rows and put back those the migrations made (the active embedding
+    model among them), with each table's sequence after them: the modules that run next find it as migrated."""
+    call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
+    connection.creation.deserialize_db_from_string(migrated_rows)
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), apps.get_models()):
+            cursor.execute(statement)
+
+
 @pytest.fixture(scope="module")
 def restored(django_db_setup, django_db_blocker, tmp_path_factory):
     """A deployment with documents, passages and audit records, backed up, then restored into a fresh var folder."""
     with django_db_blocker.unblock():
+        migrated_rows = connection.creation.serialize_db_to_string()
         department = make_department("Facilities")
         collection = make_collection(owner=department, name="Office notes")
         ingested_document(collection=collection, name="parking.md", content=PARKING_NOTE)
@@ -118,7 +132,7 @@ def restored(django_db_setup, django_db_blocker, tmp_path_factory):
         }
         archive = tmp_path_factory.mktemp("backup") / "kb.tar"
         call_command("kb_backup", str(archive), verbosity=0)
-        call_command("flush", interactive=False, verbosity=0)  # as a transactional test leaves the test database
+        _database_as_migrated(migrated_rows)
 
     # Not under pytest's tmp_path: as root the server runs as another user, who cannot enter /tmp/pytest-of-root.
     var_dir = Path(tempfile.mkdtemp(prefix="restored-", dir=settings.VAR_DIR))
