@@ -295,6 +295,20 @@ def test_a_compound_word_ranks_the_passage_naming_it_whole_above_one_holding_its
         assert hits and hits[0].heading == heading, question
 
 
+def test_a_compound_word_too_long_for_a_lexeme_leaves_its_passage_searchable(organisation):
+    from kb.documents.models import Collection
+
+    notes = make_collection(owner=Collection.objects.get().owner)
+    # 2,201 bytes, over a lexeme's 2,046 (array_to_tsvector would refuse it), in a few tokens: one passage holds it.
+    probe = "x" * 1100 + "/" + "y" * 1100
+    ingested_document(
+        collection=notes, name="probe.md", content=f"# Probe\nThe scanner asked for {probe} twice.".encode()
+    )
+
+    hits = passages_search_for_user(user=organisation["member"], query_text="scanner probe", k=5, mode="keyword")
+    assert hits and hits[0].heading == "Probe"
+
+
 def test_a_compound_word_of_the_question_is_one_lexeme_of_the_keyword_query(organisation):
     from kb.search.selectors import keyword_query
 

@@ -29,12 +29,18 @@ def _compound_words_of(*fields: str) -> models.Func:
 
 # Words joined by . - / : or @ ("192.0.2.7", "jail.local", "utf-16"), lower case, in order of appearance. The pattern
 # is the one place that defines them: the chunk's search_vector and the question's keyword query both call this.
-# IMMUTABLE, as a generated column requires: it depends on nothing but its argument (\w follows the database's
-# character classes, fixed when the database is created, as text search configurations do).
+# One longer than a lexeme may be (2046 bytes) is left out, as to_tsvector leaves out such words: array_to_tsvector
+# would refuse it, and with it the passage. IMMUTABLE, as a generated column requires: it depends on nothing but its
+# argument (\w follows the database's character classes, fixed when the database is created, as text search
+# configurations do).
 COMPOUND_WORDS_FUNCTION = r"""
 CREATE FUNCTION kb_compound_words(text) RETURNS text[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT ARRAY(SELECT m[1] FROM regexp_matches(lower($1), '(\w+(?:[-./:@]\w+)+)', 'g') AS m) $$
+AS $$
+SELECT ARRAY(
+    SELECT m[1] FROM regexp_matches(lower($1), '(\w+(?:[-./:@]\w+)+)', 'g') AS m WHERE octet_length(m[1]) <= 2046
+)
+$$
 """
 
 
