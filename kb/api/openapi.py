@@ -206,6 +206,8 @@ def openapi_description(*, chat_models: list[str] | None = None, embedding_model
                     "operationId": "searchPassages",
                     "summary": "Ranked passages the token's user may read, as the Search page finds them (needs the "
                     "`search` scope; no model involved)",
+                    "description": "Each search is recorded in the audit trail (channel `api-search`), with the "
+                    "passages it returned.",
                     "requestBody": {
                         "required": True,
                         "content": _json(

@@ -36,7 +36,8 @@ from kb.chat.context import PromptPassage
 from kb.chat.generation import answer_backend
 from kb.chat.services import AnswerEvent, Ask, QuestionScope, answer_events, question_text_checked
 from kb.documents.embedding_models import active_embedding_model
-from kb.search.selectors import PassageFilters, PassageHit, embed_query, passages_search_for_user
+from kb.search.selectors import PassageFilters, PassageHit, embed_query
+from kb.search.services import passages_search_recorded
 
 CHANNEL = "api"
 # Events after which the answer's status is known: the response starts with them (or is a refusal).
@@ -344,14 +345,16 @@ def _embedded(texts: list[str], model_path: str) -> tuple[list[np.ndarray], int]
 
 @api_endpoint(method="POST", scope=ApiToken.Scope.SEARCH)
 async def search(request: HttpRequest, token: ApiToken) -> JsonResponse:
-    """Ranked passages the token's user may read, as the Search page finds them (no model involved)."""
+    """Ranked passages the token's user may read, as the Search page finds them (no model involved); recorded in
+    the audit trail as the page's searches are (channel "api-search")."""
     wanted = search_request_of(json_body(request))
     await _scope_checked(wanted.collection_ids, token)
-    hits = await sync_to_async(passages_search_for_user)(
+    hits = await sync_to_async(passages_search_recorded)(
         user=token.user,
         query_text=wanted.query,
         k=wanted.k,
         mode=wanted.mode,
         filters=PassageFilters(collection_ids=wanted.collection_ids),
+        channel="api-search",
     )
     return JsonResponse({"object": "list", "data": [{**passage_json(hit), "score": hit.score} for hit in hits]})

@@ -60,7 +60,11 @@ class AuditEvent(models.Model):
 
 
 class QueryRecord(models.Model):
-    """What one question was, what the user was shown and how long it took."""
+    """What one question was, what the user was shown and how long it took; or one search, and the passages it
+    showed (no model, no answer)."""
+
+    # The channels of searches (kb.search.services); an answer's are "web", "api" and "evaluation".
+    SEARCH_CHANNELS = ("search", "api-search")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="query_records")
     department_names = models.JSONField(default=list)
@@ -91,6 +95,10 @@ class QueryRecord(models.Model):
         # Trigram indexes on UPPER(question) and UPPER(answer) serve the auditor's text filter (icontains runs as
         # UPPER(...) LIKE): migration 0008, in SQL, as Django renders expression operator classes without the
         # parentheses PostgreSQL requires.
+
+    @property
+    def is_search(self) -> bool:
+        return self.channel in self.SEARCH_CHANNELS
 
 
 class QueryFeedback(models.Model):

@@ -22,7 +22,7 @@ from inference.types import EngineError, EngineUnavailable, GenerationParams, Ro
 from kb.accounts.models import User
 from kb.audit.models import AuditEvent, QueryRecord
 from kb.audit.selectors import prefill_tokens_per_second_measured
-from kb.audit.services import RecordedPassage, audit_record, query_record_create
+from kb.audit.services import audit_record, query_record_create
 from kb.chat.citations import cited_numbers
 from kb.chat.context import (
     TURN_OVERHEAD_TOKENS,
@@ -414,17 +414,7 @@ def _answer_record(
         permission_filter=permission_filter,
         citations=citations,
         flags=flags,
-        passages=[
-            RecordedPassage(
-                chunk_id=hit.chunk_id,
-                document_id=hit.document_id,
-                version_id=hit.version_id,
-                score=hit.score,
-                sent_to_model=hit.chunk_id in sent_ids,
-                text=hit.text,
-            )
-            for hit in recorded
-        ],
+        passages=[hit.recorded(sent_to_model=hit.chunk_id in sent_ids) for hit in recorded],
         model=route.model if route else "",
         backend=route.backend if route else "",
         route={"skipped": list(route.skipped)} if route else {},

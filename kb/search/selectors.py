@@ -21,6 +21,7 @@ from pgvector.django import CosineDistance
 from embedding.encoders import question_encoder
 from embedding.reranking import cross_encoder
 from kb.accounts.models import User
+from kb.audit.ledger import RecordedPassage
 from kb.documents.embedding_models import active_model_path
 from kb.documents.models import Chunk
 from kb.documents.selectors import chunks_readable_by, permission_filter_of
@@ -49,6 +50,17 @@ class PassageHit:
     char_start: int = 0
     char_end: int = 0
     time_start: datetime | None = None  # log windows
+
+    def recorded(self, *, sent_to_model: bool) -> RecordedPassage:
+        """The passage as the audit trail keeps it with its query record."""
+        return RecordedPassage(
+            chunk_id=self.chunk_id,
+            document_id=self.document_id,
+            version_id=self.version_id,
+            score=self.score,
+            sent_to_model=sent_to_model,
+            text=self.text,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

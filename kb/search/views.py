@@ -1,12 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from extract.formats import SEARCH_GROUPS, search_group_extensions
 from kb.documents.selectors import chunk_get_for_user, chunk_neighbours_for_user, collections_readable_by
 from kb.platform.forms import submitted_id
 from kb.platform.views import render_page
-from kb.search.selectors import PassageFilters, passages_search_for_user
+from kb.search.selectors import PassageFilters
+from kb.search.services import passages_search_recorded
 
 SEARCH_MODES = {"hybrid": "Hybrid", "dense": "Meaning (dense)", "keyword": "Keywords"}
 # The type filter: its query value, label and the extensions it finds, from the one table of file types.
@@ -31,19 +32,27 @@ def passage_detail(request: HttpRequest, chunk_id: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def search_page(request: HttpRequest) -> HttpResponse:
-    """Ranked passages for people who want to find the document, not an answer (no LLM involved)."""
-    query = " ".join(request.GET.get("q", "").split())[:MAX_QUERY_CHARS]
-    mode = request.GET.get("mode", "hybrid")
+    """Ranked passages for people who want to find the document, not an answer (no LLM involved).
+
+    The words are posted, never put in the URL: what a user searched for stays out of access logs and browser
+    history, and each search is recorded in the audit trail as a question is (kb.search.services)."""
+    form = request.POST if request.method == "POST" else {}
+    query = " ".join(form.get("q", "").split())[:MAX_QUERY_CHARS]
+    mode = form.get("mode", "hybrid")
     if mode not in SEARCH_MODES:
         mode = "hybrid"
     collections = collections_readable_by(user=request.user)
-    collection = collections.filter(pk=submitted_id(request.GET.get("collection"))).first()
-    file_type = request.GET.get("type", "") if request.GET.get("type", "") in FILE_TYPES else ""
+    collection = collections.filter(pk=submitted_id(form.get("collection"))).first()
+    file_type = form.get("type", "") if form.get("type", "") in FILE_TYPES else ""
     filters = PassageFilters(collection_ids=(collection.pk,) if collection else (), extensions=FILE_TYPES[file_type][1])
     hits = (
-        passages_search_for_user(user=request.user, query_text=query, k=20, mode=mode, filters=filters) if query else []
+        passages_search_recorded(
+            user=request.user, query_text=query, k=20, mode=mode, filters=filters, channel="search"
+        )
+        if query
+        else []
     )
     return render_page(
         request,

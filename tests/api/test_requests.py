@@ -199,6 +199,18 @@ def test_search_returns_nothing_it_was_not_asked_for_and_refuses_a_bad_mode(clie
     assert found.status_code == 200 and found.json() == {"object": "list", "data": []}
 
 
+def test_a_search_through_the_api_is_recorded_in_the_audit_trail_and_a_refused_one_is_not(client, alice):
+    from kb.audit.models import QueryRecord
+
+    token = _token(alice)
+    _post(client, "/v1/search", {"query": "x", "mode": "fuzzy"}, token=token)
+    _post(client, "/v1/search", {"query": "indentation", "k": 3, "mode": "keyword"}, token=token)
+
+    record = QueryRecord.objects.get()
+    assert (record.user, record.question, record.channel) == (alice, "indentation", "api-search")
+    assert record.scope == {"mode": "keyword", "k": 3, "filters": {}} and record.flags == ["no_passages"]
+
+
 def test_the_description_is_served_without_a_token(client):
     response = client.get(reverse("api:openapi"))
     assert response.status_code == 200

@@ -106,7 +106,7 @@ def test_every_document_type_is_under_exactly_one_search_filter_and_archives_und
 def test_the_search_page_offers_each_type_filter_and_keeps_a_chosen_one(admin_client):
     client, _, _ = admin_client
 
-    page = BeautifulSoup(client.get(reverse("search:page"), {"type": "mail"}).content, "html.parser")
+    page = BeautifulSoup(client.post(reverse("search:page"), {"type": "mail"}).content, "html.parser")
 
     options = page.select("select[name=type] option")
     assert [option["value"] for option in options] == ["", *SEARCH_GROUPS]
@@ -124,7 +124,7 @@ def test_the_plain_text_filter_finds_text_files_and_the_web_filter_markdown(admi
     )
 
     def found(file_type: str) -> str:
-        return client.get(reverse("search:page"), {"q": "on-call rota", "type": file_type}).content.decode()
+        return client.post(reverse("search:page"), {"q": "on-call rota", "type": file_type}).content.decode()
 
     assert "oncall-notes" in found("text") and "Rota policy" not in found("text")
     assert "Rota policy" in found("web") and "oncall-notes" not in found("web")

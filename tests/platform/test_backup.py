@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from django.core.management.color import no_style
 from django.db import connection
 
-from kb.audit.ledger import RecordedPassage, ledger_head
+from kb.audit.ledger import ledger_head
 from kb.audit.services import query_record_create
 from kb.documents.models import DocumentVersion
 from kb.platform.backup import DATABASE_DUMP, MANIFEST
@@ -105,17 +105,7 @@ def restored(django_db_setup, django_db_blocker, tmp_path_factory):
             department_names=department_names_of(reader),
             question=QUESTION,
             answer="In the basement garage on level -2 [1].",
-            passages=[
-                RecordedPassage(
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    version_id=hit.version_id,
-                    score=hit.score,
-                    sent_to_model=True,
-                    text=hit.text,
-                )
-                for hit in hits
-            ],
+            passages=[hit.recorded(sent_to_model=True) for hit in hits],
             model="stored-for-the-test",
             backend="none",
             generation_params={},

@@ -37,7 +37,7 @@ def finance(client):
 
 @pytest.mark.parametrize("value", NOT_IDS)
 def test_a_search_for_a_collection_that_is_not_an_id_searches_everything_readable(client, root, value):
-    response = client.get(reverse("search:page"), {"q": "lambda", "collection": value})
+    response = client.post(reverse("search:page"), {"q": "lambda", "collection": value})
 
     assert response.status_code == 200
 

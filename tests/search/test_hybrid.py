@@ -14,17 +14,9 @@ from kb.search.selectors import (
     reciprocal_rank_fusion,
     score_fusion,
 )
-from tests.factories import PASSWORD, ingested_document, make_collection, make_department, make_user
+from tests.factories import PASSWORD, ingested_document, make_collection
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def organisation(python_docs):
-    engineering, sales = make_department("Engineering"), make_department("Sales")
-    faq = make_collection(owner=engineering)
-    ingested_document(collection=faq, name="design.html", content=(python_docs / "faq" / "design.html").read_bytes())
-    return {"member": make_user(department=engineering), "outsider": make_user(department=sales)}
 
 
 def _hit(chunk_id: int, score: float = 0.0) -> PassageHit:
@@ -139,18 +131,18 @@ def test_every_mode_finds_the_faq_entry_and_nothing_leaks(organisation, mode):
 def test_the_search_page_shows_ranked_passages_with_highlights(client, organisation):
     client.login(username=organisation["member"].username, password=PASSWORD)
 
-    page = client.get(reverse("search:page"), {"q": "lambda statements"}).content.decode()
+    page = client.post(reverse("search:page"), {"q": "lambda statements"}).content.decode()
 
     assert "<mark>lambda</mark>" in page.lower()
     assert "Design and History FAQ" in page
-    partial = client.get(reverse("search:page"), {"q": "lambda", "mode": "keyword"}, headers={"HX-Request": "true"})
+    partial = client.post(reverse("search:page"), {"q": "lambda", "mode": "keyword"}, headers={"HX-Request": "true"})
     assert partial.content.decode().lstrip().startswith('<div id="results">')
 
 
 def test_the_search_page_shows_an_outsider_nothing(client, organisation):
     client.login(username=organisation["outsider"].username, password=PASSWORD)
 
-    page = client.get(reverse("search:page"), {"q": "lambda statements"}).content.decode()
+    page = client.post(reverse("search:page"), {"q": "lambda statements"}).content.decode()
 
     assert "Nothing you can read matches" in page and "Design and History FAQ" not in page
 
@@ -181,9 +173,9 @@ def test_the_search_page_narrows_by_collection_and_file_type(client, organisatio
     ingested_document(collection=other, name="lambda-notes.md", content=b"# Lambda notes\nLambda statements again.")
     client.login(username=organisation["member"].username, password=PASSWORD)
 
-    only_other = client.get(reverse("search:page"), {"q": "lambda", "collection": other.pk}).content.decode()
-    only_html = client.get(reverse("search:page"), {"q": "lambda", "type": "web"}).content.decode()
-    only_logs = client.get(reverse("search:page"), {"q": "lambda", "type": "logs"}).content.decode()
+    only_other = client.post(reverse("search:page"), {"q": "lambda", "collection": other.pk}).content.decode()
+    only_html = client.post(reverse("search:page"), {"q": "lambda", "type": "web"}).content.decode()
+    only_logs = client.post(reverse("search:page"), {"q": "lambda", "type": "logs"}).content.decode()
 
     assert "Lambda notes" in only_other and "Design and History FAQ" not in only_other
     assert "Design and History FAQ" in only_html and "Lambda notes" in only_html
