@@ -44,14 +44,31 @@ CHANNEL = "api"
 _DECIDING = {"token", "thinking", "busy", "done"}
 
 
+# The description is public: its model names are asked of the answering backend at most this often, so that
+# requests without a token never reach the model server one for one.
+MODEL_NAMES_KEPT_SECONDS = 30.0
+_model_names_read: tuple[float, list[str] | None] = (float("-inf"), None)
+
+
 @require_GET
 def openapi_json(request: HttpRequest) -> JsonResponse:
     """The API's description, public like any client's documentation, naming the models this server has."""
-    try:
-        chat_models = [model["id"] for model in answer_backend().describe()]
-    except EngineError:
-        chat_models = None
-    return JsonResponse(openapi_description(chat_models=chat_models, embedding_model=active_embedding_model().name))
+    return JsonResponse(
+        openapi_description(chat_models=_chat_model_names(), embedding_model=active_embedding_model().name)
+    )
+
+
+def _chat_model_names() -> list[str] | None:
+    """The answering models' names, read again after MODEL_NAMES_KEPT_SECONDS; None while the backend is down."""
+    global _model_names_read
+    read_at, names = _model_names_read
+    if time.monotonic() - read_at >= MODEL_NAMES_KEPT_SECONDS:
+        try:
+            names = [model["id"] for model in answer_backend().describe()]
+        except EngineError:
+            names = None
+        _model_names_read = (time.monotonic(), names)
+    return names
 
 
 def _route_models() -> list[dict]:

@@ -217,3 +217,28 @@ def test_the_description_is_served_without_a_token(client):
     description = response.json()
     assert description["openapi"].startswith("3.1")
     assert set(description["paths"]) == {"/v1/models", "/v1/chat/completions", "/v1/embeddings", "/v1/search"}
+
+
+def test_the_public_description_asks_the_answering_backend_for_its_models_at_most_every_half_minute(
+    client, monkeypatch
+):
+    from kb.api import views
+
+    backend = views.answer_backend()
+    asked = []
+
+    class Counting:
+        def describe(self):
+            asked.append(1)
+            return backend.describe()
+
+    monkeypatch.setattr(views, "answer_backend", Counting)
+    monkeypatch.setattr(views, "_model_names_read", (float("-inf"), None))
+
+    model = backend.describe()[0]["id"]
+    descriptions = [client.get(reverse("api:openapi")).content.decode() for _ in range(5)]
+
+    assert len(asked) == 1 and all(f'"enum": ["{model}"]' in text for text in descriptions)
+    monkeypatch.setattr(views, "_model_names_read", (views.time.monotonic() - views.MODEL_NAMES_KEPT_SECONDS, None))
+    client.get(reverse("api:openapi"))
+    assert len(asked) == 2
