@@ -294,8 +294,8 @@ _single_sign_on = sso_settings_from_env(env)
 globals().update(_single_sign_on)
 # --- end of single sign-on
 
-# The API (/v1, personal tokens): requests each token may make in a minute, counted in the database so that the limit
-# holds across every web process; over it, 429 with Retry-After. 0: no limit.
+# The API (/v1, personal tokens): requests each user may make in a minute over all their tokens, counted in the database
+# so that the limit holds across every web process; over it, 429 with Retry-After. 0: no limit.
 KB_API_RATE_LIMIT = env.int("KB_API_RATE_LIMIT", default=60)
 
 LOGGING = {

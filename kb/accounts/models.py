@@ -20,6 +20,10 @@ class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
     # Where the account came from: a directory's users have no password here and get their departments from it.
     directory = models.CharField(max_length=8, choices=Directory.choices, default=Directory.LOCAL, blank=True)
+    # The API rate limit's current minute and the requests counted in it, over all the user's tokens
+    # (kb.accounts.services.api_token_request_admit): more tokens do not make more requests.
+    api_window_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_window_requests = models.PositiveIntegerField(default=0, editable=False)
 
 
 class Department(models.Model):
@@ -95,9 +99,6 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # The rate limit's current minute and the requests counted in it (kb.accounts.services.api_token_request_admit).
-    window_started_at = models.DateTimeField(null=True, blank=True)
-    window_requests = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -337,23 +337,28 @@ def api_token_revoke(*, acting_user: User, token_id: int | None) -> ApiToken:
 
 
 def api_token_request_admit(*, token: ApiToken, per_minute: int) -> int:
-    """Count a request of the token in the current minute and note its use; 0 when it may go ahead, else the seconds
-    until the next minute, when it may.
+    """Count a request of the token's user in the current minute, over all their tokens, and note the token's use; 0
+    when it may go ahead, else the seconds until the next minute, when it may. Per user, not per token: anyone may
+    make tokens, and each new one would otherwise bring a minute's worth of requests with it.
 
-    One UPDATE on the token's row, on the database's clock: concurrent requests from any number of web processes
-    queue on the row's lock and each counts exactly once (no cache server is needed). `per_minute` 0: no limit.
+    One statement (the token's UPDATE feeding the user's) on the database's clock: concurrent requests from any
+    number of web processes queue on the user's row lock and each counts exactly once (no cache server is needed).
+    `per_minute` 0: no limit.
     """
-    table = connection.ops.quote_name(ApiToken._meta.db_table)
+    tokens = connection.ops.quote_name(ApiToken._meta.db_table)
+    users = connection.ops.quote_name(User._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {table} SET
-                window_requests = CASE WHEN window_started_at = date_trunc('minute', statement_timestamp())
-                                       THEN window_requests + 1 ELSE 1 END,
-                window_started_at = date_trunc('minute', statement_timestamp()),
-                last_used_at = statement_timestamp()
-            WHERE id = %s
-            RETURNING window_requests, CEIL(EXTRACT(EPOCH FROM
+            WITH used AS (
+                UPDATE {tokens} SET last_used_at = statement_timestamp() WHERE id = %s RETURNING user_id
+            )
+            UPDATE {users} SET
+                api_window_requests = CASE WHEN api_window_started_at = date_trunc('minute', statement_timestamp())
+                                           THEN api_window_requests + 1 ELSE 1 END,
+                api_window_started_at = date_trunc('minute', statement_timestamp())
+            FROM used WHERE {users}.id = used.user_id
+            RETURNING api_window_requests, CEIL(EXTRACT(EPOCH FROM
                 date_trunc('minute', statement_timestamp()) + interval '1 minute' - statement_timestamp()))
             """,
             [token.pk],

@@ -45,7 +45,7 @@ def api_endpoint(*, method: str, scope: ApiToken.Scope | None = None) -> Callabl
 
 def token_admitted(request: HttpRequest, scope: ApiToken.Scope | None) -> ApiToken:
     """The request's token when it may act now: 401 without a valid one, 403 without the scope, 429 over the
-    token's requests per minute (KB_API_RATE_LIMIT)."""
+    requests per minute of the token's user, over all their tokens (KB_API_RATE_LIMIT)."""
     presented = bearer_token(request.headers.get("Authorization", ""))
     token = api_token_authenticated(presented=presented) if presented else None
     if token is None:
@@ -67,7 +67,8 @@ def token_admitted(request: HttpRequest, scope: ApiToken.Scope | None) -> ApiTok
     if wait_seconds:
         raise ApiError(
             429,
-            f"This token has made its {settings.KB_API_RATE_LIMIT} requests of this minute; retry in {wait_seconds} s.",
+            f"Your tokens have made their {settings.KB_API_RATE_LIMIT} requests of this minute; "
+            f"retry in {wait_seconds} s.",
             type="rate_limit_error",
             code="rate_limit_exceeded",
             headers={"Retry-After": str(wait_seconds)},

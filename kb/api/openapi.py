@@ -24,7 +24,8 @@ _ERROR_STATUSES = {
     "403": "The token lacks the scope this endpoint needs.",
     "404": "No such model.",
     "405": "Another method is expected.",
-    "429": "The token's requests per minute are spent; `Retry-After` says in how many seconds to retry.",
+    "429": "The requests per minute of the token's user (over all their tokens) are spent; `Retry-After` says in how "
+    "many seconds to retry.",
     "502": "The model failed while answering.",
     "503": "No model can take the request now; `Retry-After` says when to retry.",
 }

@@ -11,7 +11,7 @@ from django.db import connection
 from django.http import Http404
 from django.utils import timezone
 
-from kb.accounts.models import ApiToken
+from kb.accounts.models import ApiToken, User
 from kb.accounts.selectors import api_token_authenticated
 from kb.accounts.services import api_token_create, api_token_request_admit, api_token_revoke
 from kb.audit.models import AuditEvent
@@ -160,12 +160,28 @@ def test_requests_over_the_limit_wait_for_the_next_minute_and_each_notes_its_use
     assert admitted == [0, 0, 0]
     assert 1 <= refused <= 60
     issued.token.refresh_from_db()
-    assert issued.token.last_used_at is not None and issued.token.window_requests == 4
+    user = User.objects.get(pk=issued.token.user_id)
+    assert issued.token.last_used_at is not None and user.api_window_requests == 4
     # The next minute counts afresh.
-    ApiToken.objects.filter(pk=issued.token.pk).update(
-        window_started_at=issued.token.window_started_at - timedelta(minutes=1)
-    )
+    User.objects.filter(pk=user.pk).update(api_window_started_at=user.api_window_started_at - timedelta(minutes=1))
     assert api_token_request_admit(token=issued.token, per_minute=3) == 0
+
+
+def test_the_limit_is_the_user_s_over_all_their_tokens_and_not_another_user_s():
+    owner = make_user()
+    first, second = _issued(owner), _issued(owner)
+    other = _issued(make_user())
+    _wait_for_a_fresh_minute_if_this_one_ends_soon(5)
+
+    tokens = (first.token, second.token, first.token)
+    admitted = [api_token_request_admit(token=token, per_minute=3) for token in tokens]
+
+    assert admitted == [0, 0, 0]
+    assert api_token_request_admit(token=second.token, per_minute=3) > 0
+    assert api_token_request_admit(token=_issued(owner).token, per_minute=3) > 0  # a new token brings no new minute
+    assert api_token_request_admit(token=other.token, per_minute=3) == 0
+    second.token.refresh_from_db()
+    assert second.token.last_used_at is not None
 
 
 def test_no_limit_when_it_is_zero():

@@ -253,7 +253,7 @@ def test_an_unknown_model_is_404(live_stack, organisation):
     assert refusal.value.code == "model_not_found"
 
 
-def test_requests_over_the_token_s_limit_are_429_with_retry_after(live_stack, organisation, settings):
+def test_requests_over_the_user_s_limit_are_429_with_retry_after(live_stack, organisation, settings):
     client = _client(live_stack, _token(organisation["alice"]))
     limit = settings.KB_API_RATE_LIMIT  # the server's: tests/settings.py leaves the default
     if time.time() % 60 > 45:  # the count must fall in one minute of the clock
@@ -266,8 +266,10 @@ def test_requests_over_the_token_s_limit_are_429_with_retry_after(live_stack, or
 
     assert 1 <= int(refusal.value.response.headers["Retry-After"]) <= 60
     assert refusal.value.code == "rate_limit_exceeded"
-    # Another token of the same user has its own count.
-    assert _client(live_stack, _token(organisation["alice"])).models.list().data
+    # The limit is the user's: another token of theirs is refused too, another user's is not.
+    with pytest.raises(openai.RateLimitError):
+        _client(live_stack, _token(organisation["alice"])).models.list()
+    assert _client(live_stack, _token(organisation["bob"])).models.list().data
 
 
 def test_models_lists_the_route_and_the_embedding_model(live_stack, organisation):
