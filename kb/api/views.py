@@ -34,7 +34,7 @@ from kb.api.openapi import openapi_description
 from kb.audit.models import QueryRecord
 from kb.chat.context import PromptPassage
 from kb.chat.generation import answer_backend
-from kb.chat.services import AnswerEvent, Ask, QuestionScope, answer_events, question_text_checked
+from kb.chat.services import AnswerEvent, Ask, QuestionScope, answer_events, passages_cited, question_text_checked
 from kb.documents.embedding_models import active_embedding_model
 from kb.search.selectors import PassageFilters, PassageHit, embed_query
 from kb.search.services import passages_search_recorded
@@ -131,12 +131,7 @@ def _sources(passages: tuple[PromptPassage, ...]) -> list[dict]:
 
 
 def _citations(passages: tuple[PromptPassage, ...], record: QueryRecord) -> list[dict]:
-    by_number = {p.number: p for p in passages}
-    return [
-        passage_json(by_number[c["number"]].hit, number=c["number"], text=by_number[c["number"]].text)
-        for c in record.citations
-        if c["number"] in by_number
-    ]
+    return _sources(tuple(passages_cited(passages=passages, record=record)))
 
 
 def _usage(record: QueryRecord) -> dict:

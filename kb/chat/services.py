@@ -5,7 +5,7 @@ import contextlib
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -88,6 +88,12 @@ def answer_citations(*, answer: str, passages: list[PromptPassage]) -> tuple[lis
         else:
             unknown.append(number)
     return cited, unknown
+
+
+def passages_cited(*, passages: Sequence[PromptPassage], record: QueryRecord) -> list[PromptPassage]:
+    """The passages a recorded answer cites (its record's citations, answer_citations), in order of first citation."""
+    by_number = {p.number: p for p in passages}
+    return [by_number[citation["number"]] for citation in record.citations if citation["number"] in by_number]
 
 
 def _elapsed_ms(since: float) -> int:

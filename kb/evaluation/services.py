@@ -29,7 +29,7 @@ from kb.accounts.selectors import departments_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.chat.generation import AnsweringModel, answer_backend_of_this_loop, answering_model
-from kb.chat.services import AnswerEvent, answer_stream, question_claim, question_create
+from kb.chat.services import AnswerEvent, answer_stream, passages_cited, question_claim, question_create
 from kb.documents.jobs import job_enqueue_on_commit
 from kb.documents.selectors import collections_readable_by
 from kb.evaluation.jobs import RUN_EVALUATION
@@ -449,18 +449,17 @@ async def _answer_scored(
         result.answer_error = record.error
         return set()
     expected = eval_question_of(question).expected
-    by_number = {passage.number: passage.hit for passage in done.passages}
-    names = await sync_to_async(document_names_of_hits)(hits=list(by_number.values()))
+    names = await sync_to_async(document_names_of_hits)(hits=[passage.hit for passage in done.passages])
     result.answer_citations = []
-    for citation in record.citations:  # the ask flow's own reading of the answer's [n], as its page links them
-        hit = by_number[citation["number"]]
-        document = names.get(hit.document_id, "")
+    # The ask flow's own reading of the answer's [n], as its page links them.
+    for passage in passages_cited(passages=done.passages, record=record):
+        document = names.get(passage.hit.document_id, "")
         result.answer_citations.append(
             {
-                "number": citation["number"],
-                "chunk_id": hit.chunk_id,
+                "number": passage.number,
+                "chunk_id": passage.hit.chunk_id,
                 "document": document,
-                "expected": _relevant(hit, document, expected),
+                "expected": _relevant(passage.hit, document, expected),
             }
         )
     if not question.unanswerable:
