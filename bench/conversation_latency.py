@@ -65,7 +65,7 @@ def bench_user() -> User:
     for page in ("general.html", "design.html", "programming.html"):
         print(f"ingesting {page} ...", flush=True)
         version = document_upload(
-            acting_user=user, collection=collection, name=f"faq/{page}", data=(FAQ / page).read_bytes()
+            acting_user=user, collection=collection, name=f"faq/{page}", data=(FAQ / page).read_bytes(), enqueue=False
         )
         document_version_ingest(version_id=version.pk)
     return user

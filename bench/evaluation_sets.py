@@ -56,7 +56,7 @@ def set_user(set_name: str) -> User:
     documents = CORPORA[set_name]()
     for number, (name, data) in enumerate(sorted(documents.items()), start=1):
         print(f"  ingesting {set_name} {number}/{len(documents)}: {name}", flush=True)
-        version = document_upload(acting_user=user, collection=collection, name=name, data=data)
+        version = document_upload(acting_user=user, collection=collection, name=name, data=data, enqueue=False)
         document_version_ingest(version_id=version.pk)
     return user
 

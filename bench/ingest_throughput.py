@@ -90,7 +90,9 @@ def main() -> None:
     started = time.perf_counter()
     for number, (name, path) in enumerate(uploads, start=1):
         try:
-            version = document_upload(acting_user=admin, collection=collection, name=name, data=path.read_bytes())
+            version = document_upload(
+                acting_user=admin, collection=collection, name=name, data=path.read_bytes(), enqueue=False
+            )
         except UploadRejected as refused:
             print(f"  skipped {refused}")
             continue

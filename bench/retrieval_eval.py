@@ -62,7 +62,11 @@ def corpus_user() -> User:
         pages = sorted(p for p in DOCS.rglob("*.html") if "_static" not in p.parts)
         for number, page in enumerate(pages, start=1):
             version = document_upload(
-                acting_user=admin, collection=collection, name=str(page.relative_to(DOCS)), data=page.read_bytes()
+                acting_user=admin,
+                collection=collection,
+                name=str(page.relative_to(DOCS)),
+                data=page.read_bytes(),
+                enqueue=False,
             )
             document_version_ingest(version_id=version.pk)
             if number % 50 == 0:

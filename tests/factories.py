@@ -60,14 +60,15 @@ def collection_admin_logged_in(client, department_name: str) -> tuple[Department
     return department, collection, admin
 
 
-def upload(*, user: User, collection: Collection, name: str, content: bytes) -> DocumentVersion:
-    return document_upload(acting_user=user, collection=collection, name=name, data=content)
+def upload(*, user: User, collection: Collection, name: str, content: bytes, enqueue: bool = True) -> DocumentVersion:
+    return document_upload(acting_user=user, collection=collection, name=name, data=content, enqueue=enqueue)
 
 
 def ingested_document(*, collection: Collection, name: str, content: bytes) -> Document:
-    """Upload as the owning department's admin and ingest in this process (no worker involved)."""
+    """Upload as the owning department's admin and ingest in this process (no worker involved: no job is queued,
+    which a live stack's worker would run beside the test and its database flush)."""
     admin = make_user(department=collection.owner, admin=True)
-    version = upload(user=admin, collection=collection, name=name, content=content)
+    version = upload(user=admin, collection=collection, name=name, content=content, enqueue=False)
     document_version_ingest(version_id=version.pk)
     return Document.objects.select_related("current_version").get(pk=version.document_id)
 

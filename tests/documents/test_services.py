@@ -60,6 +60,14 @@ def test_upload_is_queued_and_audited_in_the_same_transaction(collection, admin,
     assert event.after["sha256"] == version.content_hash
 
 
+def test_an_upload_its_caller_ingests_itself_queues_no_job(collection, admin, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as jobs:
+        version = upload(user=admin, collection=collection, name="travel.md", content=b"# Travel", enqueue=False)
+
+    assert jobs == [] and version.status == DocumentVersion.Status.QUEUED
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.DOCUMENT_UPLOADED, subject_id=str(version.pk)).exists()
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [

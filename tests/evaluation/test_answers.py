@@ -34,11 +34,12 @@ from tests.inference.serving import Server, free_port
 pytestmark = pytest.mark.django_db
 
 MAX_TOKENS = 48
-# SmolLM2-135M seldom cites on its own; asked like this (greedy decoding), it answers with [1]. Asked to end a
-# one-sentence answer with the number, it cited with one llama.cpp build and not with another (2026-12-03).
-CITE = " Reply with the passage number only, like [1]."
-LEAVE = "How many days of annual leave do I get?" + CITE
-EXPENSES = "When are travel expenses reimbursed?" + CITE
+# SmolLM2-135M seldom cites on its own, and which request makes it cite (greedy decoding) depends on the llama.cpp
+# build and the CPU it runs on: one machine cited when asked for the passage number only, another (2026-12-03) did
+# not, and of ten wordings tried there only the second one below made it cite. The two questions ask in the two
+# wordings, so that a citation is judged on either machine.
+LEAVE = "How many days of annual leave do I get? Reply with the passage number only, like [1]."
+EXPENSES = "When are travel expenses reimbursed? Quote the passage number in brackets, e.g. [1]."
 CANTEEN = "What is on the canteen menu on Friday?"
 
 

@@ -104,9 +104,17 @@ def _upload_batch_close(*, acting_user: User, result: UploadBatchResult) -> None
 
 @transaction.atomic
 def document_upload(
-    *, acting_user: User, collection: Collection, name: str, data: bytes, batch: UploadBatch | None = None
+    *,
+    acting_user: User,
+    collection: Collection,
+    name: str,
+    data: bytes,
+    batch: UploadBatch | None = None,
+    enqueue: bool = True,
 ) -> DocumentVersion:
-    """Add a file to a collection: a new document, or a new version of the document of that name."""
+    """Add a file to a collection: a new document, or a new version of the document of that name. `enqueue` False:
+    the caller ingests it in its own process (document_version_ingest), and no job is queued for the worker, which
+    would ingest it a second time, possibly after the caller has moved on."""
     require_manager(acting_user, collection)
     filename = name[-255:]
     try:
@@ -155,7 +163,8 @@ def document_upload(
             "bytes": len(data),
         },
     )
-    ingest_enqueue(version.pk)
+    if enqueue:
+        ingest_enqueue(version.pk)
     return version
 
 
