@@ -94,6 +94,8 @@ def query_feedback_create(*, user: AbstractUser, record: QueryRecord, rating: in
     """Only the person who asked judges the answer; a later verdict is a new row, the earlier stays on record."""
     if record.user_id != user.pk:
         raise PermissionDenied("You can only rate your own answers.")
+    if record.is_search:
+        raise ValidationError("A search has no answer to rate.")
     feedback = QueryFeedback(query=record, user=user, rating=rating, comment=comment.strip()[:2000])
     feedback.full_clean()
     feedback.save()

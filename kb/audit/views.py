@@ -4,7 +4,7 @@ import json
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -183,9 +183,12 @@ def feedback_create_view(request: HttpRequest, record_id: int) -> HttpResponse:
         return render(
             request, "audit/feedback.html", {"record": record, "error": "Choose helpful or not helpful."}, status=400
         )
-    feedback = query_feedback_create(
-        user=request.user, record=record, rating=rating, comment=request.POST.get("comment", "")
-    )
+    try:
+        feedback = query_feedback_create(
+            user=request.user, record=record, rating=rating, comment=request.POST.get("comment", "")
+        )
+    except ValidationError as error:
+        return render(request, "audit/feedback.html", {"record": record, "error": error.messages[0]}, status=400)
     if not request.htmx:
         return redirect("audit:history-detail", record_id=record.pk)
     return render(request, "audit/feedback.html", {"record": record, "feedback": feedback, "thanks": True})

@@ -39,6 +39,7 @@ def ask(
     flags: list[str] | None = None,
     at: datetime | None = None,
     passages=None,
+    channel: str = "web",
 ):
     passages = (
         passages
@@ -80,6 +81,7 @@ def ask(
         "citations": [{"number": 1, "chunk_id": passages[0].chunk_id}] if passages else [],
         "scope": {"mode": "hybrid", "k": 4},
         "permission_filter": {"role": user.role, "departments": []},
+        "channel": channel,
     }
     if at is None:
         return query_record_create(**arguments)

@@ -384,6 +384,18 @@ def test_feedback_needs_a_rating(client, org):
     assert not QueryFeedback.objects.exists()
 
 
+def test_a_search_in_ones_history_offers_no_rating_and_refuses_one(client, org):
+    search = ask(org["alice"], "leave booking", answer="", model="", channel="search")
+    login(client, org["alice"])
+
+    page = client.get(reverse("audit:history-detail", args=[search.pk])).content.decode()
+    response = client.post(reverse("audit:feedback", args=[search.pk]), {"rating": "1"}, headers=HTMX)
+
+    assert "Was this answer helpful?" not in page and "A search has no answer to rate." in page
+    assert response.status_code == 400 and "A search has no answer to rate." in response.content.decode()
+    assert not QueryFeedback.objects.exists()
+
+
 def test_feedback_partial_renders_without_a_request_as_the_chat_answer_includes_it(org):
     record = ask(org["alice"])
 
