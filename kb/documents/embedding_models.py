@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -66,6 +66,9 @@ def chunking_tokenizer():
 
 @transaction.atomic
 def embedding_model_change_start(*, acting_user: User, path: str) -> EmbeddingModel:
+    """Re-embedding every passage of every department: a superuser's decision."""
+    if not acting_user.is_superuser:
+        raise PermissionDenied("Only a superuser may change the embedding model.")
     if EmbeddingModel.objects.filter(state=EmbeddingModel.State.BUILDING).exists():
         raise ValidationError("a change of embedding model is already under way")
     active = EmbeddingModel.objects.get(state=EmbeddingModel.State.ACTIVE)

@@ -1,7 +1,7 @@
 """Changing the embedding model: the old vectors serve until one switch moves chunks, column and questions over."""
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from embedding.encoders import model_directory
@@ -92,6 +92,17 @@ def test_a_model_that_cannot_be_loaded_or_is_already_active_is_refused(tmp_path)
         embedding_model_change_start(acting_user=system_actor(), path=str(tmp_path / "nothing-here"))
     with pytest.raises(ValidationError, match="already the active embedding model"):
         embedding_model_change_start(acting_user=system_actor(), path="")
+
+
+def test_only_a_superuser_may_change_the_embedding_model(smaller_model):
+    department = make_department("Research")
+    admin = make_user(department=department, admin=True, username="research-admin")
+
+    with pytest.raises(PermissionDenied, match="Only a superuser"):
+        embedding_model_change_start(acting_user=admin, path=smaller_model)
+
+    assert not EmbeddingModel.objects.filter(state=EmbeddingModel.State.BUILDING).exists()
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.EMBEDDING_MODEL_CHANGE_STARTED).exists()
 
 
 def test_the_command_lists_models_and_starts_a_change(smaller_model, capsys):
