@@ -39,7 +39,10 @@ def test_the_worker_runs_a_queued_evaluation_and_records_its_scores(hr, tmp_path
     worker = start_worker(environment, tmp_path / "worker.log")
     try:
         # As evaluation_run_start queues it on commit (tests/evaluation/test_runs.py), to this test's broker.
-        Celery(broker=broker_url).send_task(RUN_EVALUATION, args=(run.pk,))
+        # Not the current app: a Celery made with the default set_as_current would become it, and every job that
+        # later tests of this session queue (current_app.send_task) would go to this test's broker, which no worker
+        # reads once the test is over (tests/documents/test_kb_import.py waited on such uploads forever).
+        Celery(broker=broker_url, set_as_current=False).send_task(RUN_EVALUATION, args=(run.pk,))
         finished = _wait_until_finished(run, timeout=180)
     finally:
         stop_processes(worker)
