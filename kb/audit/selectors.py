@@ -75,9 +75,10 @@ def _filtered(records: QuerySet[QueryRecord], filters: QueryLogFilters) -> Query
     if filters.department:
         records = records.filter(department_names__contains=[filters.department.strip()])
     # Whole days as ranges on created_at (not created_at::date), so the index on it serves them.
-    if filters.date_from:
+    if filters.date_from and filters.date_from > date.min:
         records = records.filter(created_at__gte=_start_of_day(filters.date_from))
-    if filters.date_to:
+    # The calendar's first and last days bound nothing, and a day past the last (or UTC before the first) has no date.
+    if filters.date_to and filters.date_to < date.max:
         records = records.filter(created_at__lt=_start_of_day(filters.date_to + timedelta(days=1)))
     if filters.text:
         text = filters.text.strip()

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kb.audit.exports import in_request_thread, query_log_csv, query_log_jsonl
 from kb.audit.models import QueryFeedback, QueryRecord
@@ -69,7 +69,9 @@ class QueryLogFilterForm(forms.Form):
 
 
 def _render_list(request: HttpRequest, *, auditing: bool) -> HttpResponse:
-    form = QueryLogFilterForm(request.GET, auditing=auditing)
+    """GET: the newest records. Filters, the page of a filtered list and the exports are POSTed: the words an auditor
+    looks for are words people asked, and stay out of URLs, access logs and browser history."""
+    form = QueryLogFilterForm(request.POST if request.method == "POST" else {}, auditing=auditing)
     valid = form.is_valid()
     if auditing:
         records = query_records_for_auditor(user=request.user, filters=form.filters() if valid else None)
@@ -77,7 +79,7 @@ def _render_list(request: HttpRequest, *, auditing: bool) -> HttpResponse:
         records = query_records_of_user(user=request.user, filters=form.filters() if valid else None)
     # An invalid filter shows no records rather than more than was asked for.
     page = Paginator(records.defer(*_LIST_DEFERRED) if valid else records.none(), QUERIES_PER_PAGE).get_page(
-        request.GET.get("page")
+        request.POST.get("page") if request.method == "POST" else request.GET.get("page")
     )
     name = "audit/query_list.html"
     context = {
@@ -90,7 +92,7 @@ def _render_list(request: HttpRequest, *, auditing: bool) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def query_log_page(request: HttpRequest) -> HttpResponse:
     if not can_audit_queries(request.user):  # the selector checks too; this answers before the form is read
         raise PermissionDenied("Only compliance auditors read the query log.")
@@ -122,7 +124,7 @@ def query_record_page(request: HttpRequest, record_id: int) -> HttpResponse:
 def _export(request: HttpRequest, *, export_format: str) -> HttpResponse:
     if not can_audit_queries(request.user):
         raise PermissionDenied("Only compliance auditors export the query log.")
-    form = QueryLogFilterForm(request.GET, auditing=True)
+    form = QueryLogFilterForm(request.POST, auditing=True)
     if not form.is_valid():
         # Never export more than was asked for because a filter could not be read.
         return HttpResponseBadRequest(
@@ -147,19 +149,19 @@ def _export(request: HttpRequest, *, export_format: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_POST  # it writes to the audit trail: never on a link followed, a prefetch or another site's navigation
 def query_log_export_csv(request: HttpRequest) -> HttpResponse:
     return _export(request, export_format="csv")
 
 
 @login_required
-@require_GET
+@require_POST  # it writes to the audit trail: never on a link followed, a prefetch or another site's navigation
 def query_log_export_jsonl(request: HttpRequest) -> HttpResponse:
     return _export(request, export_format="jsonl")
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def history_page(request: HttpRequest) -> HttpResponse:
     return _render_list(request, auditing=False)
 

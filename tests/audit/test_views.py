@@ -53,7 +53,7 @@ def streamed(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def test_query_log_lists_everyones_questions_and_filters_by_get_parameters(client, org):
+def test_query_log_lists_everyones_questions_and_filters_what_is_posted(client, org):
     alice = ask(org["alice"], "Where is the expense policy?", model="qwen3.5-9b", flags=["removed_citations"])
     bob = ask(org["bob"], "Who signs contracts?", model="smollm2-135m")
     query_feedback_create(user=org["bob"], record=bob, rating=1)
@@ -67,45 +67,59 @@ def test_query_log_lists_everyones_questions_and_filters_by_get_parameters(clien
     assert "Where is the expense policy?" in page and "Who signs contracts?" in page
     assert f'href="{reverse("audit:query-detail", args=[alice.pk])}"' in page
 
-    assert shown(client.get(url, {"username": "alice"})) == [alice.pk]
-    assert shown(client.get(url, {"department": "Legal"})) == [bob.pk]
-    assert shown(client.get(url, {"text": "EXPENSE"})) == [alice.pk]
-    assert shown(client.get(url, {"model": "smollm2-135m"})) == [bob.pk]
-    assert shown(client.get(url, {"flagged": "on"})) == [alice.pk]
-    assert shown(client.get(url, {"feedback": "helpful"})) == [bob.pk]
-    assert shown(client.get(url, {"feedback": "none"})) == [alice.pk]
-    assert shown(client.get(url, {"date_from": "2000-01-01", "date_to": "2000-12-31"})) == []
+    assert shown(client.post(url, {"username": "alice"})) == [alice.pk]
+    assert shown(client.post(url, {"department": "Legal"})) == [bob.pk]
+    assert shown(client.post(url, {"text": "EXPENSE"})) == [alice.pk]
+    assert shown(client.post(url, {"model": "smollm2-135m"})) == [bob.pk]
+    assert shown(client.post(url, {"flagged": "on"})) == [alice.pk]
+    assert shown(client.post(url, {"feedback": "helpful"})) == [bob.pk]
+    assert shown(client.post(url, {"feedback": "none"})) == [alice.pk]
+    assert shown(client.post(url, {"date_from": "2000-01-01", "date_to": "2000-12-31"})) == []
 
 
-def test_query_log_pages_by_fifty_and_keeps_the_filters_in_the_page_links(client, org):
+def test_query_log_pages_by_fifty_with_the_filters_in_the_body_never_in_a_url(client, org):
     for number in range(51):
         ask(org["alice"], f"Question {number}?")
     login(client, org["auditor"])
 
-    first = client.get(reverse("audit:queries"), {"username": "alice"})
-    second = client.get(reverse("audit:queries"), {"username": "alice", "page": 2})
+    first = client.post(reverse("audit:queries"), {"text": "question"})
+    second = client.post(reverse("audit:queries"), {"text": "question", "page": 2})
+    from_a_url = client.get(reverse("audit:queries"), {"text": "nothing matches this"})
 
     assert len(shown(first)) == 50 and len(shown(second)) == 1
-    assert "?username=alice&amp;page=2" in first.content.decode()
-    assert 'href="/audit/queries/export.csv?username=alice"' in first.content.decode()
+    page = first.content.decode()
+    # The next page and the exports are buttons of forms that post the filters shown.
+    assert 'form="query-filters" name="page" value="2"' in page
+    assert '<input type="hidden" name="text" value="question"' in page
+    assert f'formaction="{reverse("audit:export-csv")}"' in page and "?text=" not in page
+    assert len(shown(from_a_url)) == 50  # words in a URL filter nothing: a link cannot carry them
 
 
 def test_an_invalid_filter_shows_nothing_rather_than_everything(client, org):
     ask(org["alice"])
     login(client, org["auditor"])
 
-    response = client.get(reverse("audit:queries"), {"date_from": "yesterday"})
+    response = client.post(reverse("audit:queries"), {"date_from": "yesterday"})
 
     assert response.status_code == 400
     assert shown(response) == []
     assert "Enter a valid date" in response.content.decode()
 
 
+def test_the_calendars_first_and_last_days_filter_nothing_out(client, org):
+    record = ask(org["alice"])
+    login(client, org["alice"])
+
+    response = client.post(reverse("audit:history"), {"date_from": "0001-01-01", "date_to": "9999-12-31"})
+
+    assert response.status_code == 200 and shown(response) == [record.pk]
+
+
 def test_a_filter_change_from_htmx_gets_only_the_results_partial(client, org):
     record = ask(org["alice"], "Partial please?")
     login(client, org["auditor"])
 
-    response = client.get(reverse("audit:queries"), {"text": "partial"}, headers=HTMX)
+    response = client.post(reverse("audit:queries"), {"text": "partial"}, headers=HTMX)
 
     body = response.content.decode()
     assert response.status_code == 200
@@ -120,8 +134,8 @@ def test_employee_gets_403_on_the_query_log_its_exports_and_its_records(client, 
 
     assert client.get(reverse("audit:queries")).status_code == 403
     assert client.get(reverse("audit:query-detail", args=[record.pk])).status_code == 403
-    assert client.get(reverse("audit:export-csv")).status_code == 403
-    assert client.get(reverse("audit:export-jsonl")).status_code == 403
+    assert client.post(reverse("audit:export-csv")).status_code == 403
+    assert client.post(reverse("audit:export-jsonl")).status_code == 403
     assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_EXPORTED).exists()
 
 
@@ -237,7 +251,7 @@ def test_csv_export_streams_the_filtered_records_and_is_audited(client, org):
     query_feedback_create(user=org["alice"], record=flagged, rating=1)
     login(client, org["auditor"])
 
-    response = client.get(reverse("audit:export-csv"), {"username": "alice", "flagged": "on"})
+    response = client.post(reverse("audit:export-csv"), {"username": "alice", "flagged": "on"})
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -261,8 +275,8 @@ def test_csv_export_defuses_text_a_spreadsheet_would_run_as_a_formula_and_jsonl_
     ask(org["alice"], "Plain question?", answer="A plain answer.")
     login(client, org["auditor"])
 
-    rows = list(csv.DictReader(io.StringIO(streamed(client.get(reverse("audit:export-csv"))).decode())))
-    lines = streamed(client.get(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})).decode().splitlines()
+    rows = list(csv.DictReader(io.StringIO(streamed(client.post(reverse("audit:export-csv"))).decode())))
+    lines = streamed(client.post(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})).decode().splitlines()
 
     assert [(row["question"], row["answer"]) for row in rows] == [
         ("Plain question?", "A plain answer."),
@@ -277,7 +291,7 @@ def test_jsonl_export_has_each_records_passages_and_is_audited(client, org):
     query_feedback_create(user=org["alice"], record=record, rating=-1, comment="Too short.")
     login(client, org["auditor"])
 
-    response = client.get(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})
+    response = client.post(reverse("audit:export-jsonl"), {"date_from": "2000-01-01"})
 
     lines = streamed(response).decode().splitlines()
     assert response["Content-Type"].startswith("application/x-ndjson")
@@ -295,10 +309,19 @@ def test_jsonl_export_has_each_records_passages_and_is_audited(client, org):
     assert event.after["format"] == "jsonl" and event.after["filters"] == {"date_from": "2000-01-01"}
 
 
+def test_an_export_is_a_post_as_it_writes_to_the_audit_trail(client, org):
+    login(client, org["auditor"])
+
+    for name in ("audit:export-csv", "audit:export-jsonl"):
+        assert client.get(reverse(name)).status_code == 405
+
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_EXPORTED).exists()
+
+
 def test_export_with_an_unreadable_filter_is_refused_and_not_audited(client, org):
     login(client, org["auditor"])
 
-    response = client.get(reverse("audit:export-csv"), {"date_to": "not-a-date"})
+    response = client.post(reverse("audit:export-csv"), {"date_to": "not-a-date"})
 
     assert response.status_code == 400
     assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.AUDIT_EXPORTED).exists()
@@ -326,7 +349,7 @@ def test_export_under_asgi_streams_from_an_async_iterator(org):
     async def export() -> tuple[bool, bytes]:
         client = AsyncClient()
         await client.aforce_login(org["auditor"])
-        response = await client.get(reverse("audit:export-jsonl"), {"username": "alice"})
+        response = await client.post(reverse("audit:export-jsonl"), {"username": "alice"})
         assert response.status_code == 200
         return response.is_async, b"".join([chunk async for chunk in response.streaming_content])
 
