@@ -95,7 +95,11 @@ def read_csv(text: str) -> list[EvalQuestion]:
     if missing:
         raise SetFormatError(f"the header lacks {', '.join(sorted(missing))}")
     grouped: dict[str, dict] = {}
-    for number, row in enumerate(reader, start=2):
+    try:
+        rows = list(reader)
+    except csv.Error as error:  # a field past the csv module's limit, a NUL in older Pythons, a stray quote
+        raise SetFormatError(f"line {reader.line_num + 1}: {error}") from None  # the line it could not finish
+    for number, row in enumerate(rows, start=2):
         text_of_question = (row.get("question") or "").strip()
         if not text_of_question:
             raise SetFormatError(f"line {number}: the question is empty")

@@ -26,6 +26,11 @@ def departments_administered_by(*, user: User) -> QuerySet[Department]:
     )
 
 
+def department_is_administered_by(*, user: User, department: Department) -> bool:
+    """Whether the user administers the department, directly or through a department above it."""
+    return departments_administered_by(user=user).filter(pk=department.pk).exists()
+
+
 def department_tree_administered_by(*, user: User) -> list[tuple[Department, int]]:
     """The departments the user administers in tree order, each with its depth below the top one shown."""
     departments = list(departments_administered_by(user=user).select_related("parent").order_by("name"))

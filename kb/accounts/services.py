@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from kb.accounts.models import ApiToken, Department, DepartmentAncestry, Membership, User
-from kb.accounts.selectors import api_token_get_for_owner, departments_administered_by
+from kb.accounts.selectors import api_token_get_for_owner, department_is_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.platform.actors import system_actor
@@ -375,5 +375,5 @@ def _require_superuser(acting_user: User) -> None:
 
 
 def _require_department_admin(acting_user: User, department: Department) -> None:
-    if not departments_administered_by(user=acting_user).filter(pk=department.pk).exists():
+    if not department_is_administered_by(user=acting_user, department=department):
         raise PermissionDenied(f"You do not administer {department}.")

@@ -49,7 +49,12 @@ from kb.platform.metrics import (
     ANSWERS,
     RETRIEVAL_SECONDS,
 )
-from kb.search.selectors import PassageFilters, document_passages_for_user, passages_search_with_filter_for_user
+from kb.search.selectors import (
+    PassageFilters,
+    close_enough_to_answer,
+    document_passages_for_user,
+    passages_search_with_filter_for_user,
+)
 
 MAX_QUESTION_CHARS = 2000
 NO_SOURCES_ANSWER = "The documents you can read do not say: no passage matches this question."
@@ -248,7 +253,7 @@ async def answer_events(
         retrieval_ms = _elapsed_ms(started)
         scope["best_similarity"] = search.best_similarity
         usable_hits = hits
-        if hits and (search.best_similarity or 0.0) < settings.KB_ABSTAIN_BELOW_SIMILARITY:
+        if hits and not close_enough_to_answer(search.best_similarity, threshold=settings.KB_ABSTAIN_BELOW_SIMILARITY):
             # Passages were found (and are recorded), but none close enough to say anything about this question.
             flags.append("below_threshold")
             usable_hits = []

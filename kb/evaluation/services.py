@@ -25,7 +25,7 @@ from evaluation.metrics import QuestionScore, abstention_summary, question_score
 from evaluation.sets import EvalQuestion, ExpectedSpan, SetFormatError, read_csv, read_jsonl
 from inference.engine import ChatBackend
 from kb.accounts.models import Department, User
-from kb.accounts.selectors import departments_administered_by
+from kb.accounts.selectors import department_is_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.chat.generation import AnsweringModel, answer_backend_of_this_loop, answering_model
@@ -36,7 +36,7 @@ from kb.evaluation.jobs import RUN_EVALUATION
 from kb.evaluation.models import MODES, EvaluationQuestion, EvaluationResult, EvaluationRun, EvaluationSet
 from kb.evaluation.selectors import configuration_snapshot, document_names_of_hits, eval_question_of
 from kb.platform.actors import system_actor
-from kb.search.selectors import PassageHit, passages_search_with_filter_for_user
+from kb.search.selectors import PassageHit, close_enough_to_answer, passages_search_with_filter_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ ABSTENTION_THRESHOLDS = tuple(round(0.1 + 0.05 * step, 2) for step in range(15))
 
 
 def require_set_manager(*, user: User, department: Department) -> None:
-    if not departments_administered_by(user=user).filter(pk=department.pk).exists():
+    if not department_is_administered_by(user=user, department=department):
         raise PermissionDenied(f"Only the admins of {department} can change or run its evaluation sets.")
 
 
@@ -166,10 +166,26 @@ def questions_of_file(*, filename: str, data: bytes) -> list[EvalQuestion]:
         raise ValidationError(f"{filename}: no questions")
     seen: set[str] = set()
     for question in questions:
+        _refuse_unstorable(filename, question)
         if question.question.strip() in seen:
             raise ValidationError(f"{filename}: the question {question.question!r} appears twice")
         seen.add(question.question.strip())
     return questions
+
+
+def _refuse_unstorable(filename: str, question: EvalQuestion) -> None:
+    """PostgreSQL text holds neither a NUL nor a lone surrogate (which a JSON escape can make): named, not a 500."""
+    texts = [question.question, question.notes, *question.facts]
+    texts += [text for expected in question.expected for text in (expected.document, expected.span)]
+    for text in texts:
+        if "\x00" in text:
+            raise ValidationError(f"{filename}: {question.question[:60]!r} holds a NUL character, which cannot be kept")
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{filename}: {question.question[:60]!r} holds an escape that is no character (a lone surrogate)"
+            ) from None
 
 
 @transaction.atomic
@@ -472,7 +488,7 @@ async def _answer_scored(
 
 def abstains_by_similarity(*, found: bool, best_similarity: float | None, threshold: float) -> bool:
     """What the ask page answers with "not in the sources": nothing found, or nothing close enough (kb.chat)."""
-    return not found or (best_similarity or 0.0) < threshold
+    return not found or not close_enough_to_answer(best_similarity, threshold=threshold)
 
 
 def run_summary(results: list[EvaluationResult], *, threshold: float, answers: bool) -> dict:

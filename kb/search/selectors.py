@@ -113,6 +113,13 @@ class FilteredSearch:
     best_similarity: float | None = None
 
 
+def close_enough_to_answer(best_similarity: float | None, *, threshold: float) -> bool:
+    """Whether the nearest readable passage is similar enough to the question to answer from: below the threshold
+    (KB_ABSTAIN_BELOW_SIMILARITY) the answer is "not in the sources". The ask flow and the evaluation's abstention
+    scores decide on this one rule."""
+    return (best_similarity or 0.0) >= threshold
+
+
 def passages_search_for_user(
     *, user: User, query_text: str, k: int, filters: PassageFilters | None = None, mode: str = "hybrid"
 ) -> list[PassageHit]:

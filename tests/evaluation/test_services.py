@@ -84,6 +84,10 @@ def test_a_csv_file_groups_a_question_s_rows_and_replace_removes_what_the_file_l
         ("empty.jsonl", b"\n\n", "no questions"),
         ("typed.jsonl", b'{"question": 1, "unanswerable": true}\n', "wrong type"),
         ("deep.jsonl", b"[" * 100_000 + b"\n", "line 1: nested too deep"),  # deeper than the parser's stack
+        ("long.csv", b"question,document,span\nq," + b"x" * 200_000 + b",y\n", "line 2: field larger than"),
+        ("nul.csv", b"question,document,span\nq\x00?,contract.md,text\n", "holds a NUL character"),
+        ("nul.jsonl", b'{"question": "q\\u0000?", "unanswerable": true}\n', "holds a NUL character"),
+        ("surrogate.jsonl", b'{"question": "q", "expected": [{"document": "a.md", "span": "\\ud800"}]}\n', "surrogate"),
     ],
 )
 def test_a_bad_file_says_what_and_where_and_stores_nothing(legal, filename, data, message):

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from kb.accounts.models import Department, User
-from kb.accounts.selectors import departments_administered_by
+from kb.accounts.selectors import department_is_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.models import Chunk, Collection, CollectionGrant, DocumentVersion
@@ -25,7 +25,7 @@ def collection_create(
     owner: Department,
     visibility: Collection.Visibility = Collection.Visibility.DEPARTMENT,
 ) -> Collection:
-    if not departments_administered_by(user=acting_user).filter(pk=owner.pk).exists():
+    if not department_is_administered_by(user=acting_user, department=owner):
         raise PermissionDenied(f"you do not administer {owner.name}")
     collection = Collection(name=name, owner=owner, visibility=visibility, created_by=acting_user)
     collection.full_clean()
