@@ -49,7 +49,9 @@ def _attachment_name(
     raw = part.get_filename()
     if raw:
         # Keep only the last path component, whichever separator the sender's system used.
-        name = PureWindowsPath(PurePosixPath(str(raw)).name).name.strip()
+        name = PureWindowsPath(PurePosixPath(str(raw)).name).name
+        # A header's encoded name can hold control characters (NUL, newlines) that no file name should carry.
+        name = "".join(character for character in name if character.isprintable()).strip()
         if name not in {"", ".", ".."}:
             return name
     if part.get_content_disposition() != "attachment" and not always:

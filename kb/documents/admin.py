@@ -20,15 +20,14 @@ class CollectionGrantAdmin(ReadOnlyAdmin):
 @admin.register(Document)
 class DocumentAdmin(ReadOnlyAdmin):
     list_display = ["title", "original_name", "collection", "current_version"]
+    # No search box: the admin's search is a GET (?q=), which would put uploaded file names in URLs and access logs.
     list_filter = ["collection"]
-    search_fields = ["title", "original_name"]
 
 
 @admin.register(DocumentVersion)
 class DocumentVersionAdmin(ReadOnlyAdmin):
     list_display = ["document", "number", "status", "chunk_count", "size_bytes", "created_at"]
-    list_filter = ["status"]
-    search_fields = ["document__title", "document__original_name"]
+    list_filter = ["status"]  # no search box, as DocumentAdmin
 
 
 @admin.register(UploadBatch)

@@ -73,6 +73,8 @@ def test_an_upload_its_caller_ingests_itself_queues_no_job(collection, admin, dj
     [
         ("empty.txt", b"", "the file is empty"),
         ("setup.exe", b"MZ\x90\x00", "not supported"),
+        ("notes\x00.txt", b"words", "characters that cannot be shown"),
+        ("notes\ud800.txt", b"words", "characters that cannot be shown"),
     ],
 )
 def test_unacceptable_uploads_are_refused_with_their_reason(collection, admin, name, content, reason):

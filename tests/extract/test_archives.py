@@ -4,8 +4,9 @@ import zipfile
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from kb.audit.models import AuditEvent
 from kb.documents.models import DocumentVersion
-from kb.documents.services import upload_batch
+from kb.documents.services import upload_batch, uploads
 from tests.factories import make_collection, make_department, make_user
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +132,37 @@ def test_email_attachments_become_documents_of_their_own(admin_and_collection):
 
     assert result.rejected == []
     assert sorted(v.document.original_name for v in result.accepted) == ["policy-mail.eml", "policy-mail.eml/travel.md"]
+
+
+def test_an_email_attachment_name_loses_the_control_characters_its_header_encoded(admin_and_collection):
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["Subject"] = "Minutes"
+    mail.set_content("Minutes attached.")
+    mail.add_attachment(b"# Minutes\nBudget approved.", maintype="text", subtype="markdown", filename="placeholder")
+    raw = mail.as_bytes().replace(b'filename="placeholder"', b"filename*=utf-8''min%00ut%0Aes.md")
+
+    result = _upload(admin_and_collection, "minutes.eml", raw)
+
+    assert result.rejected == []
+    assert sorted(v.document.original_name for v in result.accepted) == ["minutes.eml", "minutes.eml/minutes.md"]
+
+
+def test_a_file_that_trips_an_unforeseen_error_fails_alone_and_the_batch_is_still_recorded(
+    admin_and_collection, monkeypatch
+):
+    def unforeseen(data: bytes):
+        raise RuntimeError("a parser bug nobody has met yet")
+
+    monkeypatch.setattr(uploads, "extract_email_attachments", unforeseen)  # the one fault this test injects
+    admin, collection = admin_and_collection
+    files = [SimpleUploadedFile("odd.eml", b"Subject: x\n\nbody"), SimpleUploadedFile("after.md", b"# After\nOn.")]
+
+    result = upload_batch(acting_user=admin, collection=collection, files=files)
+
+    assert [v.document.original_name for v in result.accepted] == ["odd.eml", "after.md"]
+    # The mail itself was in before its attachments failed; the next file went on.
+    assert result.rejected == ["odd.eml: an unexpected error stopped it (logged for the administrators)"]
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.BATCH_UPLOADED, subject_id=str(result.batch.pk))
+    assert event.after["rejected"] == result.rejected

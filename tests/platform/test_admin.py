@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from kb.accounts.models import User
 from kb.audit.models import AuditEvent, QueryRecord
-from kb.documents.models import Collection, EmbeddingModel
+from kb.documents.models import Collection, Document, DocumentVersion, EmbeddingModel
 from tests.factories import make_collection, make_department
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +25,13 @@ def test_admins_see_users_departments_collections_and_embedding_models(superuser
         assert response.status_code == 200
     page = superuser_client.get(reverse("admin:documents_collection_change", args=[collection.pk]))
     assert page.status_code == 200 and collection.name in page.content.decode()
+
+
+def test_uploaded_file_names_are_never_searched_through_the_admins_get_form(superuser_client):
+    for model in (Document, DocumentVersion):
+        assert not admin.site._registry[model].search_fields
+        page = superuser_client.get(reverse(f"admin:documents_{model._meta.model_name}_changelist"))
+        assert page.status_code == 200 and 'id="searchbar"' not in page.content.decode()
 
 
 def test_no_registered_model_can_be_added_changed_or_deleted_in_the_admin(superuser_client):

@@ -2,6 +2,7 @@
 moving and deleting documents, retrying a failed version."""
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,8 @@ from kb.documents.models import Collection, Document, DocumentVersion, UploadBat
 from kb.documents.services.collections import require_manager
 from kb.documents.services.files import stored_files_delete_on_commit
 from kb.documents.services.ingestion import ingest_enqueue
+
+logger = logging.getLogger(__name__)
 
 
 class UploadRejected(ValueError):
@@ -60,28 +63,36 @@ def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[F
         except UploadRejected as error:
             result.rejected.append(str(error))
 
-    for file in files:
+    def add_file(file: File) -> None:
         name = Path(file.name or "").name
         if file.size > settings.KB_UPLOAD_MAX_BYTES:
             result.rejected.append(
                 f"{name}: {file.size:,} bytes is over the limit of {settings.KB_UPLOAD_MAX_BYTES:,} bytes"
             )
-            continue
+            return
         data = b"".join(file.chunks())
         if is_email(name):
             add(name, data)
             # Attachments become documents of their own, named under the mail they came with.
             for attachment_name, attachment in extract_email_attachments(data):
                 add(f"{name}/{attachment_name}", attachment)
-            continue
-        if not is_archive(name):
+        elif not is_archive(name):
             add(name, data)
-            continue
-        for item in archive_members(archive_name=name, data=data, limits=_archive_limits()):
-            if isinstance(item, ArchiveProblem):
-                result.rejected.append(f"{item.name}: {item.reason}")
-            else:
-                add(item.name, item.data)
+        else:
+            for item in archive_members(archive_name=name, data=data, limits=_archive_limits()):
+                if isinstance(item, ArchiveProblem):
+                    result.rejected.append(f"{item.name}: {item.reason}")
+                else:
+                    add(item.name, item.data)
+
+    for file in files:
+        try:
+            add_file(file)
+        except Exception:  # a file that trips an unforeseen error fails alone; the rest of the upload goes on
+            logger.exception("upload batch %s: %r could not be added", result.batch.pk, file.name)
+            result.rejected.append(
+                f"{Path(file.name or '').name}: an unexpected error stopped it (logged for the administrators)"
+            )
     _upload_batch_close(acting_user=acting_user, result=result)
     return result
 
@@ -117,6 +128,10 @@ def document_upload(
     would ingest it a second time, possibly after the caller has moved on."""
     require_manager(acting_user, collection)
     filename = name[-255:]
+    if not filename.isprintable():
+        # A name from inside an archive or an e-mail can hold what a browser never sends: a NUL (which PostgreSQL
+        # cannot store), control characters, a lone surrogate.
+        raise UploadRejected(f"{filename!r}: the file name holds characters that cannot be shown; rename the file")
     try:
         file_kind(filename)
     except DocumentRejected as error:
