@@ -227,10 +227,16 @@ def _entry(item: str, environ: Mapping[str, str], limits: RouteLimits) -> ModelE
             model_format=environ.get("KB_LMDEPLOY_MODEL_FORMAT") or None,
         )
     else:
+        api_key = environ.get("KB_REMOTE_API_KEY", "")
+        if api_key in {"", "EMPTY"}:
+            # The server behind the remote backend is another process boundary: it must ask for a key.
+            raise ValueError(
+                f"{name} runs on remote: set KB_REMOTE_API_KEY to the key that server requires (vllm serve --api-key)"
+            )
         engine = RemoteConfig(
             base_url=environ.get("KB_REMOTE_BASE_URL", "http://127.0.0.1:8000/v1"),
             model=environ.get("KB_REMOTE_MODEL", name),
-            api_key=environ.get("KB_REMOTE_API_KEY", "EMPTY"),
+            api_key=api_key,
             chat_template_path=environ.get("KB_REMOTE_CHAT_TEMPLATE_PATH", ""),
         )
     return ModelEntry(name=name, engine=engine, limits=limits)

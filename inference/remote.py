@@ -21,7 +21,7 @@ from inference.types import Delta, EngineError, EngineInfo, GenerationParams, Re
 class RemoteConfig:
     base_url: str  # up to and including /v1
     model: str
-    api_key: str = "EMPTY"
+    api_key: str  # the server's key: every process boundary is authenticated
     chat_template_path: str = ""
     context_length: int = 0  # 0: ask the server (our server and vLLM say it); else as configured
     timeout_seconds: float = 600.0

@@ -166,6 +166,20 @@ def test_services_depend_on_services_and_mount_volumes_that_exist():
         assert service.get("env_file") in (None, ".env")  # made from env.example by the operator
 
 
+def test_the_broker_asks_for_a_password_and_every_client_of_it_presents_one():
+    redis = SERVICES["redis"]
+    password = "${REDIS_PASSWORD:?set REDIS_PASSWORD in docker/.env}"
+
+    assert redis["environment"]["REDIS_PASSWORD"] == password
+    assert "requirepass $$REDIS_PASSWORD" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    clients = [name for name, service in SERVICES.items() if "redis" in service.get("depends_on", {})]
+    assert clients
+    for name in clients:
+        broker = SERVICES[name]["environment"]["CELERY_BROKER_URL"]
+        assert broker == f"redis://:{password}@redis:6379/0", name
+
+
 def test_the_gpu_serving_services_reserve_gpus_and_mount_the_models_read_only():
     for name in ("serving", "serving-lmdeploy"):
         service = SERVICES[name]

@@ -13,6 +13,7 @@ from inference.config import (
     serving_config_from_environ,
 )
 from inference.llama_cpp import LlamaCppConfig
+from inference.remote import RemoteConfig
 
 
 def test_a_llama_cpp_route_runs_with_the_kb_llm_settings():
@@ -26,6 +27,17 @@ def test_a_llama_cpp_route_runs_with_the_kb_llm_settings():
     [entry] = serving_config_from_environ(environ).models
 
     assert entry.engine == LlamaCppConfig(model_path="/models/other.gguf", n_ctx=4096, n_threads=3)
+
+
+def test_a_remote_route_needs_the_key_its_server_asks_for():
+    route = {"KB_INFERENCE_ROUTE": "qwen3.5-9b=remote", "KB_REMOTE_BASE_URL": "http://vllm-head:8000/v1"}
+
+    for missing in ({}, {"KB_REMOTE_API_KEY": ""}, {"KB_REMOTE_API_KEY": "EMPTY"}):
+        with pytest.raises(ValueError, match="set KB_REMOTE_API_KEY"):
+            serving_config_from_environ(route | missing)
+    [entry] = serving_config_from_environ(route | {"KB_REMOTE_API_KEY": "s3cret-key"}).models
+
+    assert entry.engine == RemoteConfig(base_url="http://vllm-head:8000/v1", model="qwen3.5-9b", api_key="s3cret-key")
 
 
 def test_unset_or_empty_kb_llm_variables_keep_their_defaults():
