@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from kb.audit.models import AuditEvent
@@ -95,6 +96,24 @@ def test_identical_reupload_is_a_no_op_with_a_clear_message(collection, admin):
         with pytest.raises(UploadRejected, match="unchanged — identical content is already in .* as 'a.txt'"):
             upload(user=admin, collection=collection, name=name, content=b"same words")
     assert DocumentVersion.objects.count() == 1
+
+
+def test_an_upload_the_database_refuses_leaves_no_file_behind(settings, collection, admin):
+    with connection.cursor() as cursor:  # a failure after the file is written, as a full disk or a lost server gives
+        cursor.execute(
+            "CREATE FUNCTION refuse_versions() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no room for versions'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_versions BEFORE INSERT ON documents_documentversion "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_versions()"
+        )
+
+    with pytest.raises(DatabaseError, match="no room for versions"):
+        upload(user=admin, collection=collection, name="travel.md", content=b"# Travel\nBook early.")
+
+    assert not DocumentVersion.objects.exists()
+    assert not (settings.MEDIA_ROOT / "collections").exists()
 
 
 def test_ingest_stores_embedded_chunks_and_serves_the_version(collection, python_docs):

@@ -12,7 +12,7 @@ from kb.documents.selectors import collections_manageable_by
 from kb.documents.services.files import stored_files_delete_on_commit
 
 
-def require_manager(user: User, collection: Collection) -> None:
+def collection_require_manager(*, user: User, collection: Collection) -> None:
     if not collections_manageable_by(user=user).filter(pk=collection.pk).exists():
         raise PermissionDenied(f"you may not change {collection.name}")
 
@@ -43,7 +43,7 @@ def collection_create(
 def grant_create(
     *, acting_user: User, collection: Collection, department: Department | None = None, user: User | None = None
 ) -> CollectionGrant:
-    require_manager(acting_user, collection)
+    collection_require_manager(user=acting_user, collection=collection)
     grant = CollectionGrant(collection=collection, department=department, user=user, granted_by=acting_user)
     grant.full_clean()
     grant.save()
@@ -65,7 +65,7 @@ def collection_visibility_change(
     *, acting_user: User, collection: Collection, visibility: Collection.Visibility
 ) -> Collection:
     """Company-wide or department-only; like a revoked grant, narrowing takes effect on the next query."""
-    require_manager(acting_user, collection)
+    collection_require_manager(user=acting_user, collection=collection)
     before = {"visibility": collection.visibility}
     collection.visibility = visibility
     collection.full_clean()
@@ -83,7 +83,7 @@ def collection_visibility_change(
 @transaction.atomic
 def grant_revoke(*, acting_user: User, grant: CollectionGrant) -> None:
     """Takes effect on the very next query: permissions are read in the SQL of every search, never cached."""
-    require_manager(acting_user, grant.collection)
+    collection_require_manager(user=acting_user, collection=grant.collection)
     audit_record(
         actor=acting_user,
         kind=AuditEvent.Kind.GRANT_REVOKED,
@@ -102,7 +102,7 @@ def grant_revoke(*, acting_user: User, grant: CollectionGrant) -> None:
 @transaction.atomic
 def collection_delete(*, acting_user: User, collection: Collection) -> None:
     """Remove a collection with its documents, chunks and vectors in one transaction; files go after commit."""
-    require_manager(acting_user, collection)
+    collection_require_manager(user=acting_user, collection=collection)
     versions = DocumentVersion.objects.filter(document__collection=collection)
     before = {
         "name": collection.name,

@@ -11,11 +11,15 @@ def stored_files_delete_on_commit(names: list[str]) -> None:
 
     def delete() -> None:
         for name in names:
-            default_storage.delete(name)
-            if isinstance(default_storage, FileSystemStorage):  # object stores have no folders to leave behind
-                _remove_empty_folders(Path(default_storage.path(name)).parent, root=Path(default_storage.location))
+            stored_file_delete(name)
 
     transaction.on_commit(delete)
+
+
+def stored_file_delete(name: str) -> None:
+    default_storage.delete(name)
+    if isinstance(default_storage, FileSystemStorage):  # object stores have no folders to leave behind
+        _remove_empty_folders(Path(default_storage.path(name)).parent, root=Path(default_storage.location))
 
 
 def _remove_empty_folders(folder: Path, *, root: Path) -> None:

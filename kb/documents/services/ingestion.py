@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
-def ingest_enqueue(version_id: int) -> None:
+def document_version_ingest_enqueue(*, version_id: int) -> None:
     job_enqueue_on_commit(INGEST_DOCUMENT_VERSION, version_id)
 
 
@@ -228,7 +228,7 @@ def document_versions_requeue_stalled() -> list[int]:
             before=before,
             after={"status": version.status},
         )
-        ingest_enqueue(version.pk)
+        document_version_ingest_enqueue(version_id=version.pk)
     if stalled:
         logger.warning("re-queued stalled document versions %s", [v.pk for v in stalled])
     return [version.pk for version in stalled]

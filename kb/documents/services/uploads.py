@@ -21,9 +21,9 @@ from kb.accounts.models import User
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.documents.models import Collection, Document, DocumentVersion, UploadBatch
-from kb.documents.services.collections import require_manager
-from kb.documents.services.files import stored_files_delete_on_commit
-from kb.documents.services.ingestion import ingest_enqueue
+from kb.documents.services.collections import collection_require_manager
+from kb.documents.services.files import stored_file_delete, stored_files_delete_on_commit
+from kb.documents.services.ingestion import document_version_ingest_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _archive_limits() -> ArchiveLimits:
 
 def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[File]) -> UploadBatchResult:
     """Add many files (ZIP archives expanded); each file stands or fails alone with its reason."""
-    require_manager(acting_user, collection)
+    collection_require_manager(user=acting_user, collection=collection)
     result = UploadBatchResult(batch=UploadBatch.objects.create(collection=collection, created_by=acting_user))
 
     def add(name: str, data: bytes) -> None:
@@ -126,7 +126,7 @@ def document_upload(
     """Add a file to a collection: a new document, or a new version of the document of that name. `enqueue` False:
     the caller ingests it in its own process (document_version_ingest), and no job is queued for the worker, which
     would ingest it a second time, possibly after the caller has moved on."""
-    require_manager(acting_user, collection)
+    collection_require_manager(user=acting_user, collection=collection)
     filename = name[-255:]
     if not filename.isprintable():
         # A name from inside an archive or an e-mail can hold what a browser never sends: a NUL (which PostgreSQL
@@ -163,31 +163,37 @@ def document_upload(
         uploaded_by=acting_user,
     )
     version.file.save(_stored_name(filename), ContentFile(data), save=False)
-    version.full_clean()
-    version.save()
-    audit_record(
-        actor=acting_user,
-        kind=AuditEvent.Kind.DOCUMENT_UPLOADED,
-        subject=version,
-        after={
-            "collection": collection.pk,
-            "document": document.pk,
-            "version": number,
-            "filename": filename,
-            "sha256": content_hash,
-            "bytes": len(data),
-        },
-    )
+    try:
+        version.full_clean()
+        version.save()
+        audit_record(
+            actor=acting_user,
+            kind=AuditEvent.Kind.DOCUMENT_UPLOADED,
+            subject=version,
+            after={
+                "collection": collection.pk,
+                "document": document.pk,
+                "version": number,
+                "filename": filename,
+                "sha256": content_hash,
+                "bytes": len(data),
+            },
+        )
+    except BaseException:
+        # The rows roll back; the file written above would stay on disk with no row naming it, out of reach of
+        # document_delete, backups' accounting and the administrators.
+        stored_file_delete(version.file.name)
+        raise
     if enqueue:
-        ingest_enqueue(version.pk)
+        document_version_ingest_enqueue(version_id=version.pk)
     return version
 
 
 @transaction.atomic
 def document_move(*, acting_user: User, document: Document, to_collection: Collection) -> Document:
     """Its readers change with it at once: chunks reach readers only through their document's collection."""
-    require_manager(acting_user, document.collection)
-    require_manager(acting_user, to_collection)
+    collection_require_manager(user=acting_user, collection=document.collection)
+    collection_require_manager(user=acting_user, collection=to_collection)
     if to_collection.documents.filter(original_name=document.original_name).exists():
         raise UploadRejected(f"{to_collection.name} already has a document named {document.original_name}")
     before = {"collection": document.collection_id}
@@ -207,7 +213,7 @@ def document_move(*, acting_user: User, document: Document, to_collection: Colle
 @transaction.atomic
 def document_delete(*, acting_user: User, document: Document) -> None:
     """Remove a document, all its versions, chunks and vectors in one transaction; files go after commit."""
-    require_manager(acting_user, document.collection)
+    collection_require_manager(user=acting_user, collection=document.collection)
     versions = document.versions.all()
     before = {
         "title": document.title,
@@ -230,7 +236,7 @@ def _stored_name(filename: str) -> str:
 
 @transaction.atomic
 def document_version_retry(*, acting_user: User, version: DocumentVersion) -> DocumentVersion:
-    require_manager(acting_user, version.document.collection)
+    collection_require_manager(user=acting_user, collection=version.document.collection)
     version = DocumentVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != DocumentVersion.Status.FAILED:
         raise UploadRejected(f"{version} has not failed; there is nothing to retry")
@@ -245,5 +251,5 @@ def document_version_retry(*, acting_user: User, version: DocumentVersion) -> Do
         before=before,
         after={"status": version.status},
     )
-    ingest_enqueue(version.pk)
+    document_version_ingest_enqueue(version_id=version.pk)
     return version
