@@ -1,4 +1,5 @@
-"""A NUL character in a form field or query parameter is refused with the field's name, before any view's query."""
+"""A NUL character in a form field or query parameter is refused with the field's name, before any view's query; so is
+a request whose declared charset could decode its text into what PostgreSQL cannot store."""
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -78,3 +79,37 @@ def test_the_login_form_refuses_a_nul_character_itself(client):
 
     assert response.status_code == 200 and "_auth_user_id" not in client.session
     assert "didn't match" in response.content.decode()
+
+
+LONE_SURROGATE_BODY = b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nLegal \\ud800\r\n--b--\r\n'
+
+
+def test_a_form_in_a_charset_that_decodes_to_a_lone_surrogate_is_refused_and_changes_nothing(superuser_client):
+    response = superuser_client.post(
+        "/organisation/departments/",
+        LONE_SURROGATE_BODY,
+        content_type="multipart/form-data; boundary=b; charset=unicode_escape",
+    )
+
+    assert response.status_code == 400 and "read as UTF-8 only" in response.content.decode()
+    assert not Department.objects.filter(name__startswith="Legal").exists()
+
+
+def test_the_login_form_in_such_a_charset_is_refused_too(client):
+    response = client.post(
+        "/accounts/login/",
+        b"username=alice%5Cud800&password=x",
+        content_type="application/x-www-form-urlencoded; charset=unicode_escape",
+    )
+
+    assert response.status_code == 400 and "read as UTF-8 only" in response.content.decode()
+
+
+def test_a_form_that_says_it_is_utf_8_goes_through(superuser_client):
+    superuser_client.post(
+        "/organisation/departments/",
+        "name=L%C3%A9gal",
+        content_type="application/x-www-form-urlencoded; charset=UTF-8",
+    )
+
+    assert Department.objects.filter(name="Légal").exists()

@@ -10,11 +10,12 @@ from tests.factories import PASSWORD, make_collection, make_department, make_sup
 
 pytestmark = pytest.mark.django_db
 
-NOT_IDS = ["abc", "1.5", "-3", " ", "99999999999999999999999"]
+NOT_IDS = ["abc", "1.5", "-3", " ", "99999999999999999999999", pytest.param("9" * 5000, id="5000 digits")]
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("42", 42), (" 7 ", 7), ("0", None), (None, None)] + [(value, None) for value in NOT_IDS]
+    ("value", "expected"),
+    [("42", 42), (" 7 ", 7), ("0", None), (None, None), (str(2**63 - 1), 2**63 - 1), ("9" * 5000, None)],
 )
 def test_only_a_positive_bigint_is_an_id(value, expected):
     assert submitted_id(value) == expected
