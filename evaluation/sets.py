@@ -36,6 +36,17 @@ class EvalQuestion:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self):
+        # A JSON Lines file can hold any JSON value where text is expected; it is named here, not met later.
+        texts = [("the question", self.question), ("notes", self.notes)]
+        texts += [("a fact", fact) for fact in self.facts]
+        texts += [
+            (name, value) for e in self.expected for name, value in (("a document", e.document), ("a span", e.span))
+        ]
+        for name, value in texts:
+            if not isinstance(value, str):
+                raise SetFormatError(f"{name} is {type(value).__name__}, not text")
+        if not isinstance(self.unanswerable, bool):
+            raise SetFormatError(f"unanswerable is {type(self.unanswerable).__name__}, not true or false")
         if not self.question.strip():
             raise SetFormatError("a question is empty")
         if self.unanswerable and self.expected:
@@ -51,14 +62,17 @@ def read_jsonl(text: str) -> list[EvalQuestion]:
             continue
         try:
             row = json.loads(line)
+            for name in ("expected", "facts"):
+                if not isinstance(row.get(name, []), list):
+                    raise SetFormatError(f"{name} is {type(row[name]).__name__}, not a list")
             questions.append(
                 EvalQuestion(
                     question=row["question"],
                     expected=tuple(
                         ExpectedSpan(document=e["document"], span=e["span"]) for e in row.get("expected", ())
                     ),
-                    facts=tuple(row.get("facts", ())),
-                    unanswerable=bool(row.get("unanswerable", False)),
+                    facts=tuple(row.get("facts", [])),
+                    unanswerable=row.get("unanswerable", False),
                     notes=row.get("notes", ""),
                 )
             )

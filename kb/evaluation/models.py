@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import MD5
 
 from kb.accounts.models import Department
 
@@ -43,7 +45,13 @@ class EvaluationQuestion(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
-            models.UniqueConstraint(fields=["evaluation_set", "text"], name="evaluation_question_unique_text"),
+            # By the text's hash: a B-tree entry holds at most about 2.7 kB, less than a long question in most scripts.
+            models.UniqueConstraint(
+                F("evaluation_set"),
+                MD5("text"),
+                name="evaluation_question_unique_text",
+                violation_error_message="The set already has this question.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -29,7 +29,14 @@ from kb.accounts.selectors import department_is_administered_by
 from kb.audit.models import AuditEvent
 from kb.audit.services import audit_record
 from kb.chat.generation import AnsweringModel, answer_backend_of_this_loop, answering_model
-from kb.chat.services import AnswerEvent, answer_stream, passages_cited, question_claim, question_create
+from kb.chat.services import (
+    MAX_QUESTION_CHARS,
+    AnswerEvent,
+    answer_stream,
+    passages_cited,
+    question_claim,
+    question_create,
+)
 from kb.documents.jobs import job_enqueue_on_commit
 from kb.documents.selectors import collections_readable_by
 from kb.evaluation.jobs import RUN_EVALUATION
@@ -84,9 +91,18 @@ def _fields_of(question: EvalQuestion) -> dict:
     }
 
 
+def _refuse_longer_than_asked(question: EvalQuestion, *, where: str = "") -> None:
+    """A set's question is one an employee could ask: no longer than the ask flow takes."""
+    if len(question.question.strip()) > MAX_QUESTION_CHARS:
+        raise ValidationError(
+            f"{where}{question.question[:60]!r}… is longer than the {MAX_QUESTION_CHARS:,} characters a question may"
+            " have"
+        )
+
+
 def _validated(*, text: str, expected: list[dict], facts: list[str], unanswerable: bool) -> EvalQuestion:
     try:
-        return EvalQuestion(
+        validated = EvalQuestion(
             question=text.strip(),
             expected=tuple(
                 ExpectedSpan(document=e["document"].strip(), span=e["span"].strip())
@@ -98,6 +114,8 @@ def _validated(*, text: str, expected: list[dict], facts: list[str], unanswerabl
         )
     except SetFormatError as error:
         raise ValidationError(str(error)) from None
+    _refuse_longer_than_asked(validated)
+    return validated
 
 
 @transaction.atomic
@@ -167,6 +185,7 @@ def questions_of_file(*, filename: str, data: bytes) -> list[EvalQuestion]:
     seen: set[str] = set()
     for question in questions:
         _refuse_unstorable(filename, question)
+        _refuse_longer_than_asked(question, where=f"{filename}: ")
         if question.question.strip() in seen:
             raise ValidationError(f"{filename}: the question {question.question!r} appears twice")
         seen.add(question.question.strip())

@@ -82,7 +82,13 @@ def test_a_csv_file_groups_a_question_s_rows_and_replace_removes_what_the_file_l
         ("set.xlsx", b"PK\x03\x04", "a .csv or .jsonl file"),
         ("twice.jsonl", GOOD_JSONL + GOOD_JSONL.splitlines(keepends=True)[1], "appears twice"),
         ("empty.jsonl", b"\n\n", "no questions"),
-        ("typed.jsonl", b'{"question": 1, "unanswerable": true}\n', "wrong type"),
+        ("typed.jsonl", b'{"question": 1, "unanswerable": true}\n', "line 1: the question is int, not text"),
+        ("fact.jsonl", b'{"question": "q", "unanswerable": true, "facts": [1]}\n', "line 1: a fact is int, not"),
+        ("facts.jsonl", b'{"question": "q", "unanswerable": true, "facts": "abc"}\n', "line 1: facts is str, not a"),
+        ("span.jsonl", b'{"question": "q", "expected": [{"document": "a.md", "span": null}]}\n', "a span is NoneType"),
+        ("flag.jsonl", b'{"question": "q", "unanswerable": "no"}\n', "line 1: unanswerable is str, not true or"),
+        ("row.jsonl", b'["q"]\n', "line 1: a field has the wrong type"),
+        ("long.jsonl", b'{"question": "' + b"why " * 600 + b'", "unanswerable": true}\n', "longer than the 2,000"),
         ("deep.jsonl", b"[" * 100_000 + b"\n", "line 1: nested too deep"),  # deeper than the parser's stack
         ("long.csv", b"question,document,span\nq," + b"x" * 200_000 + b",y\n", "line 2: field larger than"),
         ("nul.csv", b"question,document,span\nq\x00?,contract.md,text\n", "holds a NUL character"),
@@ -143,6 +149,22 @@ def test_a_question_needs_expected_passages_or_to_be_unanswerable_and_is_not_ask
     evaluation_question_delete(acting_user=admin, question=question)
     assert not EvaluationQuestion.objects.exists()
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.EVALUATION_QUESTION_DELETED).exists()
+
+
+def test_a_question_as_long_as_an_employee_may_ask_is_kept_in_any_script_and_a_longer_one_refused(legal):
+    _, admin, evaluation_set = legal
+    longest = "".join(chr(0x4E00 + n) for n in range(2000))  # 6,000 bytes that do not compress: past a B-tree entry
+    expected = [{"document": "a.md", "span": "so"}]
+
+    question = evaluation_question_add(
+        acting_user=admin, evaluation_set=evaluation_set, text=longest, expected=expected
+    )
+    with pytest.raises(ValidationError, match="already has this question"):
+        evaluation_question_add(acting_user=admin, evaluation_set=evaluation_set, text=longest, expected=expected)
+    with pytest.raises(ValidationError, match="longer than the 2,000 characters"):
+        evaluation_question_add(acting_user=admin, evaluation_set=evaluation_set, text=longest + "?", expected=expected)
+
+    assert list(evaluation_set.questions.all()) == [question]
 
 
 def test_only_admins_of_the_set_s_department_or_above_and_superusers_may_change_or_run_it(legal):
