@@ -334,6 +334,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("KB_TR
 # The browsers' public HSTS preload list is for public domains; an intranet host does not belong on it.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SESSION_COOKIE_AGE = env.int("KB_SESSION_HOURS", default=8) * 3600
+SESSION_ENGINE = "kb.platform.sessions"
 CSRF_COOKIE_HTTPONLY = True  # pages send the token from the page itself (base.html's hx-headers), never the cookie
 
 # Content-Security-Policy (django-csp): scripts, styles, fonts, workers and connections from the app itself only; no

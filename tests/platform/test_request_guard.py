@@ -184,7 +184,11 @@ def test_a_session_cookie_that_names_no_logged_in_session_is_anonymous():
     anonymous_session = SessionStore()
     anonymous_session["seen"] = True
     anonymous_session.create()
-    for key in ("made-up-key-0123456789abcdefghij", anonymous_session.session_key):
+    for key in (
+        "made-up-key-0123456789abcdefghij",
+        '"\\000\\000\\000\\000\\000\\000\\000\\000"',
+        anonymous_session.session_key,
+    ):
         body = Body(MB)
         status, _, _ = _call(
             RequestGuard(recorder),
