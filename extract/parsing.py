@@ -6,6 +6,7 @@ line. Sections are contiguous spans of that text, so chunk offsets point straigh
 """
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
@@ -47,6 +48,21 @@ def _decode(data: bytes) -> str:
 
 
 def parse_document(*, data: bytes, filename: str) -> ParsedDocument:
+    return _without_nul_characters(_parsed(data=data, filename=filename))
+
+
+def _without_nul_characters(parsed: ParsedDocument) -> ParsedDocument:
+    """A NUL past the first 8 KiB (a log's padding after a crash, a PDF's or an e-mail header's text) would fail the
+    passages' insert, as PostgreSQL text holds none: each becomes a space, which keeps every offset into the text."""
+    return replace(
+        parsed,
+        title=parsed.title.replace("\x00", " "),
+        text=parsed.text.replace("\x00", " "),
+        sections=[replace(section, heading=section.heading.replace("\x00", " ")) for section in parsed.sections],
+    )
+
+
+def _parsed(*, data: bytes, filename: str) -> ParsedDocument:
     kind = file_kind(filename)
     if kind in OFFICE_KINDS:  # binary formats, never decoded as text here; `unstructured` loads on the first one
         return parse_office_document(data=data, filename=filename, kind=kind)

@@ -179,6 +179,37 @@ def test_running_ingest_again_replaces_chunks_without_duplicates(collection):
     assert sorted(chunks.values_list("ordinal", flat=True)) == list(range(len(first_ids)))
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        # A log that a crash padded with NULs, as syslog files often are, and went on after the restart.
+        (
+            "auth.log",
+            b"".join(
+                b"Mar  3 10:%02d:00 web1 sshd[812]: Failed password for root from 192.0.2.7 port 22\n" % (n % 60)
+                for n in range(200)
+            )
+            + b"\x00" * 512
+            + b"Mar  3 11:00:00 web1 sshd[901]: Accepted password for alice from 192.0.2.8 port 22\n",
+        ),
+        (
+            "notes.md",
+            b"# Notes\n" + b"Expense claims close on the 5th. " * 300 + b"\n## Late\x00 claims\nAsk finance.\n",
+        ),
+    ],
+    ids=["log padded after a crash", "markdown heading"],
+)
+def test_a_nul_past_the_binary_check_is_read_as_a_space_and_the_file_ingested(collection, name, content):
+    assert b"\x00" not in content[:8192]
+
+    document = ingested_document(collection=collection, name=name, content=content)
+
+    assert document.current_version.status == DocumentVersion.Status.READY
+    chunks = Chunk.objects.filter(document=document)
+    assert chunks.exists() and not any("\x00" in chunk.text + chunk.heading for chunk in chunks)
+    assert any(word in chunk.text for chunk in chunks for word in ("alice", "Ask finance"))
+
+
 def test_a_corrupt_file_fails_alone_with_its_reason_and_can_be_retried(collection, admin):
     broken = upload(user=admin, collection=collection, name="broken.txt", content=b"\xff\xfe\x00\x01binary\x00")
     fine = upload(user=admin, collection=collection, name="fine.txt", content=b"Expense claims close on the 5th.")
