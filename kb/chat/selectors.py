@@ -8,10 +8,11 @@ from kb.chat.models import Conversation, Question
 
 
 def question_get_for_asker(*, user: User, question_id: int) -> Question:
-    """The question, for the one who asked it only: anyone else gets the same 404 as for a question that never was."""
+    """The question, for the one who asked it only and until they delete its conversation: anyone else, and its asker
+    after deleting it, get the same 404 as for a question that never was (conversation_get_for_owner)."""
     question = (
         Question.objects.select_related("conversation", "query_record")
-        .filter(pk=question_id, conversation__user_id=user.pk)
+        .filter(pk=question_id, conversation__user_id=user.pk, conversation__hidden_at=None)
         .first()
     )
     if question is None:

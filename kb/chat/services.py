@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ REWRITE_PROMPT = (
 )
 # Qwen3.5's recommended sampling for quick (non-thinking) mode, short: the rewrite is one question.
 REWRITE_PARAMS = GenerationParams(temperature=0.7, top_p=0.8, top_k=20, max_tokens=100)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,10 @@ async def answer_events(
         error = "the client went away before the answer was complete"
         outcome = "client_gone"
         raise
+    except Exception:
+        # An error nobody foresaw: on record as a failure (not as an empty answer) and the stream still closes.
+        logger.exception("answering %r failed", ask.recorded_as)
+        error = "an internal error stopped the answer (logged for the administrators)"
     finally:
         stopped.cancel()
         ANSWERS.labels(outcome=outcome).inc()

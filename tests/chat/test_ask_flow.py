@@ -132,6 +132,49 @@ def test_a_question_that_waits_past_the_limit_is_told_busy_and_answered_on_retry
     assert question.state == Question.State.ANSWERED and question.query_record.pk != busy.pk
 
 
+class _FailsAfterTheFirstTokens:
+    """The real route, with a fault no one foresaw (a bug, not an engine's failure) after its first tokens."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    async def stream_chat(self, *args, **kwargs):
+        tokens = 0
+        async for delta in self._backend.stream_chat(*args, **kwargs):
+            yield delta
+            tokens += bool(delta.text)
+            if tokens == 3:
+                raise RuntimeError("a fault no one foresaw")
+
+
+def test_an_unforeseen_fault_mid_answer_is_recorded_as_a_failure_and_the_stream_still_closes(engineering, caplog):
+    department, *_ = engineering
+    alice = make_user(department=department)
+    question = question_create(acting_user=alice, text=QUESTION)
+
+    async def run():
+        events = [
+            event
+            async for event in answer_stream(
+                user=alice, question=question, backend=_FailsAfterTheFirstTokens(answer_backend())
+            )
+        ]
+        await sync_to_async(connections.close_all)()
+        return events
+
+    events = asyncio.run(run())
+
+    assert [event.kind for event in events].count("token") == 3 and events[-1].kind == "done"
+    record = QueryRecord.objects.get()
+    assert "internal error" in record.error and record.answer == events[-1].text
+    question.refresh_from_db()
+    assert question.state == Question.State.FAILED and question.query_record == record
+    assert "a fault no one foresaw" in caplog.text  # the traceback is for the administrators, not the asker
+
+
 def test_a_follow_up_searches_with_the_question_before_and_carries_the_earlier_turn(engineering):
     department, *_ = engineering
     alice = make_user(department=department)

@@ -12,7 +12,12 @@ from django.urls import reverse
 from kb.audit.models import AuditEvent, QueryRecord
 from kb.audit.services import query_record_create
 from kb.chat.models import Conversation, Question
-from kb.chat.selectors import conversation_get_for_owner, conversation_questions_for_owner, conversations_of_user
+from kb.chat.selectors import (
+    conversation_get_for_owner,
+    conversation_questions_for_owner,
+    conversations_of_user,
+    question_get_for_asker,
+)
 from kb.chat.services import conversation_delete, conversation_rename, question_create, question_finish
 from tests.factories import make_user
 
@@ -193,6 +198,9 @@ def test_deleting_hides_the_conversation_and_keeps_its_questions_and_their_recor
         conversation_delete(acting_user=alice, conversation_id=conversation.pk)
     with pytest.raises(Http404):
         conversation_rename(acting_user=alice, conversation_id=conversation.pk, title="Back")
+    for question in (first, follow_up):  # nor are its questions shown by their own addresses
+        with pytest.raises(Http404):
+            question_get_for_asker(user=alice, question_id=question.pk)
 
 
 def test_a_question_sent_to_a_deleted_conversation_starts_a_new_one():

@@ -131,6 +131,20 @@ def test_a_stream_opened_while_the_answer_is_being_written_does_not_ask_twice(en
     assert not QueryRecord.objects.exists()
 
 
+def test_an_answer_the_retention_period_removed_says_so_instead_of_being_answered_elsewhere():
+    alice = make_user(department=make_department("Field service"))
+    question = question_create(acting_user=alice, text="How do I connect to the office VPN?")
+    answer_recorded(question=question, answer="Install WireGuard.")
+    Question.objects.filter(pk=question.pk).update(query_record=None)  # what the purge's ON DELETE SET NULL leaves
+
+    status, replayed = _stream(alice, question.pk)
+
+    assert status == 200 and "no longer kept" in replayed and "another window" not in replayed
+    client = Client()
+    client.force_login(alice)
+    assert "no longer kept" in client.get(reverse("chat:question", args=[question.pk])).content.decode()
+
+
 def test_someone_else_s_question_is_not_found_and_not_answered(engineering):
     alice = make_user(department=engineering)
     mallory = make_user(department=engineering)
