@@ -166,6 +166,8 @@ def chat_ask(request: HttpRequest) -> HttpResponse:
 
     When no model can take it now, nothing is stored: 503 at once, and the form keeps the question for a retry."""
     context = {"max_question_chars": MAX_QUESTION_CHARS}
+    if not request.htmx:  # the whole page (no JavaScript): its scope choices and conversations as well
+        context.update(_ask_form_context(request.user), conversations=conversations_of_user(user=request.user))
     try:
         if not answering_model().can_take_question:
             return _busy_response(request, context, "Every model is busy with other questions.")

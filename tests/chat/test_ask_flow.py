@@ -107,6 +107,23 @@ def test_when_every_model_is_busy_the_ask_is_refused_at_once_and_nothing_is_stor
     assert not Question.objects.exists() and not QueryRecord.objects.exists()
 
 
+def test_without_javascript_the_busy_page_is_whole_and_keeps_the_question_for_a_retry(engineering, route):
+    department, faq, *_ = engineering
+    client = Client()
+    client.force_login(make_user(department=department))
+    route.running = route.limits.max_running
+    route.limits = RouteLimits(max_running=1, max_queued=0)
+    try:
+        response = client.post(reverse("chat:ask"), {"question": QUESTION, "collection": faq.pk})
+    finally:
+        route.running = 0
+
+    body = response.content.decode()
+    assert response.status_code == 503 and "Your question was not sent." in body
+    assert f'name="question" value="{QUESTION}"' in body and f'name="collection" value="{faq.pk}"' in body
+    assert faq.name in body and "Conversations" in body  # the page around it: its scope choices and conversations
+
+
 def test_a_question_that_waits_past_the_limit_is_told_busy_and_answered_on_retry(engineering, route):
     department, *_ = engineering
     alice = make_user(department=department)
