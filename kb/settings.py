@@ -110,7 +110,8 @@ if not DATABASE_URL:
         }
     }
 else:
-    _default_broker_url = "redis://127.0.0.1:6379/0"
+    # The same PostgreSQL, as the same database user: never an unauthenticated local Redis by default.
+    _default_broker_url = "sqla+postgresql+psycopg://" + DATABASE_URL.split("://", 1)[-1]
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -170,8 +171,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# Celery: the default broker lives in the embedded PostgreSQL, so no extra server is needed.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_default_broker_url)
+# Celery: the default broker lives in the database's PostgreSQL (kombu's SQLAlchemy transport), so no extra server is
+# needed; an empty CELERY_BROKER_URL means that default too.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or _default_broker_url
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 # A document's task is acknowledged only when done, so a killed worker's document is picked up again.

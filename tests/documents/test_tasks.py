@@ -86,12 +86,22 @@ def test_redis_broker_carries_ingestion_when_configured(tmp_path):
         socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
     except OSError:
         pytest.skip("no Redis server on 127.0.0.1:6379 (Redis is optional; the embedded broker is the default)")
+    _ingested_through_a_worker(tmp_path, broker_url=REDIS_URL)
+
+
+def test_with_a_database_url_and_no_broker_url_the_database_s_postgresql_carries_ingestion(tmp_path):
+    _ingested_through_a_worker(tmp_path, broker_url="")  # as a deployment that sets DATABASE_URL alone
+
+    assert "kombu_queue" in connection.introspection.table_names()  # kombu's own tables, beside the app's
+
+
+def _ingested_through_a_worker(tmp_path: Path, *, broker_url: str) -> None:
     department = make_department()
     admin = make_user(department=department, admin=True)
     collection = make_collection(owner=department)
     # Both the uploading process and the worker get CELERY_BROKER_URL, as a deployment would.
     environment = app_process_environment(
-        database_url=database_url_for_app_processes(), broker_url=REDIS_URL, media_root=tmp_path / "media"
+        database_url=database_url_for_app_processes(), broker_url=broker_url, media_root=tmp_path / "media"
     )
     worker = start_worker(environment, tmp_path / "worker.log")
     note = tmp_path / "leave.md"
