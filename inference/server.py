@@ -188,7 +188,7 @@ def _refusing_bad_requests(handler):
     async def checked(state: ServerState, request: Request) -> Response:
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             return _error(400, "the request body must be JSON", "invalid_request")
         if not isinstance(body, dict):
             return _error(400, "the request body must be a JSON object", "invalid_request")
@@ -196,7 +196,7 @@ def _refusing_bad_requests(handler):
             return await handler(state, body)
         except UnknownModel as error:
             return _error(404, str(error), "model_not_found")
-        except (_InvalidRequest, TypeError, ValueError) as error:
+        except (_InvalidRequest, TypeError, ValueError, OverflowError) as error:  # OverflowError: int(1e400)
             return _error(400, f"invalid request: {error}", "invalid_request")
 
     return checked
@@ -207,6 +207,8 @@ async def _tokenize(state: ServerState, body: dict[str, Any]) -> JSONResponse:
     routed = state.router.model_named(body.get("model") or state.router.models[0].name)
     if routed.engine is None:
         return _error(503, f"{routed.name} is {routed.unavailable_reason()}", "unavailable")
+    if not isinstance(body.get("prompt", ""), str):
+        raise _InvalidRequest("prompt must be one string")
     count = routed.engine.count_tokens(body.get("prompt", ""))
     return JSONResponse({"count": count, "max_model_len": routed.engine.info.context_length})
 
@@ -221,7 +223,7 @@ def _params(body: dict[str, Any]) -> GenerationParams:
         max_tokens=int(body.get("max_tokens", defaults.max_tokens)),
         repetition_penalty=float(body.get("repetition_penalty", defaults.repetition_penalty)),
         seed=body.get("seed"),
-        stop=(stop,) if isinstance(stop, str) else tuple(stop),
+        stop=(stop,) if isinstance(stop, str) else tuple(stop) if isinstance(stop, list) else stop,
     )
 
 
@@ -239,7 +241,10 @@ async def _chat_completions(state: ServerState, body: dict[str, Any]) -> Respons
     if not isinstance(messages, list) or not messages:
         raise _InvalidRequest("messages must be a non-empty list")
     model = body.get("model") or "auto"
-    enable_thinking = bool((body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
+    template_options = body.get("chat_template_kwargs") or {}
+    if not isinstance(template_options, dict):
+        raise _InvalidRequest("chat_template_kwargs must be an object")
+    enable_thinking = bool(template_options.get("enable_thinking", False))
     deltas = state.router.stream_chat(
         messages, _params(body), enable_thinking=enable_thinking, start_at=None if model == "auto" else model
     )

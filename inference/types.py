@@ -1,3 +1,4 @@
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -13,6 +14,23 @@ class GenerationParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Types are checked where a request is made: a wrong one met inside an engine's generation thread reads as
+        # the model failing, which takes it out of the route for everyone. Ranges are each engine's to check.
+        for name in ("temperature", "top_p", "repetition_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+        for name in ("top_k", "max_tokens"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number, not {getattr(self, name)!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32
+        ):
+            raise ValueError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
+        if not isinstance(self.stop, tuple) or not all(isinstance(text, str) for text in self.stop):
+            raise ValueError(f"stop must be texts, not {self.stop!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

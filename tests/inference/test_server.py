@@ -149,6 +149,9 @@ def test_sigterm_lets_a_running_answer_finish_then_exits_cleanly(tmp_path):
     running.assert_shut_down_cleanly()
 
 
+HI = b'{"messages": [{"role": "user", "content": "Hi"}]}'
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "reason"),
     [
@@ -169,6 +172,14 @@ def test_sigterm_lets_a_running_answer_finish_then_exits_cleanly(tmp_path):
         ),
         ("/v1/completions", b'{"prompt": ["a", "b"], "model": "smollm2-135m"}', 400, "one string"),
         ("/tokenize", b'{"prompt": "hello", "model": "gpt-9"}', 404, "no model named"),
+        ("/tokenize", b'{"prompt": ["a"]}', 400, "one string"),
+        ("/v1/chat/completions", b"[" * 100_000, 400, "must be JSON"),  # deeper than the parser's stack
+        ("/v1/chat/completions", HI[:-1] + b', "max_tokens": 1e400}', 400, "invalid request"),
+        ("/v1/chat/completions", HI[:-1] + b', "chat_template_kwargs": "x"}', 400, "must be an object"),
+        # Met inside the engine's thread these read as the model failing, which took it out of the route.
+        ("/v1/chat/completions", HI[:-1] + b', "stop": [1]}', 400, "stop must be texts"),
+        ("/v1/chat/completions", HI[:-1] + b', "seed": "x"}', 400, "seed must be a whole number"),
+        ("/v1/chat/completions", HI[:-1] + b', "seed": 1099511627776}', 400, "seed must be a whole number"),
     ],
 )
 def test_bad_requests_get_a_status_and_a_reason_and_the_server_keeps_serving(server, path, body, status, reason):
@@ -177,6 +188,8 @@ def test_bad_requests_get_a_status_and_a_reason_and_the_server_keeps_serving(ser
     assert refused.value.code == status
     assert reason in json.loads(refused.value.read())["error"]["message"]
     assert server.get("/ready")[0] == 200
+    with server.post("/v1/chat/completions", HI[:-1] + b', "max_tokens": 2}', timeout=60) as answered:
+        assert json.loads(answered.read())["choices"]  # the model is still in the route
 
 
 def test_a_route_naming_an_unknown_model_stops_the_server_with_the_reason(tmp_path):
