@@ -22,7 +22,13 @@ def extract_email_attachments(data: bytes) -> list[tuple[str, bytes]]:
 
     An attached (forwarded) message is one attachment, an .eml file, whose own attachments are its business.
     """
-    message = email.message_from_bytes(data, policy=email.policy.default)
+    try:
+        return _attachments_of(email.message_from_bytes(data, policy=email.policy.default))
+    except RecursionError:  # parts nested deeper than the standard library's parser and walk can follow
+        raise DocumentRejected("its parts are nested too deeply to take its attachments out") from None
+
+
+def _attachments_of(message: EmailMessage) -> list[tuple[str, bytes]]:
     attachments: list[tuple[str, bytes]] = []
     inside_attached_message: set[int] = set()
     for part in message.walk():

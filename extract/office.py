@@ -208,7 +208,10 @@ def _check_container(data: bytes, kind: str) -> None:
 def _as_utf8(data: bytes, label: str) -> str:
     """Text as it is most likely meant: UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252."""
     if data.startswith(_UTF16_BOMS):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as error:  # an odd number of bytes, a lone surrogate
+            raise DocumentRejected(f"the {label} says it is UTF-16 but is not ({error.reason})") from None
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
@@ -226,7 +229,10 @@ def _normalized_csv(text: str) -> bytes:
         dialect = csv.excel
     if dialect.delimiter not in ",;\t|":  # the sniffer can settle on a letter in one-column files
         dialect = csv.excel
-    rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+    except csv.Error as error:  # a field past the csv module's limit, a stray quote in strict dialects
+        raise DocumentRejected(f"the CSV cannot be read: {error}") from None
     if not rows:
         raise DocumentRejected("no text found in the CSV")
     # A one-column file gets an empty second column: unstructured would otherwise guess its delimiter from the first

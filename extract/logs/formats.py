@@ -94,7 +94,7 @@ def _parse_rfc3164(line: str) -> Head | None:
             continue
         level = tail["level"] or ""
         severity = _syslog_pri_severity(stamp["pri"]) or (
-            severity_number(int(level)) if level.isdigit() else severity_word(level)
+            severity_number(int(level)) if _is_small_whole_number(level) else severity_word(level)
         )
         return Head(
             parse_stamp(stamp.groupdict()), tail["host"], tail["tag"], severity, tail["message"], pid=tail["pid"]
@@ -150,14 +150,21 @@ def _parse_access(line: str) -> Head | None:
 
 
 def _json_stamp(value: object) -> Stamp | None:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _is_small_whole_number(value):
         value = int(value)
     if isinstance(value, (int, float)) and 0 < value < 1e20:
         # seconds, milliseconds, microseconds (journald) or nanoseconds, told apart by magnitude
-        scale = next(scale for scale in (1, 1e3, 1e6, 1e9) if value / scale < 1e11)
+        scale = next((scale for scale in (1, 1e3, 1e6, 1e9) if value / scale < 1e11), None)
+        if scale is None:  # just under 1e20 nanoseconds, where float division rounds up to 1e11
+            return None
         moment = datetime.fromtimestamp(value / scale, UTC)
         return Stamp(moment.year, moment.month, moment.day, moment.timetz().replace(tzinfo=None), UTC)
     return stamp_of_text(value) if isinstance(value, str) else None
+
+
+def _is_small_whole_number(text: str) -> bool:
+    """Digits int() reads ("²" is a digit it does not), few enough that it reads them at all (4,300 at most)."""
+    return text.isdecimal() and len(text) <= 20
 
 
 def _lookup(record: dict, key: str) -> object:
@@ -180,13 +187,13 @@ def _parse_jsonl(line: str) -> Head | None:
         return None
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None
     stamp = _json_stamp(_first_value(record, _JSON_TIME_KEYS)) if isinstance(record, dict) else None
     if stamp is None:
         return None
     level = _first_value(record, _JSON_LEVEL_KEYS)
-    if isinstance(level, str) and level.isdigit():
+    if isinstance(level, str) and _is_small_whole_number(level):
         level = int(level)
     message = _first_value(record, _JSON_MESSAGE_KEYS)
     host, program = _first_value(record, _JSON_HOST_KEYS), _first_value(record, _JSON_PROGRAM_KEYS)

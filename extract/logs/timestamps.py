@@ -98,6 +98,12 @@ def _fraction(digits: str | None) -> int:
     return int((digits or "0")[:6].ljust(6, "0"))
 
 
+def _month_number(abbreviation: str) -> int:
+    """By the patterns' own case-insensitive matching, under which "ſep" (long s) is "sep" though it lower-cases to
+    itself."""
+    return next(number for number, month in enumerate(_MONTHS, 1) if re.fullmatch(month, abbreviation, re.IGNORECASE))
+
+
 def parse_stamp(fields: dict[str, str | None]) -> Stamp:
     if fields.get("epoch") or fields.get("tai"):
         seconds = int(fields["epoch"]) if fields.get("epoch") else int(fields["tai"], 16) - 2**62
@@ -112,7 +118,7 @@ def parse_stamp(fields: dict[str, str | None]) -> Stamp:
         year = 2000 + int(fields["y"])
     month = int(fields["m"]) if fields.get("m") else None
     if fields.get("b"):
-        month = _MONTHS.index(fields["b"][:3].lower()) + 1
+        month = _month_number(fields["b"][:3])
     day = int(fields["d"]) if fields.get("d") else None
     return Stamp(int(year) if year else None, month, day, clock, _zone(fields.get("z") or fields.get("zp")))
 

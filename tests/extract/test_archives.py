@@ -149,6 +149,20 @@ def test_an_email_attachment_name_loses_the_control_characters_its_header_encode
     assert sorted(v.document.original_name for v in result.accepted) == ["minutes.eml", "minutes.eml/minutes.md"]
 
 
+def test_an_email_nested_too_deeply_is_kept_and_says_why_its_attachments_are_not(admin_and_collection):
+    depth = 1500  # multiparts inside multiparts, past the standard library's recursion
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{n}"\n\n--b{n}\n' for n in range(depth))
+    closing = "".join(f"\n--b{n}--\n" for n in reversed(range(depth)))
+    raw = f"Subject: Forwarded many times\n{opening}Content-Type: text/plain\n\nThe innermost words.{closing}".encode()
+
+    result = _upload(admin_and_collection, "deep.eml", raw)
+
+    assert [v.document.original_name for v in result.accepted] == ["deep.eml"]
+    assert result.rejected == [
+        "deep.eml: attachments not added: its parts are nested too deeply to take its attachments out"
+    ]
+
+
 def test_a_file_that_trips_an_unforeseen_error_fails_alone_and_the_batch_is_still_recorded(
     admin_and_collection, monkeypatch
 ):

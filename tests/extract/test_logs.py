@@ -2,6 +2,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.log_parsing_accuracy import FAIL2BAN_LOGS, FAIL2BAN_NOW, FAIL2BAN_ZONE, load_sample, measure
 from extract.logs import detect_log_format, log_windows, parse_log
@@ -617,3 +619,31 @@ def test_fail2ban_labelled_times_are_read_exactly(fail2ban_logs):
 def test_fail2ban_test_zone_follows_its_posix_rule(wall, offset_hours):
     assert wall.replace(tzinfo=FAIL2BAN_ZONE).utcoffset() == timedelta(hours=offset_hours)
     assert FAIL2BAN_NOW == datetime(2005, 8, 14, 12, tzinfo=FAIL2BAN_ZONE)  # fail2ban's TEST_NOW
+
+
+# Lines shaped like each format's head, with odd values in their fields: what an uploaded log may hold anywhere.
+_ODD_VALUES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["ſep", "²", "٣", "99999999999999999999", "1" * 5000, "Feb 30", "99999", "-1", "1e400", "null"]),
+)
+_LOG_LINES = st.one_of(
+    st.builds("{} 12 10:00:00 {} sshd[{}]: {}".format, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES),
+    st.builds('{{"time": "{}", "level": "{}", "msg": "{}"}}'.format, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES),
+    st.builds('{{"time": {}, "level": {}}}'.format, st.integers(), st.integers()),
+    st.builds("<{}>1 {}T10:00:00Z {} app - - - {}".format, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES),
+    st.builds("[{}] [{}:{}] [pid {}] {}".format, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES, _ODD_VALUES),
+    st.text(max_size=80),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_LOG_LINES, min_size=1, max_size=12))
+def test_no_line_an_uploaded_log_may_hold_stops_detection_parsing_or_windows(lines):
+    text = "\n".join(lines)
+
+    log_format = detect_log_format(text)
+    records = parse_log(text, log_format=log_format, now=datetime(2026, 12, 4, tzinfo=UTC))
+    windows = log_windows(records, count_tokens=lambda part: len(part.split()), max_tokens=200)
+
+    assert all(record.text.strip() for record in records)
+    assert sum(window.record_count for window in windows) == len(records)  # every record in one window

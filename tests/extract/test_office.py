@@ -394,6 +394,16 @@ BAD_FILES = {
     "empty CSV": ("empty.csv", lambda ctx: b"", "^the CSV is empty$"),
     "CSV of blank lines": ("blank.csv", lambda ctx: b"\n\n\r\n", "^the CSV is empty$"),
     "PNG named .csv": ("photo.csv", lambda ctx: PNG, "^the file is not a valid CSV \\(it is a PNG image\\)$"),
+    "UTF-16 CSV of an odd length": (
+        "odd.csv",
+        lambda ctx: b"\xff\xfea\x00,\x00b\x00\n",
+        "^the CSV says it is UTF-16 but is not \\(truncated data\\)$",
+    ),
+    "reStructuredText with a lone surrogate": (
+        "notes.rst",
+        lambda ctx: "Title\n=====\n".encode("utf-16-le").join([b"\xff\xfe", b"\x00\xd8"]),
+        "^the reStructuredText file says it is UTF-16 but is not",
+    ),
     "garbage named .odt": (
         "notes.odt",
         lambda ctx: b"PK\x03\x04" + bytes(range(256)) * 4,
@@ -415,6 +425,16 @@ def test_unusable_files_are_rejected_with_a_short_reason(case, faq, faq_sections
 
     with pytest.raises(DocumentRejected, match=reason):
         parse_document(data=data, filename=filename)
+
+
+def test_a_csv_field_past_the_csv_module_s_limit_is_refused_with_the_reason():
+    # The module's default limit, in force in a worker until unstructured, imported on the first office file, lifts it.
+    previous = csv.field_size_limit(131_072)
+    try:
+        with pytest.raises(DocumentRejected, match="^the CSV cannot be read: field larger than field limit"):
+            parse_document(data=b"a,b\n" + b'"' + b"x" * 200_000 + b'",y\n', filename="huge.csv")
+    finally:
+        csv.field_size_limit(previous)
 
 
 def test_pdf_without_text_asks_for_ocr_where_tesseract_is_missing(monkeypatch):

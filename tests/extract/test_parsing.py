@@ -14,6 +14,29 @@ def test_markdown_sections_follow_headings_and_cover_the_text():
     assert text[parsed.sections[2].start : parsed.sections[2].end].startswith("## Travel")
 
 
+@pytest.mark.parametrize(
+    ("line", "heading"),
+    [
+        ("## Travel ##", "Travel"),
+        ("# C#", "C#"),
+        ("#   Spaced   out  ", "Spaced   out"),
+        ("# a" + " " * 3000 + "b", "a" + " " * 3000 + "b"),
+        ("### ###", "###"),
+    ],
+    ids=["closing hashes", "a hash in the text", "spaces around", "a long run of spaces", "hashes only"],
+)
+def test_a_markdown_heading_is_its_text_without_the_closing_hashes(line, heading):
+    parsed = parse_document(data=f"Intro.\n{line}\nBody.\n".encode(), filename="notes.md")
+
+    assert [section.heading for section in parsed.sections] == ["notes", heading]
+
+
+def test_a_hash_alone_on_its_line_is_no_heading_of_the_next_line():
+    parsed = parse_document(data=b"Intro.\n#\nNot a heading.\n", filename="notes.md")
+
+    assert [section.heading for section in parsed.sections] == ["notes"]
+
+
 def test_python_docs_html_keeps_main_text_and_headings_but_not_navigation(python_docs):
     parsed = parse_document(data=(python_docs / "faq" / "design.html").read_bytes(), filename="design.html")
 

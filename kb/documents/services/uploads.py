@@ -74,7 +74,12 @@ def upload_batch(*, acting_user: User, collection: Collection, files: Iterable[F
         if is_email(name):
             add(name, data)
             # Attachments become documents of their own, named under the mail they came with.
-            for attachment_name, attachment in extract_email_attachments(data):
+            try:
+                attachments = extract_email_attachments(data)
+            except DocumentRejected as error:
+                result.rejected.append(f"{name}: attachments not added: {error}")
+                attachments = []
+            for attachment_name, attachment in attachments:
                 add(f"{name}/{attachment_name}", attachment)
         elif not is_archive(name):
             add(name, data)
