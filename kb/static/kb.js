@@ -33,7 +33,9 @@
 // script in the page itself.
 document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.detail.elt;
-  if (event.detail.successful && form.matches("form[data-reset-on-success]")) form.querySelector("[name=question]").value = "";
+  // Refusals (4xx) are swapped in like answers (base.html's responseHandling), so htmx counts them successful too.
+  const taken = event.detail.successful && event.detail.xhr.status < 400;
+  if (taken && form.matches("form[data-reset-on-success]")) form.querySelector("[name=question]").value = "";
 });
 
 // The transcript is an aria-live region: while an answer streams in token by token it is marked busy, so that a

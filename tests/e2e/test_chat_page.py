@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from kb.audit.models import QueryRecord
+from kb.audit.models import QueryFeedback, QueryRecord
 from kb.chat.models import Question
 from tests.e2e.pages import log_in
 from tests.factories import answer_recorded, ingested_document, make_collection, make_department, make_user
@@ -39,6 +39,28 @@ def test_asking_on_a_phone_width_screen_stays_within_the_screen(live_stack, brow
     sync_api.expect(answered.get_by_role("button", name="Helpful", exact=True)).to_be_visible()
     assert answered.bounding_box()["x"] + answered.bounding_box()["width"] <= PHONE["width"]
     assert not _overflows_sideways(page)
+
+
+def test_enter_in_the_feedback_comment_rates_nothing_and_a_refused_question_stays_in_its_box(live_stack, browser):
+    make_user(department=make_department("Field service"), username="dave")
+    page = log_in(browser, live_stack["url"], "dave")
+    page.get_by_label("Question").fill("Where is the VPN handbook?")
+    page.get_by_role("button", name="Ask").click()
+    answered = page.locator(".exchange.done")
+    sync_api.expect(answered).to_be_visible(timeout=60_000)
+
+    answered.get_by_label("Comment").fill("this is wrong")
+    answered.get_by_label("Comment").press("Enter")
+    page.wait_for_timeout(1000)  # time for a submission, were one made
+    assert not QueryFeedback.objects.exists()  # Enter used to submit the first button: "Helpful"
+    answered.get_by_role("button", name="Not helpful", exact=True).click()
+    sync_api.expect(page.locator(".feedback-verdict")).to_contain_text("not helpful")
+    assert QueryFeedback.objects.get().comment == "this is wrong"
+
+    page.get_by_label("Question").fill("   ")  # the browser sends it (required is met), the server refuses it
+    page.get_by_role("button", name="Ask").click()
+    sync_api.expect(page.locator("#exchanges .error")).to_contain_text("Type a question first.")
+    assert page.get_by_label("Question").input_value() == "   "
 
 
 WIDE_CODE_ANSWER = (
