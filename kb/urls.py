@@ -21,5 +21,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler403 = "kb.platform.views.permission_denied"
+handler404 = "kb.platform.views.page_not_found"
+
 if settings.KB_OIDC_ENABLED:
     urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))

@@ -44,6 +44,10 @@ from kb.platform.views import render_after_change, render_page
 def _manageable_collections(request: HttpRequest):
     collections = collections_manageable_by(user=request.user)
     if not collections.exists():
+        if departments_administered_by(user=request.user).exists():
+            raise PermissionDenied("You manage no collection yet: create one on the Access page.")
+        if request.user.is_superuser:
+            raise PermissionDenied("There is no department yet: create one on the Organisation page first.")
         raise PermissionDenied("Only department admins can upload documents.")
     return collections
 
