@@ -83,11 +83,14 @@ def documents_upload(request: HttpRequest) -> HttpResponse:
     uploads = request.FILES.getlist("files")
     if collection is None or not uploads:
         problem = "Choose a collection you manage." if collection is None else "Choose at least one file."
-        return _render_workspace(request, status=400, rejected=[problem])
+        return _render_workspace(
+            request, status=400, rejected=[problem], upload_collection_id=collection.pk if collection else None
+        )
     result = upload_batch(acting_user=request.user, collection=collection, files=uploads)
     progress = upload_batch_progress_for_manager(user=request.user, batch_id=result.batch.pk)
     return _render_workspace(
         request,
+        upload_collection_id=collection.pk,
         status=200 if result.accepted or not result.rejected else 400,
         accepted=result.accepted,
         rejected=result.rejected,

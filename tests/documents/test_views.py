@@ -274,3 +274,20 @@ def test_the_upload_form_states_the_request_limit_and_carries_it_for_the_browser
     assert 'data-max-bytes="3145728"' in page  # kb.js checks the chosen files against it (tests/e2e/test_upload_limit)
     assert "at most 3.0 MB together" in page
     assert '<p id="upload-problem" class="error" role="alert" data-upload-problem hidden></p>' in page
+
+
+def _upload_select(page: str) -> str:
+    return re.search(r'<select name="collection" id="upload-collection".*?</select>', page, re.DOTALL).group(0)
+
+
+def test_the_upload_form_keeps_the_collection_last_uploaded_to(client, two_departments):
+    offered = re.findall(
+        r'<option value="(\d+)"', _upload_select(client.get(reverse("documents:page")).content.decode())
+    )
+    not_first = next(c for c in (two_departments["contracts"], two_departments["leads"]) if str(c.pk) != offered[0])
+
+    page = _upload(client, not_first, SimpleUploadedFile("notes.md", b"# Notes\nKept where they were sent.")).content
+    refused = _upload(client, not_first).content  # no file: refused, and still the same collection
+
+    for drawn in (page, refused):
+        assert re.search(rf'<option value="{not_first.pk}" selected>', _upload_select(drawn.decode()))
